@@ -1,0 +1,356 @@
+#include "proxy/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "tls/context.h"
+
+namespace dbward::proxy {
+namespace {
+
+// Thrown only inside this file, caught in ParseConfigText: yaml-cpp's own
+// exceptions and ours stop here and become a ConfigError.
+struct Failure {
+  Position pos;
+  std::string message;
+};
+
+Position PosOf(const YAML::Node& n) {
+  YAML::Mark m = n.Mark();
+  if (m.line < 0) return {};
+  return {m.line + 1, m.column + 1};
+}
+
+[[noreturn]] void Fail(const YAML::Node& n, const std::string& msg) { throw Failure{PosOf(n), msg}; }
+
+void CheckKeys(const YAML::Node& map, const std::string& where, const std::set<std::string>& allowed) {
+  if (!map.IsMap()) Fail(map, where + " must be a mapping");
+  for (const auto& kv : map) {
+    std::string key = kv.first.as<std::string>();
+    if (!allowed.count(key)) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      Fail(kv.first, "unknown key '" + key + "' in " + where + " (allowed: " + list + ")");
+    }
+  }
+}
+
+std::string Scalar(const YAML::Node& n, const std::string& what) {
+  if (!n.IsScalar()) Fail(n, what + " must be a string");
+  return n.Scalar();
+}
+
+std::string NonEmpty(const YAML::Node& n, const std::string& what) {
+  std::string s = Scalar(n, what);
+  if (s.empty()) Fail(n, what + " must not be empty");
+  return s;
+}
+
+uint64_t Duration(const YAML::Node& n, const std::string& what) {
+  uint64_t ms;
+  if (!n.IsScalar() || !ParseDuration(n.Scalar(), &ms)) {
+    Fail(n, what + " must be a duration such as 500ms, 10s, 5m or 1h");
+  }
+  return ms;
+}
+
+uint64_t Unsigned(const YAML::Node& n, const std::string& what, uint64_t lo, uint64_t hi) {
+  std::string s = Scalar(n, what);
+  uint64_t v = 0;
+  if (s.empty() || s.size() > 12) Fail(n, what + " must be a whole number");
+  for (char c : s) {
+    if (c < '0' || c > '9') Fail(n, what + " must be a whole number");
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (v < lo || v > hi) {
+    Fail(n, what + " must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+  }
+  return v;
+}
+
+std::string Resolve(const std::string& base_dir, const std::string& path) {
+  if (path.empty() || path[0] == '/' || base_dir.empty()) return path;
+  return base_dir + "/" + path;
+}
+
+uint16_t TlsVersion(const YAML::Node& n) {
+  uint16_t v;
+  if (!n.IsScalar() || !tls::ParseTlsVersion(n.Scalar(), &v)) {
+    Fail(n, "min_version must be \"1.2\" or \"1.3\" (older TLS versions are not offered)");
+  }
+  return v;
+}
+
+BackendTlsConfig ParseBackendTls(const YAML::Node& n, const std::string& dir) {
+  CheckKeys(n, "backend_tls",
+            {"verify", "ca_file", "server_name", "cert_file", "key_file", "key_password_file",
+             "min_version"});
+  BackendTlsConfig t;
+  t.pos = PosOf(n);
+  if (n["verify"]) {
+    std::string v = Scalar(n["verify"], "backend_tls.verify");
+    if (v == "full") {
+      t.full_verify = true;
+    } else if (v == "ca") {
+      t.full_verify = false;
+    } else {
+      Fail(n["verify"], "backend_tls.verify must be 'full' (chain and name) or 'ca' (chain only); "
+                        "verification cannot be turned off");
+    }
+  }
+  if (n["ca_file"]) {
+    t.ca_file = Resolve(dir, NonEmpty(n["ca_file"], "backend_tls.ca_file"));
+    t.ca_pos = PosOf(n["ca_file"]);
+  }
+  if (n["server_name"]) t.server_name = NonEmpty(n["server_name"], "backend_tls.server_name");
+  if (n["cert_file"]) {
+    t.cert_file = Resolve(dir, NonEmpty(n["cert_file"], "backend_tls.cert_file"));
+    t.cert_pos = PosOf(n["cert_file"]);
+  }
+  if (n["key_file"]) {
+    t.key_file = Resolve(dir, NonEmpty(n["key_file"], "backend_tls.key_file"));
+    t.key_pos = PosOf(n["key_file"]);
+  }
+  if (n["key_password_file"]) {
+    t.key_password_file = Resolve(dir, NonEmpty(n["key_password_file"], "backend_tls.key_password_file"));
+    t.password_pos = PosOf(n["key_password_file"]);
+  }
+  if (t.cert_file.empty() != t.key_file.empty()) {
+    Fail(n, "backend_tls: cert_file and key_file go together (client certificate)");
+  }
+  if (!t.key_password_file.empty() && t.key_file.empty()) {
+    Fail(n["key_password_file"], "backend_tls.key_password_file needs key_file");
+  }
+  if (n["min_version"]) t.min_version = TlsVersion(n["min_version"]);
+  return t;
+}
+
+ClientTlsConfig ParseClientTls(const YAML::Node& n, const std::string& dir) {
+  CheckKeys(n, "client_tls", {"cert_file", "key_file", "key_password_file", "min_version"});
+  ClientTlsConfig t;
+  t.pos = PosOf(n);
+  if (!n["cert_file"] || !n["key_file"]) Fail(n, "client_tls needs cert_file and key_file");
+  t.cert_file = Resolve(dir, NonEmpty(n["cert_file"], "client_tls.cert_file"));
+  t.cert_pos = PosOf(n["cert_file"]);
+  t.key_file = Resolve(dir, NonEmpty(n["key_file"], "client_tls.key_file"));
+  t.key_pos = PosOf(n["key_file"]);
+  if (n["key_password_file"]) {
+    t.key_password_file = Resolve(dir, NonEmpty(n["key_password_file"], "client_tls.key_password_file"));
+    t.password_pos = PosOf(n["key_password_file"]);
+  }
+  if (n["min_version"]) t.min_version = TlsVersion(n["min_version"]);
+  return t;
+}
+
+ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
+  CheckKeys(n, "listener",
+            {"name", "protocol", "listen", "backend", "backend_tls", "client_tls", "timeouts",
+             "max_connections"});
+  ListenerConfig l;
+  l.pos = PosOf(n);
+  for (const char* required : {"name", "protocol", "listen", "backend", "backend_tls"}) {
+    if (!n[required]) {
+      Fail(n, std::string("listener is missing '") + required + "'" +
+                  (std::string(required) == "backend_tls"
+                       ? " (the backend leg is always TLS; give at least backend_tls: {ca_file: ...})"
+                       : ""));
+    }
+  }
+  l.name = NonEmpty(n["name"], "name");
+  for (char c : l.name) {
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
+      Fail(n["name"], "listener name may contain only letters, digits, '-', '_' and '.'");
+    }
+  }
+  std::string proto = Scalar(n["protocol"], "protocol");
+  if (proto == "tcp") {
+    l.protocol = Protocol::kTcp;
+  } else if (proto == "postgres" || proto == "mysql" || proto == "tds") {
+    Fail(n["protocol"], "protocol '" + proto + "' is not available in this build yet; use 'tcp'");
+  } else {
+    Fail(n["protocol"], "unknown protocol '" + proto + "' (expected tcp)");
+  }
+  if (!SplitHostPort(Scalar(n["listen"], "listen"), &l.listen_host, &l.listen_port)) {
+    Fail(n["listen"], "listen must be HOST:PORT (e.g. 127.0.0.1:6432 or [::1]:6432)");
+  }
+  if (!SplitHostPort(Scalar(n["backend"], "backend"), &l.backend_host, &l.backend_port) ||
+      l.backend_port == 0) {
+    Fail(n["backend"], "backend must be HOST:PORT with a non-zero port");
+  }
+  if (!n["backend_tls"].IsMap()) {
+    Fail(n["backend_tls"], "backend_tls must be a mapping (the backend leg is always TLS)");
+  }
+  l.backend_tls = ParseBackendTls(n["backend_tls"], dir);
+  if (l.backend_tls.server_name.empty()) l.backend_tls.server_name = l.backend_host;
+  if (n["client_tls"]) l.client_tls = ParseClientTls(n["client_tls"], dir);
+  if (n["timeouts"]) {
+    const YAML::Node& t = n["timeouts"];
+    CheckKeys(t, "timeouts", {"connect", "handshake", "idle"});
+    if (t["connect"]) l.timeouts.connect_ms = Duration(t["connect"], "timeouts.connect");
+    if (t["handshake"]) l.timeouts.handshake_ms = Duration(t["handshake"], "timeouts.handshake");
+    if (t["idle"]) l.timeouts.idle_ms = Duration(t["idle"], "timeouts.idle");
+    if (l.timeouts.connect_ms == 0 || l.timeouts.handshake_ms == 0) {
+      Fail(t, "timeouts.connect and timeouts.handshake must be greater than zero");
+    }
+  }
+  if (n["max_connections"]) {
+    l.max_connections = static_cast<uint32_t>(Unsigned(n["max_connections"], "max_connections", 1, 1'000'000));
+  }
+  return l;
+}
+
+std::string DirName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+}  // namespace
+
+const char* ProtocolName(Protocol p) {
+  switch (p) {
+    case Protocol::kTcp: return "tcp";
+  }
+  return "?";
+}
+
+std::string ConfigError::ToString() const {
+  std::ostringstream out;
+  out << file << ":" << pos.line << ":" << pos.column << ": " << message;
+  return out.str();
+}
+
+bool ParseDuration(const std::string& text, uint64_t* out_ms) {
+  size_t i = 0;
+  uint64_t v = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+    v = v * 10 + static_cast<uint64_t>(text[i] - '0');
+    if (v > 100'000'000'000ULL) return false;
+    i++;
+  }
+  if (i == 0) return false;
+  std::string unit = text.substr(i);
+  if (unit == "ms") {
+    *out_ms = v;
+  } else if (unit == "s" || unit.empty()) {
+    *out_ms = v * 1000;
+  } else if (unit == "m") {
+    *out_ms = v * 60'000;
+  } else if (unit == "h") {
+    *out_ms = v * 3'600'000;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool SplitHostPort(const std::string& text, std::string* host, uint16_t* port) {
+  std::string h, p;
+  if (!text.empty() && text[0] == '[') {
+    size_t close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') return false;
+    h = text.substr(1, close - 1);
+    p = text.substr(close + 2);
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == std::string::npos || text.find(':') != colon) return false;
+    h = text.substr(0, colon);
+    p = text.substr(colon + 1);
+  }
+  if (h.empty() || p.empty() || p.size() > 5) return false;
+  uint32_t v = 0;
+  for (char c : p) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (v > 65535) return false;
+  *host = h;
+  *port = static_cast<uint16_t>(v);
+  return true;
+}
+
+bool ParseConfigText(const std::string& text, const std::string& path, Config* out,
+                     ConfigError* error) {
+  Config cfg;
+  cfg.path = path;
+  std::string dir = DirName(path);
+  try {
+    YAML::Node root = YAML::Load(text);
+    if (!root.IsMap()) throw Failure{PosOf(root), "the configuration must be a mapping with 'listeners'"};
+    CheckKeys(root, "the top level", {"listeners", "log", "workers", "drain_timeout"});
+    if (root["workers"]) {
+      cfg.workers = static_cast<int>(Unsigned(root["workers"], "workers", 1, 256));
+    }
+    if (root["drain_timeout"]) cfg.drain_timeout_ms = Duration(root["drain_timeout"], "drain_timeout");
+    if (root["log"]) {
+      const YAML::Node& log = root["log"];
+      CheckKeys(log, "log", {"level", "audit"});
+      if (log["level"]) {
+        std::string lv = Scalar(log["level"], "log.level");
+        if (lv == "debug") {
+          cfg.log_level = LogLevel::kDebug;
+        } else if (lv == "info") {
+          cfg.log_level = LogLevel::kInfo;
+        } else if (lv == "warn") {
+          cfg.log_level = LogLevel::kWarn;
+        } else if (lv == "error") {
+          cfg.log_level = LogLevel::kError;
+        } else {
+          Fail(log["level"], "log.level must be debug, info, warn or error");
+        }
+      }
+      if (log["audit"]) {
+        std::string a = NonEmpty(log["audit"], "log.audit");
+        cfg.audit = (a == "stdout" || a == "stderr" || a == "off") ? a : Resolve(dir, a);
+      }
+    }
+    const YAML::Node& ls = root["listeners"];
+    if (!ls) throw Failure{PosOf(root), "missing 'listeners'"};
+    if (!ls.IsSequence() || ls.size() == 0) Fail(ls, "listeners must be a non-empty list");
+    std::set<std::string> names;
+    std::set<std::pair<std::string, uint16_t>> addrs;
+    for (const auto& item : ls) {
+      ListenerConfig l = ParseListener(item, dir);
+      if (!names.insert(l.name).second) Fail(item["name"], "duplicate listener name '" + l.name + "'");
+      if (l.listen_port != 0 && !addrs.insert({l.listen_host, l.listen_port}).second) {
+        Fail(item["listen"], "another listener already uses " + l.listen_host + ":" +
+                                 std::to_string(l.listen_port));
+      }
+      cfg.listeners.push_back(std::move(l));
+    }
+  } catch (const Failure& f) {
+    *error = {path, f.pos, f.message};
+    return false;
+  } catch (const YAML::Exception& e) {
+    Position pos;
+    if (e.mark.line >= 0) pos = {e.mark.line + 1, e.mark.column + 1};
+    *error = {path, pos, "YAML: " + e.msg};
+    return false;
+  }
+  if (cfg.workers == 0) {
+    unsigned n = std::thread::hardware_concurrency();
+    cfg.workers = n == 0 ? 1 : static_cast<int>(n);
+  }
+  *out = std::move(cfg);
+  return true;
+}
+
+bool LoadConfig(const std::string& path, Config* out, ConfigError* error) {
+  std::ifstream in(path);
+  if (!in) {
+    *error = {path, {}, "cannot read configuration file: " + std::string(strerror(errno))};
+    return false;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseConfigText(ss.str(), path, out, error);
+}
+
+}  // namespace dbward::proxy

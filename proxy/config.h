@@ -1,0 +1,90 @@
+// dbward's configuration: parsed from YAML, validated completely before
+// anything starts. Errors carry file:line:column so editors can jump to them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dbward::proxy {
+
+enum class Protocol { kTcp };
+const char* ProtocolName(Protocol p);
+
+struct Position {
+  int line = 0;    // 1-based; 0 when unknown
+  int column = 0;  // 1-based
+};
+
+struct BackendTlsConfig {
+  bool full_verify = true;  // verify: full | ca
+  std::string ca_file;
+  std::string server_name;  // defaults to the backend host
+  std::string cert_file;
+  std::string key_file;
+  std::string key_password_file;
+  uint16_t min_version = 0x0303;
+  Position pos, ca_pos, cert_pos, key_pos, password_pos;
+};
+
+struct ClientTlsConfig {
+  std::string cert_file;
+  std::string key_file;
+  std::string key_password_file;
+  uint16_t min_version = 0x0303;
+  Position pos, cert_pos, key_pos, password_pos;
+};
+
+struct Timeouts {
+  uint64_t connect_ms = 5'000;
+  uint64_t handshake_ms = 15'000;  // from accept until the relay starts
+  uint64_t idle_ms = 0;            // 0: no idle limit
+};
+
+struct ListenerConfig {
+  std::string name;
+  Protocol protocol = Protocol::kTcp;
+  std::string listen_host;
+  uint16_t listen_port = 0;
+  std::string backend_host;
+  uint16_t backend_port = 0;
+  BackendTlsConfig backend_tls;
+  std::optional<ClientTlsConfig> client_tls;
+  Timeouts timeouts;
+  uint32_t max_connections = 10'000;
+  Position pos;
+};
+
+enum class LogLevel { kDebug, kInfo, kWarn, kError };
+
+struct Config {
+  std::string path;
+  int workers = 0;  // 0: one per core
+  uint64_t drain_timeout_ms = 30'000;
+  std::vector<ListenerConfig> listeners;
+  LogLevel log_level = LogLevel::kInfo;
+  std::string audit = "stdout";  // stdout | stderr | off | a file path
+};
+
+struct ConfigError {
+  std::string file;
+  Position pos;
+  std::string message;
+  // "FILE:LINE:COLUMN: message"
+  std::string ToString() const;
+};
+
+// Parses and validates the file; relative paths inside it are resolved
+// against the file's directory. Does not touch certificates (see
+// LoadTlsMaterial in runtime.h).
+bool LoadConfig(const std::string& path, Config* out, ConfigError* error);
+bool ParseConfigText(const std::string& text, const std::string& path, Config* out,
+                     ConfigError* error);
+
+// "1500ms", "10s", "5m", "1h", or a bare number of seconds.
+bool ParseDuration(const std::string& text, uint64_t* out_ms);
+// "host:port", "[v6]:port".
+bool SplitHostPort(const std::string& text, std::string* host, uint16_t* port);
+
+}  // namespace dbward::proxy

@@ -1,0 +1,41 @@
+// One side of a session: a socket, optionally with TLS layered on it. The
+// relay only sees Recv/Send/ShutdownWrite, so it never asks whether a leg is
+// TLS (the transport table idea of PgBouncer's sbuf and h2o's socket layer).
+#pragma once
+
+#include <memory>
+#include <span>
+
+#include "tls/connection.h"
+#include "tls/io.h"
+
+namespace dbward::proxy {
+
+class Leg final : public tls::Io {
+ public:
+  Leg() = default;
+  ~Leg() override;
+  void set_fd(int fd) { fd_ = fd; }
+  int fd() const { return fd_; }
+  void Close();
+
+  // Raw socket I/O: the TLS BIO reads ciphertext straight into BoringSSL's
+  // record buffer through these, and the raw relay path uses them directly.
+  tls::IoResult Read(std::span<uint8_t> out) override;
+  tls::IoResult Write(std::span<const uint8_t> in) override;
+
+  // Stream I/O: plaintext in and out, through TLS when the leg has it.
+  tls::IoResult Recv(std::span<uint8_t> out) { return tls_ ? tls_->Read(out) : Read(out); }
+  tls::IoResult Send(std::span<const uint8_t> in) { return tls_ ? tls_->Write(in) : Write(in); }
+  // Ends our sending side: close_notify first when TLS, then TCP FIN.
+  tls::IoResult ShutdownWrite();
+
+  void AttachTls(std::unique_ptr<tls::Connection> conn) { tls_ = std::move(conn); }
+  tls::Connection* tls() const { return tls_.get(); }
+
+ private:
+  int fd_ = -1;
+  std::unique_ptr<tls::Connection> tls_;
+};
+
+}  // namespace dbward::proxy

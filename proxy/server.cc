@@ -1,0 +1,125 @@
+#include "proxy/server.h"
+
+#include <uv.h>
+
+#include <csignal>
+#include <memory>
+#include <vector>
+
+#include "proxy/log.h"
+#include "proxy/runtime.h"
+#include "proxy/worker.h"
+
+namespace dbward::proxy {
+namespace {
+
+struct MainLoop {
+  uv_loop_t loop;
+  uv_signal_t sigterm, sigint;
+  uv_timer_t drain_timer, check_timer;
+  std::vector<std::unique_ptr<Worker>>* workers;
+  uint64_t drain_timeout_ms;
+  bool draining = false;
+};
+
+size_t ActiveSessions(const MainLoop* m) {
+  size_t n = 0;
+  for (const auto& w : *m->workers) n += w->session_count();
+  return n;
+}
+
+void CloseMainHandles(MainLoop* m) {
+  for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&m->sigterm), reinterpret_cast<uv_handle_t*>(&m->sigint),
+                         reinterpret_cast<uv_handle_t*>(&m->drain_timer),
+                         reinterpret_cast<uv_handle_t*>(&m->check_timer)}) {
+    if (!uv_is_closing(h)) uv_close(h, nullptr);
+  }
+}
+
+void OnSignal(uv_signal_t* handle, int signum) {
+  auto* m = static_cast<MainLoop*>(handle->data);
+  if (m->draining) {
+    LOG_WARN("second %s: closing %zu open sessions now", signum == SIGINT ? "SIGINT" : "SIGTERM",
+             ActiveSessions(m));
+    for (auto& w : *m->workers) w->RequestAbort();
+    return;
+  }
+  m->draining = true;
+  LOG_INFO("%s: no longer accepting; draining %zu open sessions (up to %llu ms)",
+           signum == SIGINT ? "SIGINT" : "SIGTERM", ActiveSessions(m),
+           static_cast<unsigned long long>(m->drain_timeout_ms));
+  for (auto& w : *m->workers) w->RequestDrain();
+  uv_timer_start(&m->drain_timer, [](uv_timer_t* t) {
+    auto* mm = static_cast<MainLoop*>(t->data);
+    size_t left = ActiveSessions(mm);
+    if (left > 0) LOG_WARN("drain timeout reached: closing %zu open sessions", left);
+    for (auto& w : *mm->workers) w->RequestAbort();
+  }, m->drain_timeout_ms, 0);
+  uv_timer_start(&m->check_timer, [](uv_timer_t* t) {
+    auto* mm = static_cast<MainLoop*>(t->data);
+    if (ActiveSessions(mm) == 0) CloseMainHandles(mm);
+  }, 50, 50);
+}
+
+}  // namespace
+
+int RunServer(const Config& config) {
+  SetLogLevel(config.log_level);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::vector<std::unique_ptr<ListenerRuntime>> listeners;
+  ConfigError cerr;
+  if (!BuildListenerRuntimes(config, &listeners, &cerr)) {
+    LOG_ERROR("%s", cerr.ToString().c_str());
+    return 1;
+  }
+  std::string error;
+  if (!Audit().Open(config.audit, &error)) {
+    LOG_ERROR("%s", error.c_str());
+    return 1;
+  }
+  std::vector<ListenerRuntime*> raw;
+  for (auto& l : listeners) raw.push_back(l.get());
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (int i = 0; i < config.workers; i++) {
+    auto w = std::make_unique<Worker>(i, raw);
+    if (!w->Bind(&error)) {
+      LOG_ERROR("%s", error.c_str());
+      Audit().Close();
+      return 1;
+    }
+    workers.push_back(std::move(w));
+  }
+  for (auto& l : listeners) {
+    const ListenerConfig& c = l->config;
+    LOG_INFO("listener %s (%s) listening on %s:%u -> %s:%u (TLS verify-%s, server name %s, %s) with %d workers",
+             c.name.c_str(), ProtocolName(c.protocol), c.listen_host.c_str(), l->bound_port,
+             c.backend_host.c_str(), c.backend_port, c.backend_tls.full_verify ? "full" : "ca",
+             c.backend_tls.server_name.c_str(), l->backend_tls->ca_description().c_str(), config.workers);
+  }
+
+  MainLoop m;
+  uv_loop_init(&m.loop);
+  m.workers = &workers;
+  m.drain_timeout_ms = config.drain_timeout_ms;
+  uv_signal_init(&m.loop, &m.sigterm);
+  uv_signal_init(&m.loop, &m.sigint);
+  uv_timer_init(&m.loop, &m.drain_timer);
+  uv_timer_init(&m.loop, &m.check_timer);
+  m.sigterm.data = m.sigint.data = m.drain_timer.data = m.check_timer.data = &m;
+  uv_signal_start(&m.sigterm, OnSignal, SIGTERM);
+  uv_signal_start(&m.sigint, OnSignal, SIGINT);
+
+  for (auto& w : workers) w->Start();
+  uv_run(&m.loop, UV_RUN_DEFAULT);
+  for (auto& w : workers) w->Join();
+  uv_loop_close(&m.loop);
+  workers.clear();
+  uint64_t total = 0;
+  for (auto& l : listeners) total += l->total.load();
+  LOG_INFO("stopped after %llu sessions", static_cast<unsigned long long>(total));
+  Audit().Close();
+  return 0;
+}
+
+}  // namespace dbward::proxy

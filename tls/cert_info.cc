@@ -1,0 +1,198 @@
+#include "tls/cert_info.h"
+
+#include <openssl/bio.h>
+#include <openssl/bytestring.h>
+#include <openssl/digest.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/mem.h>
+#include <openssl/nid.h>
+#include <openssl/obj.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <cstdio>
+#include <ctime>
+#include <string>
+
+namespace dbward::tls {
+namespace {
+
+std::string NameToString(X509_NAME* name) {
+  if (name == nullptr) return "";
+  bssl::UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
+  if (X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253) < 0) return "";
+  const uint8_t* data;
+  size_t len;
+  BIO_mem_contents(bio.get(), &data, &len);
+  return std::string(reinterpret_cast<const char*>(data), len);
+}
+
+std::string TimeToIso(const ASN1_TIME* t) {
+  if (t == nullptr) return "";
+  // Normalise UTCTime / GeneralizedTime to YYYYMMDDHHMMSSZ, then reformat.
+  bssl::UniquePtr<ASN1_GENERALIZEDTIME> g(ASN1_TIME_to_generalizedtime(t, nullptr));
+  if (!g) return "";
+  std::string s(reinterpret_cast<const char*>(ASN1_STRING_get0_data(g.get())),
+                static_cast<size_t>(ASN1_STRING_length(g.get())));
+  if (s.size() < 15) return s;
+  return s.substr(0, 4) + "-" + s.substr(4, 2) + "-" + s.substr(6, 2) + "T" + s.substr(8, 2) + ":" +
+         s.substr(10, 2) + ":" + s.substr(12, 2) + "Z";
+}
+
+std::string IpToString(const ASN1_OCTET_STRING* ip) {
+  const uint8_t* d = ASN1_STRING_get0_data(ip);
+  int len = ASN1_STRING_length(ip);
+  char buf[64];
+  if (len == 4) {
+    snprintf(buf, sizeof buf, "%d.%d.%d.%d", d[0], d[1], d[2], d[3]);
+    return buf;
+  }
+  if (len == 16) {
+    std::string out;
+    for (int i = 0; i < 16; i += 2) {
+      snprintf(buf, sizeof buf, "%s%x", i ? ":" : "", (d[i] << 8) | d[i + 1]);
+      out += buf;
+    }
+    return out;
+  }
+  return "?";
+}
+
+}  // namespace
+
+CertSummary Summarize(X509* cert) {
+  CertSummary s;
+  if (cert == nullptr) return s;
+  s.present = true;
+  s.subject = NameToString(X509_get_subject_name(cert));
+  s.issuer = NameToString(X509_get_issuer_name(cert));
+  s.not_before = TimeToIso(X509_get0_notBefore(cert));
+  s.not_after = TimeToIso(X509_get0_notAfter(cert));
+
+  bssl::UniquePtr<GENERAL_NAMES> names(static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
+  if (names) {
+    for (size_t i = 0; i < sk_GENERAL_NAME_num(names.get()); i++) {
+      const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names.get(), i);
+      if (gn->type == GEN_DNS) {
+        const ASN1_STRING* str = gn->d.dNSName;
+        s.sans.push_back("DNS:" + std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(str)),
+                                              static_cast<size_t>(ASN1_STRING_length(str))));
+      } else if (gn->type == GEN_IPADD) {
+        s.sans.push_back("IP:" + IpToString(gn->d.iPAddress));
+      }
+    }
+  }
+
+  bssl::UniquePtr<EXTENDED_KEY_USAGE> eku(static_cast<EXTENDED_KEY_USAGE*>(
+      X509_get_ext_d2i(cert, NID_ext_key_usage, nullptr, nullptr)));
+  if (eku) {
+    for (size_t i = 0; i < sk_ASN1_OBJECT_num(eku.get()); i++) {
+      const ASN1_OBJECT* obj = sk_ASN1_OBJECT_value(eku.get(), i);
+      int nid = OBJ_obj2nid(obj);
+      if (nid == NID_server_auth) {
+        s.eku.push_back("serverAuth");
+      } else if (nid == NID_client_auth) {
+        s.eku.push_back("clientAuth");
+      } else {
+        char buf[80];
+        OBJ_obj2txt(buf, sizeof buf, obj, 1);
+        s.eku.push_back(buf);
+      }
+    }
+  }
+
+  bssl::UniquePtr<EVP_PKEY> owned_key(X509_get_pubkey(cert));
+  EVP_PKEY* pkey = owned_key.get();
+  if (pkey != nullptr) {
+    int id = EVP_PKEY_id(pkey);
+    if (id == EVP_PKEY_RSA) {
+      s.key = "RSA " + std::to_string(EVP_PKEY_bits(pkey));
+    } else if (id == EVP_PKEY_EC) {
+      const EC_KEY* ec = EVP_PKEY_get0_EC_KEY(pkey);
+      int nid = EC_GROUP_get_curve_name(EC_KEY_get0_group(ec));
+      const char* sn = OBJ_nid2sn(nid);
+      s.key = std::string("EC ") + (sn ? sn : "?");
+    } else if (id == EVP_PKEY_ED25519) {
+      s.key = "Ed25519";
+    } else {
+      s.key = "type " + std::to_string(id);
+    }
+  }
+
+  uint8_t* der = nullptr;
+  int der_len = i2d_X509(cert, &der);
+  if (der_len > 0) {
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned md_len = 0;
+    EVP_Digest(der, static_cast<size_t>(der_len), md, &md_len, EVP_sha256(), nullptr);
+    static const char kHex[] = "0123456789abcdef";
+    for (unsigned i = 0; i < md_len; i++) {
+      s.sha256.push_back(kHex[md[i] >> 4]);
+      s.sha256.push_back(kHex[md[i] & 15]);
+    }
+    OPENSSL_free(der);
+  }
+  return s;
+}
+
+std::string CertSummary::OneLine() const {
+  if (!present) return "no certificate";
+  std::string out = "subject=\"" + subject + "\" issuer=\"" + issuer + "\" SANs=[";
+  for (size_t i = 0; i < sans.size(); i++) {
+    out += (i ? ", " : "") + sans[i];
+  }
+  out += "] valid " + not_before + " to " + not_after;
+  return out;
+}
+
+const char* CauseToken(FailureCause cause) {
+  switch (cause) {
+    case FailureCause::kNone: return "none";
+    case FailureCause::kUntrusted: return "untrusted";
+    case FailureCause::kNameMismatch: return "name_mismatch";
+    case FailureCause::kExpired: return "expired";
+    case FailureCause::kNotYetValid: return "not_yet_valid";
+    case FailureCause::kBadPurpose: return "bad_purpose";
+    case FailureCause::kVerifyOther: return "verify_failed";
+    case FailureCause::kProtocolVersion: return "tls_version";
+    case FailureCause::kNoSharedCipher: return "no_shared_cipher";
+    case FailureCause::kClientCertRequired: return "client_cert_required";
+    case FailureCause::kPeerRejectedUs: return "peer_rejected_certificate";
+    case FailureCause::kNotTls: return "not_tls";
+    case FailureCause::kReset: return "reset";
+    case FailureCause::kTlsOther: return "tls_error";
+  }
+  return "tls_error";
+}
+
+FailureCause CauseFromVerifyError(long e) {
+  switch (e) {
+    case X509_V_OK: return FailureCause::kNone;
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_CERT_UNTRUSTED:
+    case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+      return FailureCause::kUntrusted;
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+    case X509_V_ERR_EMAIL_MISMATCH:
+      return FailureCause::kNameMismatch;
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_CRL_HAS_EXPIRED:
+      return FailureCause::kExpired;
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+    case X509_V_ERR_CRL_NOT_YET_VALID:
+      return FailureCause::kNotYetValid;
+    case X509_V_ERR_INVALID_PURPOSE:
+      return FailureCause::kBadPurpose;
+    default:
+      return FailureCause::kVerifyOther;
+  }
+}
+
+}  // namespace dbward::tls

@@ -1,0 +1,398 @@
+#include "tls/connection.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <arpa/inet.h>
+
+#include <cerrno>
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <ctime>
+
+namespace dbward::tls {
+
+// A BIO whose read and write go straight to the connection's Io: BoringSSL
+// reads ciphertext into its own record buffer and writes sealed records from
+// it, so no staging copy sits between the socket and the record layer.
+struct BioGlue {
+  static int Write(BIO* bio, const char* data, int len) {
+    auto* conn = static_cast<Connection*>(BIO_get_data(bio));
+    BIO_clear_retry_flags(bio);
+    IoResult r = conn->io_->Write(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data),
+                                                           static_cast<size_t>(len)));
+    switch (r.kind) {
+      case IoResult::kOk: return static_cast<int>(r.n);
+      case IoResult::kWantWrite:
+      case IoResult::kWantRead:
+        BIO_set_retry_write(bio);
+        return -1;
+      case IoResult::kEof:
+        conn->io_error_ = EPIPE;
+        errno = EPIPE;
+        return -1;
+      case IoResult::kError:
+        conn->io_error_ = r.err;
+        errno = r.err;
+        return -1;
+    }
+    return -1;
+  }
+  static int Read(BIO* bio, char* data, int len) {
+    auto* conn = static_cast<Connection*>(BIO_get_data(bio));
+    BIO_clear_retry_flags(bio);
+    IoResult r = conn->io_->Read(
+        std::span<uint8_t>(reinterpret_cast<uint8_t*>(data), static_cast<size_t>(len)));
+    switch (r.kind) {
+      case IoResult::kOk: return static_cast<int>(r.n);
+      case IoResult::kWantRead:
+      case IoResult::kWantWrite:
+        BIO_set_retry_read(bio);
+        return -1;
+      case IoResult::kEof:
+        conn->io_eof_ = true;
+        return 0;
+      case IoResult::kError:
+        conn->io_error_ = r.err;
+        errno = r.err;
+        return -1;
+    }
+    return -1;
+  }
+  static long Ctrl(BIO* /*bio*/, int cmd, long /*num*/, void* /*ptr*/) {
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+  }
+  static int Create(BIO* bio) {
+    BIO_set_init(bio, 1);
+    return 1;
+  }
+  static const BIO_METHOD* Method() {
+    static const BIO_METHOD* method = [] {
+      BIO_METHOD* m = BIO_meth_new(BIO_TYPE_SOURCE_SINK | 0x60, "dbward-io");
+      BIO_meth_set_write(m, Write);
+      BIO_meth_set_read(m, Read);
+      BIO_meth_set_ctrl(m, Ctrl);
+      BIO_meth_set_create(m, Create);
+      return m;
+    }();
+    return method;
+  }
+};
+
+namespace {
+
+int ConnIndex() {
+  static int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+bool IsIpLiteral(const std::string& s) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+std::string NowIso() {
+  time_t t = time(nullptr);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); i++) out += (i ? ", " : "") + v[i];
+  return out;
+}
+
+}  // namespace
+
+Connection::Connection(std::shared_ptr<Context> ctx, SSL* ssl, Io* io)
+    : ctx_(std::move(ctx)), ssl_(ssl), io_(io) {}
+
+Connection::~Connection() { SSL_free(ssl_); }
+
+std::unique_ptr<Connection> Connection::NewClient(std::shared_ptr<Context> ctx,
+                                                  const std::string& server_name, Io* io,
+                                                  std::string* error) {
+  SSL* ssl = SSL_new(ctx->ssl_ctx());
+  if (ssl == nullptr) {
+    *error = "SSL_new failed";
+    return nullptr;
+  }
+  std::unique_ptr<Connection> conn(new Connection(ctx, ssl, io));
+  conn->server_name_ = server_name;
+  SSL_set_connect_state(ssl);
+  SSL_set_ex_data(ssl, ConnIndex(), conn.get());
+  SSL_set_verify(ssl, SSL_VERIFY_PEER, VerifyCallback);
+  SSL_set_cert_cb(ssl, CertCallback, conn.get());
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+  bool ip = IsIpLiteral(server_name);
+  if (ctx->verify() == VerifyMode::kFull) {
+    if (server_name.empty()) {
+      *error = "verify: full needs a server name";
+      return nullptr;
+    }
+    int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, server_name.c_str())
+                : X509_VERIFY_PARAM_set1_host(param, server_name.data(), server_name.size());
+    if (!ok) {
+      *error = "invalid server name '" + server_name + "'";
+      return nullptr;
+    }
+  }
+  if (!ip && !server_name.empty() && SSL_set_tlsext_host_name(ssl, server_name.c_str()) != 1) {
+    *error = "invalid SNI name '" + server_name + "'";
+    return nullptr;
+  }
+  BIO* bio = BIO_new(BioGlue::Method());
+  BIO_set_data(bio, conn.get());
+  SSL_set_bio(ssl, bio, bio);
+  return conn;
+}
+
+std::unique_ptr<Connection> Connection::NewServer(std::shared_ptr<Context> ctx, Io* io,
+                                                  std::string* error) {
+  SSL* ssl = SSL_new(ctx->ssl_ctx());
+  if (ssl == nullptr) {
+    *error = "SSL_new failed";
+    return nullptr;
+  }
+  std::unique_ptr<Connection> conn(new Connection(ctx, ssl, io));
+  SSL_set_accept_state(ssl);
+  SSL_set_ex_data(ssl, ConnIndex(), conn.get());
+  BIO* bio = BIO_new(BioGlue::Method());
+  BIO_set_data(bio, conn.get());
+  SSL_set_bio(ssl, bio, bio);
+  return conn;
+}
+
+int Connection::VerifyCallback(int ok, X509_STORE_CTX* store) {
+  SSL* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  auto* conn = static_cast<Connection*>(SSL_get_ex_data(ssl, ConnIndex()));
+  if (!ok && conn != nullptr && conn->verify_error_ == 0) {
+    conn->verify_error_ = X509_STORE_CTX_get_error(store);
+    conn->verify_depth_ = X509_STORE_CTX_get_error_depth(store);
+    conn->failed_cert_ = Summarize(X509_STORE_CTX_get_current_cert(store));
+    conn->leaf_cert_ = Summarize(X509_STORE_CTX_get0_cert(store));
+  }
+  return ok;
+}
+
+int Connection::CertCallback(SSL* /*ssl*/, void* arg) {
+  static_cast<Connection*>(arg)->cert_requested_ = true;
+  return 1;
+}
+
+Connection::HandshakeStatus Connection::Handshake() {
+  if (handshake_done_) return HandshakeStatus::kDone;
+  ERR_clear_error();
+  int ret = SSL_do_handshake(ssl_);
+  if (ret == 1) {
+    handshake_done_ = true;
+    verified_ = ctx_->is_client() && SSL_get_verify_result(ssl_) == X509_V_OK;
+    return HandshakeStatus::kDone;
+  }
+  int err = SSL_get_error(ssl_, ret);
+  if (err == SSL_ERROR_WANT_READ) return HandshakeStatus::kWantRead;
+  if (err == SSL_ERROR_WANT_WRITE) return HandshakeStatus::kWantWrite;
+  ClassifyFailure(err);
+  return HandshakeStatus::kFailed;
+}
+
+void Connection::ClassifyFailure(int ssl_error) {
+  uint32_t e = ERR_peek_error();
+  std::string errors = TakeErrors();
+  if (verify_error_ != 0) {
+    cause_ = CauseFromVerifyError(verify_error_);
+    detail_ = X509_verify_cert_error_string(verify_error_);
+    return;
+  }
+  if (ssl_error == SSL_ERROR_SYSCALL || ssl_error == SSL_ERROR_ZERO_RETURN || (e == 0 && (io_eof_ || io_error_))) {
+    cause_ = FailureCause::kReset;
+    detail_ = io_error_ ? strerror(io_error_) : "connection closed by peer";
+    return;
+  }
+  int reason = ERR_GET_LIB(e) == ERR_LIB_SSL ? ERR_GET_REASON(e) : 0;
+  detail_ = errors.empty() ? "TLS error" : errors;
+  switch (reason) {
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+    case SSL_R_UNSUPPORTED_PROTOCOL_FOR_CUSTOM_KEY:
+      cause_ = FailureCause::kProtocolVersion;
+      return;
+    case SSL_R_WRONG_VERSION_NUMBER:
+    case SSL_R_HTTP_REQUEST:
+    case SSL_R_HTTPS_PROXY_REQUEST:
+    case SSL_R_RECORD_TOO_LARGE:
+    case SSL_R_EXCESSIVE_MESSAGE_SIZE:
+      cause_ = FailureCause::kNotTls;
+      return;
+    case SSL_R_NO_SHARED_CIPHER:
+    case SSL_R_NO_CIPHERS_AVAILABLE:
+    case SSL_R_NO_SHARED_GROUP:
+      cause_ = FailureCause::kNoSharedCipher;
+      return;
+    case SSL_R_TLSV1_ALERT_CERTIFICATE_REQUIRED:
+      cause_ = FailureCause::kClientCertRequired;
+      return;
+    case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+      if (ctx_->is_client() && cert_requested_ && SSL_get_certificate(ssl_) == nullptr) {
+        cause_ = FailureCause::kClientCertRequired;
+      } else {
+        cause_ = FailureCause::kNoSharedCipher;
+      }
+      return;
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+      if (ctx_->is_client() && SSL_get_certificate(ssl_) == nullptr && cert_requested_) {
+        cause_ = FailureCause::kClientCertRequired;
+      } else {
+        cause_ = FailureCause::kPeerRejectedUs;
+      }
+      return;
+    default:
+      cause_ = FailureCause::kTlsOther;
+      return;
+  }
+}
+
+std::string Connection::Explain(const std::string& section) const {
+  const std::string who = server_name_.empty() ? "the server" : server_name_;
+  const CertSummary& bad = failed_cert_.present ? failed_cert_ : leaf_cert_;
+  const std::string cert = "certificate: " + bad.OneLine();
+  switch (cause_) {
+    case FailureCause::kNone:
+      return "no failure";
+    case FailureCause::kUntrusted:
+      return "certificate for " + who + " is not trusted: the certificate chain was issued by an "
+             "authority that is not trusted (" + detail_ + " at depth " +
+             std::to_string(verify_depth_) + "; trusted: " + ctx_->ca_description() + "); " + cert +
+             "; fix: set " + section + ".ca_file to the CA that issued \"" + bad.issuer + "\"";
+    case FailureCause::kNameMismatch:
+      return "certificate for " + who + " does not match the name: the target principal name is "
+             "incorrect (" + section + ".server_name \"" + server_name_ + "\" is not among the "
+             "certificate's names [" + Join(leaf_cert_.sans) + "], subject \"" + leaf_cert_.subject +
+             "\"); fix: set " + section + ".server_name to one of those names, or reissue the "
+             "certificate with a subjectAltName for " + server_name_;
+    case FailureCause::kExpired:
+      return "certificate for " + who + " has expired: " +
+             (verify_depth_ > 0 ? "an issuing CA certificate" : "the server certificate") +
+             " was valid until " + bad.not_after + " (now " + NowIso() + "); " + cert +
+             "; fix: renew the certificate on the server";
+    case FailureCause::kNotYetValid:
+      return "certificate for " + who + " is not yet valid: valid from " + bad.not_before +
+             " (now " + NowIso() + "); " + cert +
+             "; fix: check the clocks on this host and the server, or reissue the certificate";
+    case FailureCause::kBadPurpose:
+      return "certificate for " + who + " is not allowed for TLS server authentication "
+             "(extended key usage: [" + Join(bad.eku) + "]); " + cert +
+             "; fix: reissue it with extendedKeyUsage = serverAuth";
+    case FailureCause::kVerifyOther:
+      return "certificate for " + who + " failed verification: " + detail_ + " at depth " +
+             std::to_string(verify_depth_) + "; " + cert;
+    case FailureCause::kProtocolVersion:
+      return "TLS version mismatch with " + who + ": no common protocol version (dbward accepts " +
+             std::string(TlsVersionName(static_cast<uint16_t>(
+                 SSL_CTX_get_min_proto_version(ctx_->ssl_ctx())))) +
+             " to TLSv1.3; the server may only speak TLS 1.0/1.1); fix: enable TLS 1.2 or 1.3 on "
+             "the server" + (SSL_CTX_get_min_proto_version(ctx_->ssl_ctx()) == TLS1_3_VERSION
+                                 ? ", or set " + section + ".min_version: \"1.2\""
+                                 : std::string()) + " (" + detail_ + ")";
+    case FailureCause::kNoSharedCipher:
+      return "TLS handshake with " + who + " failed: no cipher suite or key exchange in common (" +
+             detail_ + "); fix: enable modern AES-GCM or ChaCha20 suites on the server";
+    case FailureCause::kClientCertRequired:
+      return who + " requires a client certificate and none was sent; fix: set " + section +
+             ".cert_file and " + section + ".key_file (" + detail_ + ")";
+    case FailureCause::kPeerRejectedUs:
+      return who + " rejected dbward's certificate (" + detail_ + "); fix: make the server trust "
+             "the CA that issued " + section + ".cert_file, or check that certificate's validity";
+    case FailureCause::kNotTls:
+      return who + " did not answer with TLS (" + detail_ + "); check the port and that TLS is "
+             "enabled on the server";
+    case FailureCause::kReset:
+      return "connection reset during the TLS handshake with " + who + " (" + detail_ +
+             "); the server closed the connection: check that it has TLS enabled and accepts "
+             "this host";
+    case FailureCause::kTlsOther:
+      return "TLS handshake with " + who + " failed: " + detail_;
+  }
+  return detail_;
+}
+
+IoResult Connection::MapResult(int ret) {
+  if (ret > 0) return IoResult::Ok(static_cast<size_t>(ret));
+  int err = SSL_get_error(ssl_, ret);
+  switch (err) {
+    case SSL_ERROR_WANT_READ: return IoResult::WantRead();
+    case SSL_ERROR_WANT_WRITE: return IoResult::WantWrite();
+    case SSL_ERROR_ZERO_RETURN: return IoResult::Eof();
+    case SSL_ERROR_SYSCALL:
+      if (io_error_ == 0) return IoResult::Eof();  // TCP FIN without close_notify
+      return IoResult::Error(io_error_);
+    default:
+      detail_ = TakeErrors();
+      return IoResult::Error(EPROTO);
+  }
+}
+
+IoResult Connection::Read(std::span<uint8_t> out) {
+  ERR_clear_error();
+  int len = static_cast<int>(std::min<size_t>(out.size(), INT_MAX));
+  return MapResult(SSL_read(ssl_, out.data(), len));
+}
+
+IoResult Connection::Write(std::span<const uint8_t> in) {
+  ERR_clear_error();
+  int len = static_cast<int>(std::min<size_t>(in.size(), INT_MAX));
+  return MapResult(SSL_write(ssl_, in.data(), len));
+}
+
+IoResult Connection::Shutdown() {
+  if (shutdown_sent_) return IoResult::Ok(0);
+  ERR_clear_error();
+  int ret = SSL_shutdown(ssl_);
+  if (ret >= 0) {
+    shutdown_sent_ = true;
+    return IoResult::Ok(0);
+  }
+  IoResult r = MapResult(ret);
+  if (r.kind == IoResult::kWantRead) {
+    shutdown_sent_ = true;  // close_notify is out; we do not wait for the peer's
+    return IoResult::Ok(0);
+  }
+  return r;
+}
+
+bool Connection::HasPendingPlaintext() const { return SSL_pending(ssl_) > 0; }
+
+uint16_t Connection::version() const { return static_cast<uint16_t>(SSL_version(ssl_)); }
+const char* Connection::version_name() const { return TlsVersionName(version()); }
+
+std::string Connection::cipher() const {
+  const SSL_CIPHER* c = SSL_get_current_cipher(ssl_);
+  return c ? SSL_CIPHER_standard_name(c) : "";
+}
+
+std::string Connection::alpn() const {
+  const uint8_t* data;
+  unsigned len;
+  SSL_get0_alpn_selected(ssl_, &data, &len);
+  return std::string(reinterpret_cast<const char*>(data), len);
+}
+
+CertSummary Connection::PeerCertificate() const {
+  bssl::UniquePtr<X509> cert(SSL_get_peer_certificate(ssl_));
+  return Summarize(cert.get());
+}
+
+}  // namespace dbward::tls

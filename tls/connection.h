@@ -1,0 +1,93 @@
+// One TLS connection over an Io. Client connections always verify the peer:
+// there is no switch to turn verification off, only verify-ca vs verify-full.
+// When a handshake fails, the connection keeps what failed and why, and
+// Explain() turns it into a sentence with the fix.
+#pragma once
+
+#include <openssl/base.h>
+
+#include <memory>
+#include <span>
+#include <string>
+
+#include "tls/cert_info.h"
+#include "tls/context.h"
+#include "tls/io.h"
+
+namespace dbward::tls {
+
+class Connection {
+ public:
+  // server_name: DNS name (checked against SANs and sent as SNI) or IP literal
+  // (checked against IP SANs, no SNI).
+  static std::unique_ptr<Connection> NewClient(std::shared_ptr<Context> ctx,
+                                               const std::string& server_name, Io* io,
+                                               std::string* error);
+  static std::unique_ptr<Connection> NewServer(std::shared_ptr<Context> ctx, Io* io,
+                                               std::string* error);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // The transport may change between handshake and data phase (e.g. TDS 7.x
+  // carries the handshake inside PRELOGIN packets, then raw on TCP).
+  void set_io(Io* io) { io_ = io; }
+
+  enum class HandshakeStatus { kDone, kWantRead, kWantWrite, kFailed };
+  HandshakeStatus Handshake();
+
+  IoResult Read(std::span<uint8_t> out);
+  IoResult Write(std::span<const uint8_t> in);
+  // Sends close_notify (once). Ok when sent, WantWrite to retry.
+  IoResult Shutdown();
+  bool HasPendingPlaintext() const;
+
+  bool handshake_done() const { return handshake_done_; }
+  uint16_t version() const;
+  const char* version_name() const;
+  std::string cipher() const;
+  std::string alpn() const;
+  bool verified() const { return verified_; }
+  CertSummary PeerCertificate() const;
+  SSL* ssl() const { return ssl_; }
+
+  FailureCause failure_cause() const { return cause_; }
+  // The raw reason (X.509 error string or TLS alert/error), for logs.
+  const std::string& failure_detail() const { return detail_; }
+  // The certificate that failed verification (leaf or the chain element at fault).
+  const CertSummary& failed_certificate() const { return failed_cert_; }
+  const CertSummary& leaf_certificate() const { return leaf_cert_; }
+  // One sentence naming the cause, the certificate and the fix. section is the
+  // configuration block to point the user at, e.g. "backend_tls".
+  std::string Explain(const std::string& section) const;
+  // The last transport error seen by the BIO (errno), 0 if none.
+  int io_error() const { return io_error_; }
+  bool io_eof() const { return io_eof_; }
+
+ private:
+  Connection(std::shared_ptr<Context> ctx, SSL* ssl, Io* io);
+  void ClassifyFailure(int ssl_error);
+  IoResult MapResult(int ret);
+  static int VerifyCallback(int ok, X509_STORE_CTX* store);
+  static int CertCallback(SSL* ssl, void* arg);
+  friend struct BioGlue;
+
+  std::shared_ptr<Context> ctx_;
+  SSL* ssl_;
+  Io* io_;
+  std::string server_name_;
+  bool handshake_done_ = false;
+  bool verified_ = false;
+  bool shutdown_sent_ = false;
+  bool cert_requested_ = false;
+  bool io_eof_ = false;
+  int io_error_ = 0;
+  long verify_error_ = 0;
+  int verify_depth_ = -1;
+  FailureCause cause_ = FailureCause::kNone;
+  std::string detail_;
+  CertSummary failed_cert_;
+  CertSummary leaf_cert_;
+};
+
+}  // namespace dbward::tls

@@ -1,0 +1,250 @@
+#include "tls/context.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <cstring>
+
+namespace dbward::tls {
+namespace {
+
+bool Readable(const std::string& path, std::string* why) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    *why = strerror(errno);
+    return false;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    *why = "not a regular file";
+    return false;
+  }
+  return true;
+}
+
+int PasswordCallback(char* buf, int size, int /*rwflag*/, void* userdata) {
+  const std::string* pw = static_cast<const std::string*>(userdata);
+  if (pw == nullptr || pw->empty() || static_cast<int>(pw->size()) > size) return 0;
+  memcpy(buf, pw->data(), pw->size());
+  return static_cast<int>(pw->size());
+}
+
+bool SetAlpn(SSL_CTX* ctx, const std::vector<std::string>& alpn, std::string* error) {
+  if (alpn.empty()) return true;
+  std::string wire;
+  for (const auto& p : alpn) {
+    if (p.empty() || p.size() > 255) {
+      *error = "invalid ALPN protocol name";
+      return false;
+    }
+    wire.push_back(static_cast<char>(p.size()));
+    wire += p;
+  }
+  // Note the inverted return convention of this OpenSSL-compatible call.
+  if (SSL_CTX_set_alpn_protos(ctx, reinterpret_cast<const uint8_t*>(wire.data()), wire.size()) != 0) {
+    *error = "cannot set ALPN";
+    return false;
+  }
+  return true;
+}
+
+// Server side: accept the first of our protocols the client offers; a client
+// that offers ALPN but none of ours is refused (RFC 7301 no_application_protocol).
+int AlpnSelect(SSL* /*ssl*/, const uint8_t** out, uint8_t* out_len, const uint8_t* in,
+               unsigned in_len, void* arg) {
+  const auto* ours = static_cast<const std::vector<std::string>*>(arg);
+  for (const auto& p : *ours) {
+    unsigned i = 0;
+    while (i < in_len) {
+      unsigned len = in[i];
+      if (i + 1 + len > in_len) break;
+      if (len == p.size() && memcmp(in + i + 1, p.data(), len) == 0) {
+        *out = in + i + 1;
+        *out_len = static_cast<uint8_t>(len);
+        return SSL_TLSEXT_ERR_OK;
+      }
+      i += 1 + len;
+    }
+  }
+  return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+}  // namespace
+
+std::string TakeErrors() {
+  std::string out;
+  uint32_t e;
+  while ((e = ERR_get_error()) != 0) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out;
+}
+
+bool ParseTlsVersion(const std::string& text, uint16_t* out) {
+  if (text == "1.2") {
+    *out = TLS1_2_VERSION;
+  } else if (text == "1.3") {
+    *out = TLS1_3_VERSION;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+const char* TlsVersionName(uint16_t version) {
+  switch (version) {
+    case TLS1_VERSION: return "TLSv1";
+    case TLS1_1_VERSION: return "TLSv1.1";
+    case TLS1_2_VERSION: return "TLSv1.2";
+    case TLS1_3_VERSION: return "TLSv1.3";
+    default: return "unknown";
+  }
+}
+
+std::string SystemCaBundle() {
+  if (const char* env = getenv("SSL_CERT_FILE"); env != nullptr && *env != '\0') return env;
+  static const char* const kCandidates[] = {
+      "/etc/ssl/certs/ca-certificates.crt",  // Debian, Ubuntu
+      "/etc/pki/tls/certs/ca-bundle.crt",     // RHEL, Fedora
+      "/etc/ssl/cert.pem",                    // Alpine, macOS
+      "/etc/ssl/ca-bundle.pem",               // SUSE
+  };
+  for (const char* path : kCandidates) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) return path;
+  }
+  return "";
+}
+
+bool LoadKeyPair(SSL_CTX* ctx, const KeyPair& pair, std::string* error) {
+  std::string why;
+  if (pair.cert_file.empty() || pair.key_file.empty()) {
+    *error = "both cert_file and key_file are required";
+    return false;
+  }
+  if (!Readable(pair.cert_file, &why)) {
+    *error = "cannot read certificate " + pair.cert_file + ": " + why;
+    return false;
+  }
+  if (!Readable(pair.key_file, &why)) {
+    *error = "cannot read private key " + pair.key_file + ": " + why;
+    return false;
+  }
+  ERR_clear_error();
+  if (SSL_CTX_use_certificate_chain_file(ctx, pair.cert_file.c_str()) != 1) {
+    *error = "cannot load certificate " + pair.cert_file + ": " + TakeErrors();
+    return false;
+  }
+  bssl::UniquePtr<BIO> bio(BIO_new_file(pair.key_file.c_str(), "r"));
+  if (!bio) {
+    *error = "cannot open private key " + pair.key_file + ": " + TakeErrors();
+    return false;
+  }
+  const std::string& pw = pair.key_password;
+  bssl::UniquePtr<EVP_PKEY> key(PEM_read_bio_PrivateKey(bio.get(), nullptr, PasswordCallback,
+                                                        const_cast<std::string*>(&pw)));
+  if (!key) {
+    uint32_t e = ERR_peek_last_error();
+    std::string detail = TakeErrors();
+    bool bad_decrypt = ERR_GET_LIB(e) == ERR_LIB_CIPHER || ERR_GET_REASON(e) == PEM_R_BAD_DECRYPT ||
+                       ERR_GET_REASON(e) == PEM_R_BAD_PASSWORD_READ ||
+                       detail.find("DECRYPT") != std::string::npos;
+    if (pw.empty() && (ERR_GET_REASON(e) == PEM_R_BAD_PASSWORD_READ || bad_decrypt)) {
+      *error = "private key " + pair.key_file + " is encrypted: set key_password_file";
+    } else if (bad_decrypt) {
+      *error = "cannot decrypt private key " + pair.key_file + ": wrong password in key_password_file";
+    } else {
+      *error = "cannot load private key " + pair.key_file + ": " + detail;
+    }
+    return false;
+  }
+  if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+    TakeErrors();
+    *error = "private key " + pair.key_file + " does not match certificate " + pair.cert_file;
+    return false;
+  }
+  return true;
+}
+
+Context::~Context() { SSL_CTX_free(ctx_); }
+
+std::shared_ptr<Context> Context::NewClient(const ClientOptions& o, std::string* error) {
+  bssl::UniquePtr<SSL_CTX> ctx(SSL_CTX_new(TLS_method()));
+  if (!ctx) {
+    *error = "SSL_CTX_new failed";
+    return nullptr;
+  }
+  SSL_CTX_set_min_proto_version(ctx.get(), o.min_version);
+  SSL_CTX_set_max_proto_version(ctx.get(), TLS1_3_VERSION);
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // Verification is never optional: the callback installed per connection only
+  // records why it failed, it never overrides the verdict.
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+
+  std::string ca = o.ca_file;
+  std::string why;
+  std::string desc;
+  if (ca.empty()) {
+    ca = SystemCaBundle();
+    if (ca.empty()) {
+      *error = "no ca_file given and no system CA bundle found (install ca-certificates or set ca_file)";
+      return nullptr;
+    }
+    desc = "system trust store " + ca;
+  } else {
+    desc = "ca_file " + ca;
+  }
+  if (!Readable(ca, &why)) {
+    *error = "cannot read CA file " + ca + ": " + why;
+    return nullptr;
+  }
+  ERR_clear_error();
+  if (SSL_CTX_load_verify_locations(ctx.get(), ca.c_str(), nullptr) != 1) {
+    *error = "cannot load CA certificates from " + ca + ": " + TakeErrors();
+    return nullptr;
+  }
+  if (!o.client_cert.empty()) {
+    if (!LoadKeyPair(ctx.get(), o.client_cert, error)) return nullptr;
+  }
+  if (!SetAlpn(ctx.get(), o.alpn, error)) return nullptr;
+
+  std::shared_ptr<Context> out(new Context(ctx.release(), true));
+  out->verify_ = o.verify;
+  out->ca_description_ = desc;
+  return out;
+}
+
+std::shared_ptr<Context> Context::NewServer(const ServerOptions& o, std::string* error) {
+  bssl::UniquePtr<SSL_CTX> ctx(SSL_CTX_new(TLS_method()));
+  if (!ctx) {
+    *error = "SSL_CTX_new failed";
+    return nullptr;
+  }
+  SSL_CTX_set_min_proto_version(ctx.get(), o.min_version);
+  SSL_CTX_set_max_proto_version(ctx.get(), TLS1_3_VERSION);
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  if (!LoadKeyPair(ctx.get(), o.cert, error)) return nullptr;
+  std::shared_ptr<Context> out(new Context(ctx.release(), false));
+  if (!o.alpn.empty()) {
+    // The vector must outlive the SSL_CTX; it lives in a static registry keyed
+    // by the context, freed with it.
+    auto* copy = new std::vector<std::string>(o.alpn);
+    SSL_CTX_set_alpn_select_cb(out->ctx_, AlpnSelect, copy);
+    static int index = SSL_CTX_get_ex_new_index(
+        0, nullptr, nullptr, nullptr,
+        [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+          delete static_cast<std::vector<std::string>*>(ptr);
+        });
+    SSL_CTX_set_ex_data(out->ctx_, index, copy);
+  }
+  return out;
+}
+
+}  // namespace dbward::tls

@@ -1,0 +1,75 @@
+// TLS contexts built from configuration. Everything that can be wrong with a
+// certificate, key or CA file is found here, at start-up, and reported with
+// the file's name; a context that exists is usable.
+#pragma once
+
+#include <openssl/base.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace dbward::tls {
+
+enum class VerifyMode {
+  kFull,  // chain to a trusted CA, validity, EKU serverAuth, and hostname or IP SAN
+  kCa,    // everything but the name check
+};
+
+struct KeyPair {
+  std::string cert_file;     // PEM: leaf first, then intermediates
+  std::string key_file;      // PEM private key, optionally encrypted
+  std::string key_password;  // the password itself (read from key_password_file by the caller)
+  bool empty() const { return cert_file.empty() && key_file.empty(); }
+};
+
+struct ClientOptions {
+  VerifyMode verify = VerifyMode::kFull;
+  std::string ca_file;          // empty: the system trust store
+  KeyPair client_cert;          // optional client certificate
+  uint16_t min_version = 0x0303;  // TLS1_2_VERSION
+  std::vector<std::string> alpn;
+};
+
+struct ServerOptions {
+  KeyPair cert;
+  uint16_t min_version = 0x0303;
+  std::vector<std::string> alpn;  // protocols we accept; empty: no ALPN
+};
+
+// Shared, immutable after creation; safe to use from several threads.
+class Context {
+ public:
+  static std::shared_ptr<Context> NewClient(const ClientOptions& options, std::string* error);
+  static std::shared_ptr<Context> NewServer(const ServerOptions& options, std::string* error);
+
+  ~Context();
+  SSL_CTX* ssl_ctx() const { return ctx_; }
+  bool is_client() const { return client_; }
+  VerifyMode verify() const { return verify_; }
+  const std::string& ca_description() const { return ca_description_; }
+
+ private:
+  Context(SSL_CTX* ctx, bool client) : ctx_(ctx), client_(client) {}
+  SSL_CTX* ctx_;
+  bool client_;
+  VerifyMode verify_ = VerifyMode::kFull;
+  std::string ca_description_;
+};
+
+// Loads cert_file + key_file (decrypting with key_password) into ctx and checks
+// that they match. Exposed for tests and for reloads.
+bool LoadKeyPair(SSL_CTX* ctx, const KeyPair& pair, std::string* error);
+
+// Parses "1.2" / "1.3" into a TLS version number.
+bool ParseTlsVersion(const std::string& text, uint16_t* out);
+const char* TlsVersionName(uint16_t version);
+
+// The first system CA bundle found (SSL_CERT_FILE wins), or "" if none.
+std::string SystemCaBundle();
+
+// Drains BoringSSL's error queue into one readable string.
+std::string TakeErrors();
+
+}  // namespace dbward::tls
