@@ -261,8 +261,15 @@ bool Session::PumpDirection(Direction* d, bool* progressed) {
         d->src_wait = r.kind == tls::IoResult::kWantRead ? Wait::kRead : Wait::kWrite;
       } else {
         std::string who = d->src == &client_ ? "client" : "backend";
-        std::string why = r.err == EPROTO && d->src->tls() ? d->src->tls()->failure_detail()
-                                                           : std::string(strerror(r.err));
+        tls::Connection* t = d->src->tls();
+        if (r.err == EPROTO && t != nullptr && d->src == &backend_ &&
+            (t->failure_cause() == tls::FailureCause::kClientCertRequired ||
+             t->failure_cause() == tls::FailureCause::kPeerRejectedUs)) {
+          Fail("backend_tls_failed", "backend " + backend_addr_ + ": " + t->Explain("backend_tls"),
+               tls::CauseToken(t->failure_cause()));
+          return false;
+        }
+        std::string why = r.err == EPROTO && t != nullptr ? t->failure_detail() : std::string(strerror(r.err));
         Fail("reset", "cannot read from " + who + ": " + why, who + "_read");
         return false;
       }

@@ -69,14 +69,28 @@ void Worker::Join() {
   if (thread_.joinable()) thread_.join();
 }
 
+void Worker::Notify() {
+  std::lock_guard<std::mutex> lock(async_mu_);
+  if (!async_closed_) uv_async_send(&async_);
+}
+
 void Worker::RequestDrain() {
   drain_requested_ = true;
-  uv_async_send(&async_);
+  Notify();
 }
 
 void Worker::RequestAbort() {
   abort_requested_ = true;
-  uv_async_send(&async_);
+  Notify();
+}
+
+// Once draining and empty, close the last handles so uv_run returns.
+void Worker::MaybeFinish() {
+  if (accepting_ || sessions_ != nullptr) return;
+  std::lock_guard<std::mutex> lock(async_mu_);
+  if (async_closed_) return;
+  async_closed_ = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
 }
 
 void Worker::StopAccepting() {
@@ -102,11 +116,7 @@ void Worker::OnAsync(uv_async_t* handle) {
     for (Session* s = self->sessions_; s != nullptr; s = s->next) all.push_back(s);
     for (Session* s : all) s->Abort("shutdown");
   }
-  if (!self->accepting_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&self->async_))) {
-    // Without the async handle and listeners the loop ends once the last
-    // session's handles are closed.
-    uv_close(reinterpret_cast<uv_handle_t*>(&self->async_), nullptr);
-  }
+  self->MaybeFinish();
 }
 
 void Worker::OnAccept(uv_poll_t* handle, int status, int /*events*/) {
@@ -168,6 +178,7 @@ void Worker::RemoveSession(Session* s) {
   if (s->next != nullptr) s->next->prev = s->prev;
   s->next = s->prev = nullptr;
   sessions_count_--;
+  MaybeFinish();
 }
 
 }  // namespace dbward::proxy

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -53,6 +54,8 @@ class Worker {
   static void OnAccept(uv_poll_t* handle, int status, int events);
   void Run();
   void StopAccepting();
+  void MaybeFinish();
+  void Notify();
 
   int index_;
   std::vector<ListenerRuntime*> listeners_;
@@ -61,6 +64,8 @@ class Worker {
   uv_async_t async_;
   std::atomic<bool> drain_requested_{false};
   std::atomic<bool> abort_requested_{false};
+  std::mutex async_mu_;  // guards uv_async_send against the handle's close
+  bool async_closed_ = false;
   bool accepting_ = false;
   BufferPool pool_;
   Session* sessions_ = nullptr;  // intrusive list, owned by the loop thread

@@ -340,7 +340,9 @@ IoResult Connection::MapResult(int ret) {
       if (io_error_ == 0) return IoResult::Eof();  // TCP FIN without close_notify
       return IoResult::Error(io_error_);
     default:
-      detail_ = TakeErrors();
+      // In TLS 1.3 the server judges our certificate after our handshake has
+      // finished, so its verdict arrives as an alert on the first read.
+      ClassifyFailure(err);
       return IoResult::Error(EPROTO);
   }
 }

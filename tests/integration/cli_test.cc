@@ -1,0 +1,110 @@
+// The dbward command line: --version, check-config verdicts with
+// FILE:LINE:COLUMN, and start-up refusing bad TLS material by name.
+#include <gtest/gtest.h>
+
+#include "harness.h"
+
+namespace dbward::testing {
+namespace {
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (CertDir().empty()) GTEST_SKIP() << "DBWARD_TEST_CERTS not set (run through ctest)";
+  }
+  std::string Config(const std::string& backend_tls_extra, const std::string& ca = "ca.pem") {
+    return "listeners:\n"
+           "  - name: orders\n"
+           "    protocol: tcp\n"
+           "    listen: 127.0.0.1:0\n"
+           "    backend: db.internal:5432\n"
+           "    backend_tls:\n"
+           "      ca_file: " + Cert(ca) + "\n" + backend_tls_extra +
+           "log:\n"
+           "  audit: off\n";
+  }
+  TempDir dir_;
+};
+
+TEST_F(CliTest, VersionPrintsVersion) {
+  std::string out;
+  EXPECT_EQ(RunCommand({DBWARD_BINARY, "--version"}, &out), 0);
+  EXPECT_EQ(out, "dbward 0.1.0\n");
+}
+
+TEST_F(CliTest, CheckConfigAcceptsGoodFile) {
+  std::string path = dir_.Write("good.yaml", Config(""));
+  std::string out;
+  EXPECT_EQ(RunCommand({DBWARD_BINARY, "check-config", path}, &out), 0) << out;
+  EXPECT_EQ(out, path + ": OK (1 listeners)\n");
+}
+
+TEST_F(CliTest, CheckConfigPointsAtUnknownKey) {
+  std::string path = dir_.Write("bad.yaml", Config("      verfy: full\n"));
+  std::string out;
+  EXPECT_EQ(RunCommand({DBWARD_BINARY, "check-config", path}, &out), 1);
+  EXPECT_EQ(out.rfind(path + ":8:7: unknown key 'verfy' in backend_tls", 0), 0u) << out;
+}
+
+TEST_F(CliTest, CheckConfigRefusesToDisableVerification) {
+  std::string path = dir_.Write("bad.yaml", Config("      verify: none\n"));
+  std::string out;
+  EXPECT_EQ(RunCommand({DBWARD_BINARY, "check-config", path}, &out), 1);
+  EXPECT_NE(out.find(path + ":8:15: backend_tls.verify must be 'full'"), std::string::npos) << out;
+  EXPECT_NE(out.find("cannot be turned off"), std::string::npos) << out;
+}
+
+TEST_F(CliTest, CheckConfigNamesMissingCaFile) {
+  std::string path = dir_.Write("bad.yaml", Config("", "no-such-ca.pem"));
+  std::string out;
+  EXPECT_EQ(RunCommand({DBWARD_BINARY, "check-config", path}, &out), 1);
+  EXPECT_NE(out.find(path + ":7:16: listener orders: backend_tls: cannot read CA file " +
+                     Cert("no-such-ca.pem") + ": No such file or directory"),
+            std::string::npos)
+      << out;
+}
+
+TEST_F(CliTest, CheckConfigReportsWrongKeyPasswordWithoutPrintingIt) {
+  std::string path = dir_.Write(
+      "bad.yaml", Config("      cert_file: " + Cert("client.pem") + "\n      key_file: " + Cert("client.key") +
+                         "\n      key_password_file: " + Cert("wrong.pass") + "\n"));
+  std::string out;
+  EXPECT_EQ(RunCommand({DBWARD_BINARY, "check-config", path}, &out), 1);
+  EXPECT_NE(out.find(path + ":10:26:"), std::string::npos) << out;
+  EXPECT_NE(out.find("wrong password"), std::string::npos) << out;
+  EXPECT_EQ(out.find("not the password"), std::string::npos) << out;
+}
+
+TEST_F(CliTest, CheckConfigReportsEncryptedKeyWithoutPassword) {
+  std::string path = dir_.Write(
+      "bad.yaml", Config("      cert_file: " + Cert("client.pem") + "\n      key_file: " + Cert("client.key") + "\n"));
+  std::string out;
+  EXPECT_EQ(RunCommand({DBWARD_BINARY, "check-config", path}, &out), 1);
+  EXPECT_NE(out.find("is encrypted: set key_password_file"), std::string::npos) << out;
+}
+
+TEST_F(CliTest, CheckConfigReportsKeyThatDoesNotMatchCertificate) {
+  std::string path = dir_.Write(
+      "bad.yaml", Config("      cert_file: " + Cert("server.pem") + "\n      key_file: " + Cert("proxy.key") + "\n"));
+  std::string out;
+  EXPECT_EQ(RunCommand({DBWARD_BINARY, "check-config", path}, &out), 1);
+  EXPECT_NE(out.find("private key " + Cert("proxy.key") + " does not match certificate " + Cert("server.pem")),
+            std::string::npos)
+      << out;
+}
+
+TEST_F(CliTest, RunRefusesBadConfigurationWithExitOne) {
+  std::string path = dir_.Write("bad.yaml", "listeners: []\n");
+  std::string out;
+  EXPECT_EQ(RunCommand({DBWARD_BINARY, "run", "--config", path}, &out), 1);
+  EXPECT_NE(out.find(path + ":1:12: listeners must be a non-empty list"), std::string::npos) << out;
+}
+
+TEST_F(CliTest, UnknownCommandIsUsageError) {
+  std::string out;
+  EXPECT_EQ(RunCommand({DBWARD_BINARY, "frobnicate"}, &out), 2);
+  EXPECT_NE(out.find("usage: dbward run --config FILE"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dbward::testing

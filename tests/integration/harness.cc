@@ -1,0 +1,334 @@
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+extern char** environ;
+
+namespace dbward::testing {
+
+std::string CertDir() {
+  const char* d = getenv("DBWARD_TEST_CERTS");
+  return d ? d : "";
+}
+
+std::string Cert(const std::string& name) { return CertDir() + "/" + name; }
+
+TempDir::TempDir() {
+  char tmpl[] = "/tmp/dbward-test-XXXXXX";
+  char* p = mkdtemp(tmpl);
+  path_ = p ? p : "/tmp";
+}
+
+TempDir::~TempDir() {
+  if (path_.rfind("/tmp/dbward-test-", 0) == 0 && getenv("DBWARD_KEEP_TEST_DIRS") == nullptr) {
+    std::string cmd = "rm -rf '" + path_ + "'";
+    if (system(cmd.c_str()) != 0) {
+      // best effort
+    }
+  }
+}
+
+std::string TempDir::Write(const std::string& name, const std::string& content) const {
+  std::string p = path_ + "/" + name;
+  std::ofstream(p) << content;
+  return p;
+}
+
+JsonFields ParseFlatJson(const std::string& s) {
+  JsonFields out;
+  size_t i = 0;
+  auto skip_ws = [&] {
+    while (i < s.size() && isspace(static_cast<unsigned char>(s[i]))) i++;
+  };
+  auto read_string = [&](std::string* v) {
+    // assumes s[i] == '"'
+    i++;
+    while (i < s.size() && s[i] != '"') {
+      if (s[i] == '\\' && i + 1 < s.size()) {
+        char c = s[i + 1];
+        if (c == 'n') {
+          v->push_back('\n');
+        } else if (c == 't') {
+          v->push_back('\t');
+        } else if (c == 'u' && i + 5 < s.size()) {
+          v->push_back(static_cast<char>(std::stoi(s.substr(i + 2, 4), nullptr, 16)));
+          i += 4;
+        } else {
+          v->push_back(c);
+        }
+        i += 2;
+      } else {
+        v->push_back(s[i++]);
+      }
+    }
+    i++;
+  };
+  skip_ws();
+  if (i >= s.size() || s[i] != '{') return out;
+  i++;
+  while (i < s.size()) {
+    skip_ws();
+    if (s[i] == '}') break;
+    if (s[i] == ',') {
+      i++;
+      continue;
+    }
+    std::string key, value;
+    if (s[i] != '"') break;
+    read_string(&key);
+    skip_ws();
+    if (i >= s.size() || s[i] != ':') break;
+    i++;
+    skip_ws();
+    if (s[i] == '"') {
+      read_string(&value);
+    } else {
+      while (i < s.size() && s[i] != ',' && s[i] != '}') value.push_back(s[i++]);
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path, const std::string& err_path) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid;
+  int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  return rc == 0 ? pid : -1;
+}
+
+}  // namespace
+
+DbwardProcess::~DbwardProcess() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+bool DbwardProcess::Start(const std::string& config_yaml, int listeners) {
+  std::string audit = dir_.path() + "/audit.jsonl";
+  std::string cfg = std::regex_replace(config_yaml, std::regex("\\$\\{AUDIT\\}"), audit);
+  std::string path = dir_.Write("dbward.yaml", cfg);
+  pid_ = Spawn({DBWARD_BINARY, "run", "--config", path}, dir_.path() + "/stdout.log",
+               dir_.path() + "/stderr.log");
+  if (pid_ < 0) return false;
+  std::regex re("listening on [^ ]*:([0-9]+) ");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::string log = Log();
+    ports_.clear();
+    for (auto it = std::sregex_iterator(log.begin(), log.end(), re); it != std::sregex_iterator(); ++it) {
+      ports_.push_back(static_cast<uint16_t>(std::stoi((*it)[1].str())));
+    }
+    if (static_cast<int>(ports_.size()) >= listeners) return true;
+    int status;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+bool DbwardProcess::WaitExit(std::chrono::milliseconds timeout, int* status) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int st;
+    if (waitpid(pid_, &st, WNOHANG) == pid_) {
+      pid_ = -1;
+      *status = st;
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+int DbwardProcess::Stop(int sig, std::chrono::milliseconds timeout) {
+  if (pid_ <= 0) return -1;
+  kill(pid_, sig);
+  int st;
+  if (!WaitExit(timeout, &st)) return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+std::string DbwardProcess::Log() const { return ReadFile(dir_.path() + "/stderr.log"); }
+
+std::vector<JsonFields> DbwardProcess::AuditEvents() const {
+  std::vector<JsonFields> out;
+  std::istringstream in(ReadFile(dir_.path() + "/audit.jsonl"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) out.push_back(ParseFlatJson(line));
+  }
+  return out;
+}
+
+std::vector<JsonFields> DbwardProcess::WaitAuditEvents(size_t n, std::chrono::milliseconds timeout) const {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto ev = AuditEvents();
+    if (ev.size() >= n || std::chrono::steady_clock::now() > deadline) return ev;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+bool DbwardProcess::WaitLog(const std::string& needle, std::chrono::milliseconds timeout) const {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (Log().find(needle) != std::string::npos) return true;
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+long DbwardProcess::RssKb() const {
+  std::istringstream in(ReadFile("/proc/" + std::to_string(pid_) + "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  }
+  return -1;
+}
+
+int RunCommand(const std::vector<std::string>& argv, std::string* output) {
+  TempDir dir;
+  std::string out = dir.path() + "/out";
+  pid_t pid = Spawn(argv, out, out + ".err");
+  if (pid < 0) return -1;
+  int st;
+  waitpid(pid, &st, 0);
+  *output = ReadFile(out) + ReadFile(out + ".err");
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int ConnectLoopback(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    close(fd);
+    return -1;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+bool SendAll(int fd, const void* data, size_t len) {
+  const char* p = static_cast<const char*>(data);
+  while (len > 0) {
+    ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+ssize_t RecvAll(int fd, std::string* out, size_t max, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  char buf[65536];
+  size_t total = 0;
+  while (total < max) {
+    int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    deadline - std::chrono::steady_clock::now())
+                                    .count());
+    if (left <= 0) return -1;
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, left) <= 0) continue;
+    ssize_t n = recv(fd, buf, std::min(sizeof buf, max - total), 0);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return total > 0 ? static_cast<ssize_t>(total) : -1;
+    }
+    out->append(buf, static_cast<size_t>(n));
+    total += static_cast<size_t>(n);
+  }
+  return static_cast<ssize_t>(total);
+}
+
+bool ClosedWithoutData(int fd, int timeout_ms) {
+  pollfd p{fd, POLLIN, 0};
+  if (poll(&p, 1, timeout_ms) <= 0) return false;
+  char c;
+  ssize_t n = recv(fd, &c, 1, 0);
+  return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+uint16_t FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  socklen_t len = sizeof sa;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  close(fd);
+  return ntohs(sa.sin_port);
+}
+
+OpensslServer::~OpensslServer() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+bool OpensslServer::Start(const std::vector<std::string>& extra_args) {
+  port_ = FreePort();
+  std::vector<std::string> argv = {"openssl", "s_server", "-accept", "127.0.0.1:" + std::to_string(port_)};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  pid_ = Spawn(argv, "/dev/null", "/dev/null");
+  if (pid_ < 0) return false;
+  for (int i = 0; i < 200; i++) {
+    int fd = ConnectLoopback(port_);
+    if (fd >= 0) {
+      close(fd);
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+}  // namespace dbward::testing

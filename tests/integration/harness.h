@@ -1,0 +1,86 @@
+// Test harness for end-to-end tests: runs the real dbward binary with a
+// generated configuration, talks to it over loopback, reads its log and audit
+// file, and can start `openssl s_server` as a reference TLS backend.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace dbward::testing {
+
+std::string CertDir();  // $DBWARD_TEST_CERTS; tests skip when unset
+std::string Cert(const std::string& name);  // CertDir() + "/" + name
+
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string Write(const std::string& name, const std::string& content) const;
+
+ private:
+  std::string path_;
+};
+
+// A flat JSON object as key -> raw value text (strings unescaped, no quotes).
+using JsonFields = std::map<std::string, std::string>;
+JsonFields ParseFlatJson(const std::string& line);
+
+class DbwardProcess {
+ public:
+  DbwardProcess() = default;
+  ~DbwardProcess();
+  // Writes config_yaml (with ${AUDIT} replaced by the audit file path) and
+  // starts `dbward run`; waits until every listener logged its port.
+  bool Start(const std::string& config_yaml, int listeners = 1);
+  uint16_t port(size_t i = 0) const { return ports_.at(i); }
+  pid_t pid() const { return pid_; }
+  // Sends sig and waits up to timeout; returns the exit status or -1.
+  int Stop(int sig = 15, std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  bool WaitExit(std::chrono::milliseconds timeout, int* status);
+  std::string Log() const;
+  std::vector<JsonFields> AuditEvents() const;
+  // Waits until at least n audit events exist.
+  std::vector<JsonFields> WaitAuditEvents(size_t n, std::chrono::milliseconds timeout =
+                                                         std::chrono::seconds(10)) const;
+  bool WaitLog(const std::string& needle, std::chrono::milliseconds timeout =
+                                              std::chrono::seconds(10)) const;
+  long RssKb() const;
+  const TempDir& dir() const { return dir_; }
+
+ private:
+  TempDir dir_;
+  pid_t pid_ = -1;
+  std::vector<uint16_t> ports_;
+};
+
+// Runs a command, capturing stdout+stderr; returns the exit status.
+int RunCommand(const std::vector<std::string>& argv, std::string* output);
+
+// Loopback TCP client helpers (blocking, with timeouts).
+int ConnectLoopback(uint16_t port);
+bool SendAll(int fd, const void* data, size_t len);
+// Reads until EOF or until max bytes; returns bytes read, -1 on error/timeout.
+ssize_t RecvAll(int fd, std::string* out, size_t max, int timeout_ms);
+// True if the peer closed the connection (EOF or reset) within timeout_ms
+// without sending any data.
+bool ClosedWithoutData(int fd, int timeout_ms);
+uint16_t FreePort();
+
+// `openssl s_server` on a free port with the given extra arguments.
+class OpensslServer {
+ public:
+  ~OpensslServer();
+  bool Start(const std::vector<std::string>& extra_args);
+  uint16_t port() const { return port_; }
+
+ private:
+  pid_t pid_ = -1;
+  uint16_t port_ = 0;
+};
+
+}  // namespace dbward::testing

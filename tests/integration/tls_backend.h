@@ -1,0 +1,64 @@
+// A real TLS server for end-to-end tests, built on BoringSSL with blocking
+// sockets and a thread per connection. It plays the database's part: echo,
+// flood, or misbehave (never answer, answer in plaintext).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace dbward::testing {
+
+class TlsBackend {
+ public:
+  enum class Mode {
+    kEcho,       // TLS, echo every byte; on EOF finish sending and close_notify
+    kFlood,      // TLS, send an endless stream until the peer goes away
+    kSilent,     // accept TCP, never say a word
+    kPlaintext,  // accept TCP, answer with a non-TLS banner
+  };
+  struct Options {
+    Mode mode = Mode::kEcho;
+    std::string cert;            // PEM file names
+    std::string key;
+    std::string client_ca;       // non-empty: require a client certificate from this CA
+    uint16_t max_version = 0;    // 0: library default
+  };
+
+  explicit TlsBackend(Options options);
+  ~TlsBackend();
+  bool Start(std::string* error);
+  uint16_t port() const { return port_; }
+
+  uint64_t bytes_sent() const { return bytes_sent_; }
+  uint64_t bytes_received() const { return bytes_received_; }
+  int handshakes() const { return handshakes_; }
+  int connections() const { return connections_; }
+  std::string last_sni() const;
+  std::string last_client_subject() const;
+
+ private:
+  void AcceptLoop();
+  void Serve(int fd);
+
+  Options options_;
+  void* ctx_ = nullptr;  // SSL_CTX*
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> bytes_sent_{0};
+  std::atomic<uint64_t> bytes_received_{0};
+  std::atomic<int> handshakes_{0};
+  std::atomic<int> connections_{0};
+  mutable std::mutex mu_;
+  std::string last_sni_;
+  std::string last_client_subject_;
+  std::vector<int> fds_;
+  std::thread acceptor_;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace dbward::testing
