@@ -74,6 +74,13 @@ uint64_t Unsigned(const YAML::Node& n, const std::string& what, uint64_t lo, uin
   return v;
 }
 
+bool Bool(const YAML::Node& n, const std::string& what) {
+  std::string s = n.IsScalar() ? n.Scalar() : "";
+  if (s == "true" || s == "yes" || s == "on") return true;
+  if (s == "false" || s == "no" || s == "off") return false;
+  Fail(n, what + " must be true or false");
+}
+
 std::string Resolve(const std::string& base_dir, const std::string& path) {
   if (path.empty() || path[0] == '/' || base_dir.empty()) return path;
   return base_dir + "/" + path;
@@ -90,7 +97,7 @@ uint16_t TlsVersion(const YAML::Node& n) {
 BackendTlsConfig ParseBackendTls(const YAML::Node& n, const std::string& dir) {
   CheckKeys(n, "backend_tls",
             {"verify", "ca_file", "server_name", "cert_file", "key_file", "key_password_file",
-             "min_version"});
+             "min_version", "direct"});
   BackendTlsConfig t;
   t.pos = PosOf(n);
   if (n["verify"]) {
@@ -128,6 +135,7 @@ BackendTlsConfig ParseBackendTls(const YAML::Node& n, const std::string& dir) {
     Fail(n["key_password_file"], "backend_tls.key_password_file needs key_file");
   }
   if (n["min_version"]) t.min_version = TlsVersion(n["min_version"]);
+  if (n["direct"]) t.direct = Bool(n["direct"], "backend_tls.direct");
   return t;
 }
 
@@ -151,7 +159,7 @@ ClientTlsConfig ParseClientTls(const YAML::Node& n, const std::string& dir) {
 ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
   CheckKeys(n, "listener",
             {"name", "protocol", "listen", "backend", "backend_tls", "client_tls", "timeouts",
-             "max_connections"});
+             "max_connections", "plaintext_clients"});
   ListenerConfig l;
   l.pos = PosOf(n);
   for (const char* required : {"name", "protocol", "listen", "backend", "backend_tls"}) {
@@ -171,10 +179,12 @@ ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
   std::string proto = Scalar(n["protocol"], "protocol");
   if (proto == "tcp") {
     l.protocol = Protocol::kTcp;
-  } else if (proto == "postgres" || proto == "mysql" || proto == "tds") {
-    Fail(n["protocol"], "protocol '" + proto + "' is not available in this build yet; use 'tcp'");
+  } else if (proto == "postgres") {
+    l.protocol = Protocol::kPostgres;
+  } else if (proto == "mysql" || proto == "tds") {
+    Fail(n["protocol"], "protocol '" + proto + "' is not available in this build yet; use tcp or postgres");
   } else {
-    Fail(n["protocol"], "unknown protocol '" + proto + "' (expected tcp)");
+    Fail(n["protocol"], "unknown protocol '" + proto + "' (expected tcp or postgres)");
   }
   if (!SplitHostPort(Scalar(n["listen"], "listen"), &l.listen_host, &l.listen_port)) {
     Fail(n["listen"], "listen must be HOST:PORT (e.g. 127.0.0.1:6432 or [::1]:6432)");
@@ -199,6 +209,22 @@ ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
       Fail(t, "timeouts.connect and timeouts.handshake must be greater than zero");
     }
   }
+  if (n["plaintext_clients"]) {
+    std::string v = Scalar(n["plaintext_clients"], "plaintext_clients");
+    if (v == "allow") {
+      l.plaintext_clients = true;
+    } else if (v == "deny") {
+      l.plaintext_clients = false;
+    } else {
+      Fail(n["plaintext_clients"], "plaintext_clients must be 'allow' or 'deny'");
+    }
+    if (l.protocol == Protocol::kTcp && !l.plaintext_clients) {
+      Fail(n["plaintext_clients"], "a tcp listener only has plaintext clients; 'deny' would refuse every connection");
+    }
+  }
+  if (l.backend_tls.direct && l.protocol != Protocol::kPostgres) {
+    Fail(n["backend_tls"]["direct"], "backend_tls.direct is for protocol: postgres (PostgreSQL 17 direct TLS)");
+  }
   if (n["max_connections"]) {
     l.max_connections = static_cast<uint32_t>(Unsigned(n["max_connections"], "max_connections", 1, 1'000'000));
   }
@@ -217,6 +243,7 @@ std::string DirName(const std::string& path) {
 const char* ProtocolName(Protocol p) {
   switch (p) {
     case Protocol::kTcp: return "tcp";
+    case Protocol::kPostgres: return "postgres";
   }
   return "?";
 }

@@ -9,7 +9,7 @@
 
 namespace dbward::proxy {
 
-enum class Protocol { kTcp };
+enum class Protocol { kTcp, kPostgres };
 const char* ProtocolName(Protocol p);
 
 struct Position {
@@ -25,6 +25,7 @@ struct BackendTlsConfig {
   std::string key_file;
   std::string key_password_file;
   uint16_t min_version = 0x0303;
+  bool direct = false;  // postgres: PostgreSQL 17 direct TLS (ALPN postgresql), no SSLRequest
   Position pos, ca_pos, cert_pos, key_pos, password_pos;
 };
 
@@ -53,6 +54,7 @@ struct ListenerConfig {
   std::optional<ClientTlsConfig> client_tls;
   Timeouts timeouts;
   uint32_t max_connections = 10'000;
+  bool plaintext_clients = true;  // plaintext_clients: allow | deny
   Position pos;
 };
 

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace dbward::proxy {
@@ -18,6 +19,12 @@ void Leg::Close() {
 }
 
 tls::IoResult Leg::Read(std::span<uint8_t> out) {
+  if (!unread_.empty()) {
+    size_t n = std::min(out.size(), unread_.size());
+    std::copy(unread_.begin(), unread_.begin() + static_cast<ptrdiff_t>(n), out.begin());
+    unread_.erase(unread_.begin(), unread_.begin() + static_cast<ptrdiff_t>(n));
+    return tls::IoResult::Ok(n);
+  }
   for (;;) {
     ssize_t n = ::recv(fd_, out.data(), out.size(), 0);
     if (n > 0) return tls::IoResult::Ok(static_cast<size_t>(n));

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "tls/connection.h"
 #include "tls/io.h"
@@ -31,11 +32,15 @@ class Leg final : public tls::Io {
   tls::IoResult ShutdownWrite();
 
   void AttachTls(std::unique_ptr<tls::Connection> conn) { tls_ = std::move(conn); }
+  // Bytes already taken off the socket by a classifier (e.g. a ClientHello
+  // that announced direct TLS) are handed back and read again first.
+  void Unread(std::span<const uint8_t> bytes) { unread_.insert(unread_.end(), bytes.begin(), bytes.end()); }
   tls::Connection* tls() const { return tls_.get(); }
 
  private:
   int fd_ = -1;
   std::unique_ptr<tls::Connection> tls_;
+  std::vector<uint8_t> unread_;
 };
 
 }  // namespace dbward::proxy

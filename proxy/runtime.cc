@@ -69,6 +69,7 @@ bool BuildListenerRuntimes(const Config& config,
     co.verify = b.full_verify ? tls::VerifyMode::kFull : tls::VerifyMode::kCa;
     co.ca_file = b.ca_file;
     co.min_version = b.min_version;
+    if (l.protocol == Protocol::kPostgres && b.direct) co.alpn = {"postgresql"};
     co.client_cert.cert_file = b.cert_file;
     co.client_cert.key_file = b.key_file;
     std::string msg;
@@ -90,6 +91,7 @@ bool BuildListenerRuntimes(const Config& config,
       so.cert.cert_file = c.cert_file;
       so.cert.key_file = c.key_file;
       so.min_version = c.min_version;
+      if (l.protocol == Protocol::kPostgres) so.alpn = {"postgresql"};
       Secret cpw;
       if (!c.key_password_file.empty() && !ReadPasswordFile(c.key_password_file, &cpw.value, &msg)) {
         *error = {config.path, c.password_pos, "listener " + l.name + ": " + msg};

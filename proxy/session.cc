@@ -25,7 +25,7 @@ constexpr int kMaxRounds = 16;
 }  // namespace
 
 Session::Session(Worker* worker, ListenerRuntime* listener, int client_fd, uint64_t id)
-    : worker_(worker), listener_(listener), id_(id) {
+    : worker_(worker), listener_(listener), id_(id), handler_(NewHandler(listener->config.protocol)) {
   client_.set_fd(client_fd);
   client_addr_ = PeerAddress(client_fd);
   up_.src = &client_;
@@ -69,11 +69,26 @@ void Session::Start() {
   open_handles_ += 2;
   client_poll_ = NewPoll(client_.fd());
   if (client_poll_ == nullptr) {
-    Fail("error", "cannot watch client socket", "internal");
+    FailWithMessage("error", "cannot watch client socket", "internal", {});
     return;
   }
   ArmTimer(listener_->config.timeouts.handshake_ms);
+  handler_->OnStart(*this);
+  Advance();
+}
 
+void Session::SendToClient(std::span<const uint8_t> bytes) {
+  client_out_.insert(client_out_.end(), bytes.begin(), bytes.end());
+}
+
+void Session::SendToBackend(std::span<const uint8_t> bytes) {
+  backend_out_.insert(backend_out_.end(), bytes.begin(), bytes.end());
+}
+
+void Session::StartClientTls() { client_tls_pending_ = true; }
+
+void Session::ConnectBackend() {
+  if (backend_phase_ != BackendPhase::kNone) return;
   const ListenerConfig& cfg = listener_->config;
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -86,24 +101,26 @@ void Session::Start() {
   if (getaddrinfo(cfg.backend_host.c_str(), port.c_str(), &hints, &res) == 0) {
     addrs_ = res;
     next_addr_ = res;
-    state_ = State::kConnecting;
+    backend_phase_ = BackendPhase::kConnecting;
     ConnectNext();
     return;
   }
   hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
   resolve_req_.data = this;
-  int rc = uv_getaddrinfo(loop, &resolve_req_, OnResolved, cfg.backend_host.c_str(), port.c_str(), &hints);
+  int rc = uv_getaddrinfo(worker_->loop(), &resolve_req_, OnResolved, cfg.backend_host.c_str(), port.c_str(),
+                          &hints);
   if (rc != 0) {
     Fail("backend_unreachable", "cannot resolve backend " + cfg.backend_host + ": " + uv_strerror(rc), "dns");
     return;
   }
+  backend_phase_ = BackendPhase::kResolving;
   resolving_ = true;
 }
 
 void Session::OnResolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
   auto* self = static_cast<Session*>(req->data);
   self->resolving_ = false;
-  if (self->state_ == State::kClosing) {
+  if (self->closing()) {
     if (res != nullptr) uv_freeaddrinfo(res);
     if (self->open_handles_ == 0) delete self;
     return;
@@ -116,7 +133,7 @@ void Session::OnResolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
   }
   self->addrs_ = res;
   self->next_addr_ = res;
-  self->state_ = State::kConnecting;
+  self->backend_phase_ = BackendPhase::kConnecting;
   self->ConnectNext();
 }
 
@@ -167,11 +184,12 @@ void Session::OnBackendWritableWhileConnecting() {
   }
   uint64_t now = uv_now(worker_->loop());
   ArmTimer(deadline_ms_ > now ? deadline_ms_ - now : 1);
-  StartBackendTls();
+  backend_phase_ = BackendPhase::kOpen;
+  handler_->OnBackendConnected(*this);
+  Advance();
 }
 
 void Session::StartBackendTls() {
-  state_ = State::kBackendTls;
   std::string error;
   auto conn = tls::Connection::NewClient(listener_->backend_tls, listener_->config.backend_tls.server_name,
                                          &backend_, &error);
@@ -180,28 +198,211 @@ void Session::StartBackendTls() {
     return;
   }
   backend_.AttachTls(std::move(conn));
-  DriveBackendHandshake();
+  backend_phase_ = BackendPhase::kHandshaking;
 }
 
-void Session::DriveBackendHandshake() {
-  tls::Connection* conn = backend_.tls();
-  switch (conn->Handshake()) {
-    case tls::Connection::HandshakeStatus::kWantRead:
-      SetPoll(backend_poll_, &backend_events_, UV_READABLE);
-      return;
-    case tls::Connection::HandshakeStatus::kWantWrite:
-      SetPoll(backend_poll_, &backend_events_, UV_WRITABLE);
-      return;
-    case tls::Connection::HandshakeStatus::kFailed:
-      Fail("backend_tls_failed", "backend " + backend_addr_ + ": " + conn->Explain("backend_tls"),
-           tls::CauseToken(conn->failure_cause()));
-      return;
-    case tls::Connection::HandshakeStatus::kDone:
-      LOG_DEBUG("listener=%s session=%lu backend %s verified, %s %s", listener_->config.name.c_str(),
-                static_cast<unsigned long>(id_), backend_addr_.c_str(), conn->version_name(),
-                conn->cipher().c_str());
+namespace {
+int EventFor(tls::IoResult::Kind k) { return k == tls::IoResult::kWantWrite ? UV_WRITABLE : UV_READABLE; }
+constexpr size_t kMaxStaged = 64 * 1024;
+}  // namespace
+
+bool Session::AdvanceClient(int* events) {
+  bool progress = false;
+  if (client_handshaking_) {
+    tls::Connection* conn = client_.tls();
+    switch (conn->Handshake()) {
+      case tls::Connection::HandshakeStatus::kWantRead:
+        *events |= UV_READABLE;
+        return false;
+      case tls::Connection::HandshakeStatus::kWantWrite:
+        *events |= UV_WRITABLE;
+        return false;
+      case tls::Connection::HandshakeStatus::kFailed:
+        FailWithMessage("client_tls_failed",
+                        "TLS handshake with the client failed: " + conn->failure_detail() +
+                            (conn->io_eof() ? " (the client closed the connection; it may not trust dbward's "
+                                              "certificate)"
+                                            : ""),
+                        tls::CauseToken(conn->failure_cause()), {});
+        return false;
+      case tls::Connection::HandshakeStatus::kDone:
+        client_handshaking_ = false;
+        audit_.client_tls_version = conn->version_name();
+        audit_.client_tls_cipher = conn->cipher();
+        audit_.client_alpn = conn->alpn();
+        handler_->OnClientTlsReady(*this);
+        return true;
+    }
+  }
+  if (!client_out_.empty()) {
+    tls::IoResult r = client_.Send(client_out_);
+    if (r.ok()) {
+      client_out_.erase(client_out_.begin(), client_out_.begin() + static_cast<ptrdiff_t>(r.n));
+      down_.bytes += r.n;
+      progress = true;
+    } else if (r.blocked()) {
+      *events |= EventFor(r.kind);
+    } else {
+      client_out_.clear();
+      FailWithMessage("reset", "client went away: " + std::string(r.err ? strerror(r.err) : "closed"),
+                      "client_write", {});
+      return false;
+    }
+  }
+  if (client_out_.empty() && client_tls_pending_) {
+    client_tls_pending_ = false;
+    std::string error;
+    if (!listener_->client_tls) {
+      FailWithMessage("error", "client TLS requested but client_tls is not configured", "internal", {});
+      return false;
+    }
+    auto conn = tls::Connection::NewServer(listener_->client_tls, &client_, &error);
+    if (!conn) {
+      FailWithMessage("error", error, "internal", {});
+      return false;
+    }
+    client_.AttachTls(std::move(conn));
+    client_handshaking_ = true;
+    return true;
+  }
+  if (state_ == State::kLingering || (client_reading_ && client_out_.empty())) {
+    uint8_t buf[16 * 1024];
+    tls::IoResult r = client_.Recv(buf);
+    if (r.ok()) {
+      if (state_ == State::kLingering) return true;  // discard until the client closes
+      if (client_in_.size() + r.n > kMaxStaged) {
+        FailWithMessage("client_error", "client sent more than 64 KiB before authentication", "too_large", {});
+        return false;
+      }
+      client_in_.insert(client_in_.end(), buf, buf + r.n);
+      handler_->OnClientData(*this);
+      return true;
+    }
+    if (r.blocked()) {
+      *events |= EventFor(r.kind);
+    } else {
+      if (state_ == State::kLingering) {
+        Finish();
+        return false;
+      }
+      bool eof = r.kind == tls::IoResult::kEof;
+      FailWithMessage(eof ? "client_closed" : "reset",
+                      eof ? "client closed the connection before the session was set up"
+                          : "client connection error: " + std::string(strerror(r.err)),
+                      eof ? "client_eof" : "client_read", {});
+      return false;
+    }
+  }
+  return progress;
+}
+
+bool Session::AdvanceBackend(int* events) {
+  if (backend_phase_ == BackendPhase::kHandshaking) {
+    tls::Connection* conn = backend_.tls();
+    switch (conn->Handshake()) {
+      case tls::Connection::HandshakeStatus::kWantRead:
+        *events |= UV_READABLE;
+        return false;
+      case tls::Connection::HandshakeStatus::kWantWrite:
+        *events |= UV_WRITABLE;
+        return false;
+      case tls::Connection::HandshakeStatus::kFailed:
+        Fail("backend_tls_failed", "backend " + backend_addr_ + ": " + conn->Explain("backend_tls"),
+             tls::CauseToken(conn->failure_cause()));
+        return false;
+      case tls::Connection::HandshakeStatus::kDone:
+        LOG_DEBUG("listener=%s session=%lu backend %s verified, %s %s", listener_->config.name.c_str(),
+                  static_cast<unsigned long>(id_), backend_addr_.c_str(), conn->version_name(),
+                  conn->cipher().c_str());
+        backend_phase_ = BackendPhase::kOpen;
+        handler_->OnBackendTlsReady(*this);
+        return true;
+    }
+  }
+  if (backend_phase_ != BackendPhase::kOpen) return false;
+  bool progress = false;
+  if (!backend_out_.empty()) {
+    tls::IoResult r = backend_.Send(backend_out_);
+    if (r.ok()) {
+      backend_out_.erase(backend_out_.begin(), backend_out_.begin() + static_cast<ptrdiff_t>(r.n));
+      up_.bytes += r.n;
+      progress = true;
+    } else if (r.blocked()) {
+      *events |= EventFor(r.kind);
+    } else {
+      Fail("backend_closed", "backend " + backend_addr_ + " went away: " + strerror(r.err), "backend_write");
+      return false;
+    }
+  }
+  if (backend_reading_) {
+    uint8_t buf[16 * 1024];
+    tls::IoResult r = backend_.Recv(buf);
+    if (r.ok()) {
+      if (backend_in_.size() + r.n > kMaxStaged) {
+        Fail("backend_error", "backend sent more than 64 KiB before authentication completed", "too_large");
+        return false;
+      }
+      backend_in_.insert(backend_in_.end(), buf, buf + r.n);
+      handler_->OnBackendData(*this);
+      return true;
+    }
+    if (r.blocked()) {
+      *events |= EventFor(r.kind);
+    } else {
+      tls::Connection* t = backend_.tls();
+      if (r.err == EPROTO && t != nullptr &&
+          (t->failure_cause() == tls::FailureCause::kClientCertRequired ||
+           t->failure_cause() == tls::FailureCause::kPeerRejectedUs)) {
+        Fail("backend_tls_failed", "backend " + backend_addr_ + ": " + t->Explain("backend_tls"),
+             tls::CauseToken(t->failure_cause()));
+      } else {
+        Fail("backend_closed",
+             "backend " + backend_addr_ + " closed the connection during the handshake" +
+                 (r.kind == tls::IoResult::kEof ? std::string() : ": " + std::string(strerror(r.err))),
+             "backend_eof");
+      }
+      return false;
+    }
+  }
+  return progress;
+}
+
+void Session::Advance() {
+  for (int round = 0; round < 64; round++) {
+    if (state_ == State::kClosing || state_ == State::kRelaying) return;
+    int cev = 0, bev = 0;
+    bool progress = AdvanceClient(&cev);
+    if (closing()) return;
+    progress |= AdvanceBackend(&bev);
+    if (closing()) return;
+    if (close_after_flush_ && client_out_.empty() && state_ == State::kPreRelay) {
+      // The error is out: half-close and wait briefly for the client to
+      // hang up, so unread input does not turn our close into a reset that
+      // destroys the message before the client reads it.
+      client_.ShutdownWrite();
+      state_ = State::kLingering;
+      ClosePoll(&backend_poll_);
+      backend_.Close();
+      ArmTimer(1000);
+      continue;
+    }
+    if (relay_requested_ && client_out_.empty() && backend_out_.empty() && !client_handshaking_ &&
+        !client_tls_pending_ && backend_phase_ == BackendPhase::kOpen) {
       StartRelay();
       return;
+    }
+    if (!progress) {
+      SetPoll(client_poll_, &client_events_, cev);
+      if (backend_phase_ == BackendPhase::kOpen || backend_phase_ == BackendPhase::kHandshaking) {
+        SetPoll(backend_poll_, &backend_events_, bev);
+      }
+      return;
+    }
+  }
+  // Still moving: yield to other sessions and continue on the next loop turn.
+  if (!repump_pending_) {
+    repump_pending_ = true;
+    uv_timer_start(&repump_, OnRepump, 0, 0);
   }
 }
 
@@ -243,8 +444,8 @@ bool Session::PumpDirection(Direction* d, bool* progressed) {
         d->dst_wait = r.kind == tls::IoResult::kWantRead ? Wait::kRead : Wait::kWrite;
       } else {
         std::string who = d->dst == &client_ ? "client" : "backend";
-        Fail("reset", "cannot send to " + who + ": " + (r.err ? strerror(r.err) : "connection closed"),
-             who + "_write");
+        FailWithMessage("reset", "cannot send to " + who + ": " + (r.err ? strerror(r.err) : "connection closed"),
+                        who + "_write", {});
         return false;
       }
     }
@@ -270,7 +471,7 @@ bool Session::PumpDirection(Direction* d, bool* progressed) {
           return false;
         }
         std::string why = r.err == EPROTO && t != nullptr ? t->failure_detail() : std::string(strerror(r.err));
-        Fail("reset", "cannot read from " + who + ": " + why, who + "_read");
+        FailWithMessage("reset", "cannot read from " + who + ": " + why, who + "_read", {});
         return false;
       }
     }
@@ -312,10 +513,10 @@ void Session::Pump() {
     Finish();
     return;
   }
-  UpdatePolls();
+  UpdateRelayPolls();
 }
 
-void Session::UpdatePolls() {
+void Session::UpdateRelayPolls() {
   auto events = [](Wait a, Wait b) {
     int ev = 0;
     if (a == Wait::kRead || b == Wait::kRead) ev |= UV_READABLE;
@@ -336,39 +537,37 @@ void Session::SetPoll(uv_poll_t* poll, int* current, int events) {
   }
 }
 
-void Session::OnClientPoll(uv_poll_t* handle, int status, int /*events*/) {
+void Session::OnClientPoll(uv_poll_t* handle, int /*status*/, int /*events*/) {
+  // Errors on the socket surface from the read or write that follows.
   auto* self = static_cast<Session*>(handle->data);
-  if (status < 0 && self->state_ != State::kRelaying) {
-    self->Fail("reset", std::string("client socket error: ") + uv_strerror(status), "client_read");
-    return;
-  }
   self->last_activity_ms_ = uv_now(self->worker_->loop());
-  self->Pump();
+  if (self->state_ == State::kRelaying) {
+    self->Pump();
+  } else {
+    self->Advance();
+  }
 }
 
-void Session::OnBackendPoll(uv_poll_t* handle, int status, int /*events*/) {
+void Session::OnBackendPoll(uv_poll_t* handle, int /*status*/, int /*events*/) {
   auto* self = static_cast<Session*>(handle->data);
-  switch (self->state_) {
-    case State::kConnecting:
-      self->OnBackendWritableWhileConnecting();
-      return;
-    case State::kBackendTls:
-      self->DriveBackendHandshake();
-      return;
-    case State::kRelaying:
-      (void)status;  // errors surface from the read or write that follows
-      self->last_activity_ms_ = uv_now(self->worker_->loop());
-      self->Pump();
-      return;
-    default:
-      return;
+  self->last_activity_ms_ = uv_now(self->worker_->loop());
+  if (self->state_ == State::kRelaying) {
+    self->Pump();
+  } else if (self->backend_phase_ == BackendPhase::kConnecting) {
+    self->OnBackendWritableWhileConnecting();
+  } else {
+    self->Advance();
   }
 }
 
 void Session::OnRepump(uv_timer_t* timer) {
   auto* self = static_cast<Session*>(timer->data);
   self->repump_pending_ = false;
-  self->Pump();
+  if (self->state_ == State::kRelaying) {
+    self->Pump();
+  } else {
+    self->Advance();
+  }
 }
 
 void Session::ArmTimer(uint64_t ms) { uv_timer_start(&timer_, OnTimer, ms == 0 ? 1 : ms, 0); }
@@ -377,11 +576,28 @@ void Session::OnTimer(uv_timer_t* timer) {
   auto* self = static_cast<Session*>(timer->data);
   const ListenerConfig& cfg = self->listener_->config;
   uint64_t now = uv_now(self->worker_->loop());
-  switch (self->state_) {
-    case State::kResolving:
+  if (self->state_ == State::kLingering || self->close_after_flush_) {
+    self->Finish();
+    return;
+  }
+  if (self->state_ == State::kRelaying) {
+    uint64_t idle = cfg.timeouts.idle_ms;
+    if (idle == 0) return;
+    uint64_t quiet = now - self->last_activity_ms_;
+    if (quiet >= idle) {
+      self->FailWithMessage("idle_timeout", "no traffic for " + std::to_string(quiet) + " ms (timeouts.idle)",
+                            "idle", {});
+      return;
+    }
+    self->ArmTimer(idle - quiet);
+    return;
+  }
+  if (self->state_ != State::kPreRelay) return;
+  switch (self->backend_phase_) {
+    case BackendPhase::kResolving:
       self->Fail("timeout", "resolving backend " + cfg.backend_host + " timed out", "dns");
       return;
-    case State::kConnecting:
+    case BackendPhase::kConnecting:
       if (now < self->deadline_ms_ && self->next_addr_ != nullptr) {
         self->last_connect_error_ = self->backend_addr_ + ": connect timed out";
         self->ClosePoll(&self->backend_poll_);
@@ -395,35 +611,29 @@ void Session::OnTimer(uv_timer_t* timer) {
                      " ms (timeouts.connect); check firewalls and that the server is up",
                  "connect_timeout");
       return;
-    case State::kBackendTls:
+    case BackendPhase::kHandshaking:
       self->Fail("timeout",
                  "TLS handshake with backend " + self->backend_addr_ + " did not complete within " +
-                     std::to_string(cfg.timeouts.handshake_ms) +
-                     " ms (timeouts.handshake); is this a TLS port?",
+                     std::to_string(cfg.timeouts.handshake_ms) + " ms (timeouts.handshake); is this a TLS port?",
                  "handshake_timeout");
       return;
-    case State::kRelaying: {
-      uint64_t idle = cfg.timeouts.idle_ms;
-      if (idle == 0) return;
-      uint64_t quiet = now - self->last_activity_ms_;
-      if (quiet >= idle) {
-        self->Fail("idle_timeout", "no traffic for " + std::to_string(quiet) + " ms (timeouts.idle)", "idle");
-        return;
-      }
-      self->ArmTimer(idle - quiet);
+    case BackendPhase::kNone:
+      self->FailWithMessage("timeout",
+                            "the client did not complete its handshake within " +
+                                std::to_string(cfg.timeouts.handshake_ms) + " ms (timeouts.handshake)",
+                            "client_handshake_timeout", {});
       return;
-    }
-    case State::kClosing:
+    case BackendPhase::kOpen:
+      self->Fail("timeout",
+                 "the session was not set up within " + std::to_string(cfg.timeouts.handshake_ms) +
+                     " ms (timeouts.handshake)",
+                 "handshake_timeout");
       return;
   }
 }
 
-void Session::Fail(const std::string& outcome, const std::string& error, const std::string& cause) {
-  if (state_ == State::kClosing) return;
-  outcome_ = outcome;
-  error_ = error;
-  cause_ = cause;
-  bool quiet = outcome == "reset" || outcome == "idle_timeout";
+void Session::LogFailure(const std::string& outcome, const std::string& error) {
+  bool quiet = outcome == "reset" || outcome == "idle_timeout" || outcome == "client_closed";
   if (quiet) {
     LOG_INFO("listener=%s session=%lu client=%s %s: %s", listener_->config.name.c_str(),
              static_cast<unsigned long>(id_), client_addr_.c_str(), outcome.c_str(), error.c_str());
@@ -431,7 +641,42 @@ void Session::Fail(const std::string& outcome, const std::string& error, const s
     LOG_WARN("listener=%s session=%lu client=%s %s: %s", listener_->config.name.c_str(),
              static_cast<unsigned long>(id_), client_addr_.c_str(), outcome.c_str(), error.c_str());
   }
-  Finish();
+}
+
+void Session::Fail(const std::string& outcome, const std::string& error, const std::string& cause) {
+  std::vector<uint8_t> msg;
+  if (state_ == State::kPreRelay) msg = handler_->ErrorForClient(error, cause);
+  FailWithMessage(outcome, error, cause, std::move(msg));
+}
+
+void Session::FailWithMessage(const std::string& outcome, const std::string& error, const std::string& cause,
+                              std::vector<uint8_t> message) {
+  if (state_ == State::kClosing || state_ == State::kLingering || close_after_flush_) return;
+  outcome_ = outcome;
+  error_ = error;
+  cause_ = cause;
+  LogFailure(outcome, error);
+  if ((message.empty() && client_out_.empty()) || state_ != State::kPreRelay || client_handshaking_) {
+    Finish();
+    return;
+  }
+  // Say it to the client in its own protocol, then close gracefully.
+  client_out_.insert(client_out_.end(), message.begin(), message.end());
+  close_after_flush_ = true;
+  client_reading_ = false;
+  backend_reading_ = false;
+  relay_requested_ = false;
+  client_tls_pending_ = false;
+  if (backend_phase_ != BackendPhase::kNone) {
+    ClosePoll(&backend_poll_);
+    backend_.Close();
+    backend_phase_ = BackendPhase::kNone;
+  }
+  ArmTimer(2000);  // the client has two seconds to take the message
+  if (!repump_pending_) {
+    repump_pending_ = true;
+    uv_timer_start(&repump_, OnRepump, 0, 0);
+  }
 }
 
 void Session::Abort(const char* outcome) {
@@ -439,7 +684,7 @@ void Session::Abort(const char* outcome) {
 }
 
 void Session::Finish() {
-  if (state_ == State::kClosing) return;
+  if (closing()) return;
   state_ = State::kClosing;
   EmitAudit();
   // Unsent bytes are dropped with the connection; buffers go back to the pool.
@@ -460,7 +705,7 @@ void Session::Finish() {
 void Session::OnClosed(uv_handle_t* handle) {
   auto* self = static_cast<Session*>(handle->data);
   if (handle->type == UV_POLL) delete reinterpret_cast<uv_poll_t*>(handle);
-  if (--self->open_handles_ == 0 && !self->resolving_ && self->state_ == State::kClosing) delete self;
+  if (--self->open_handles_ == 0 && !self->resolving_ && self->closing()) delete self;
 }
 
 void Session::EmitAudit() {
@@ -477,9 +722,16 @@ void Session::EmitAudit() {
       .Str("backend", cfg.backend_host + ":" + std::to_string(cfg.backend_port))
       .StrOrNull("backend_addr", backend_addr_)
       .Str("backend_server_name", cfg.backend_tls.server_name)
-      .Str("client_encryption", "none")
-      .Bool("trust_bypass", true)
-      .Str("bypass_reason", "plaintext")
+      .Str("client_encryption", audit_.client_encryption)
+      .Bool("trust_bypass", audit_.trust_bypass)
+      .StrOrNull("bypass_reason", audit_.trust_bypass ? audit_.bypass_reason : "")
+      .StrOrNull("client_tls", audit_.client_tls_version)
+      .StrOrNull("client_cipher", audit_.client_tls_cipher)
+      .StrOrNull("client_alpn", audit_.client_alpn)
+      .StrOrNull("user", audit_.user)
+      .StrOrNull("database", audit_.database)
+      .StrOrNull("application", audit_.application)
+      .StrOrNull("client_library", audit_.client_library)
       .StrOrNull("backend_tls", tls_up ? btls->version_name() : "")
       .StrOrNull("backend_cipher", tls_up ? btls->cipher() : "")
       .Bool("backend_verified", tls_up && btls->verified())
@@ -487,6 +739,7 @@ void Session::EmitAudit() {
       .Str("outcome", outcome_)
       .StrOrNull("error", error_)
       .StrOrNull("cause", cause_)
+      .StrOrNull("note", audit_.note)
       .Int("bytes_up", static_cast<int64_t>(up_.bytes))
       .Int("bytes_down", static_cast<int64_t>(down_.bytes))
       .Int("duration_ms", static_cast<int64_t>(uv_now(worker_->loop()) - start_ms_))

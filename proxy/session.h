@@ -1,20 +1,39 @@
-// A client connection and its backend connection, from accept to close:
-// resolve and connect to the backend, verified TLS handshake, then the relay.
-// Every libuv handle lives inside the session and the session is deleted only
-// after the last close callback (libuv's rule for handle memory).
+// A client connection and its backend connection, from accept to close.
+//
+// Before the relay, a ProtocolHandler drives the exchange through small
+// staging buffers (a few hundred bytes per connection, copies are fine there).
+// Then the relay moves bytes with no copy of its own: BoringSSL reads and
+// writes the sockets directly and plaintext goes through one pooled buffer per
+// direction. Every libuv handle lives inside the session, and the session is
+// deleted only after the last close callback (libuv's rule for handle memory).
 #pragma once
 
 #include <uv.h>
 
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
+#include "proxy/handler.h"
 #include "proxy/leg.h"
 #include "proxy/runtime.h"
 
 namespace dbward::proxy {
 
 class Worker;
+
+// What the audit event says about the session; handlers fill in the
+// protocol's part.
+struct AuditInfo {
+  std::string client_encryption = "none";
+  bool trust_bypass = true;
+  std::string bypass_reason = "plaintext";
+  std::string user, database, application, client_library, client_host, client_protocol_version;
+  std::string client_tls_version, client_tls_cipher, client_alpn;
+  std::string note;  // e.g. "cancel request forwarded"
+};
 
 class Session {
  public:
@@ -23,16 +42,46 @@ class Session {
   // Closes both legs now (drain timeout, shutdown).
   void Abort(const char* outcome);
 
+  // --- for protocol handlers ---
+  std::vector<uint8_t>& client_in() { return client_in_; }
+  std::vector<uint8_t>& backend_in() { return backend_in_; }
+  void SendToClient(std::span<const uint8_t> bytes);
+  void SendToBackend(std::span<const uint8_t> bytes);
+  void SetClientReading(bool on) { client_reading_ = on; }
+  void SetBackendReading(bool on) { backend_reading_ = on; }
+  // Starts dbward's TLS server handshake on the client leg once everything
+  // queued for the client is flushed (e.g. PostgreSQL's 'S').
+  void StartClientTls();
+  void ConnectBackend();
+  void StartBackendTls();
+  // Switches to the relay once both staging queues are flushed; handlers move
+  // any leftover input to the other side first.
+  void RequestRelay() { relay_requested_ = true; }
+  // Ends the session with a protocol-native message to the client (flushed,
+  // then a graceful close) or, when message is empty, a plain close.
+  void FailWithMessage(const std::string& outcome, const std::string& error, const std::string& cause,
+                       std::vector<uint8_t> message);
+  // Ends the session; the handler's ErrorForClient decides what the client sees.
+  void Fail(const std::string& outcome, const std::string& error, const std::string& cause);
+  AuditInfo& audit() { return audit_; }
+  const ListenerRuntime& listener() const { return *listener_; }
+  Leg& client_leg() { return client_; }
+  Leg& backend_leg() { return backend_; }
+  uint64_t id() const { return id_; }
+  const std::string& client_addr() const { return client_addr_; }
+  const std::string& backend_addr() const { return backend_addr_; }
+
   Session* next = nullptr;  // worker's intrusive list
   Session* prev = nullptr;
 
  private:
-  enum class State { kResolving, kConnecting, kBackendTls, kRelaying, kClosing };
+  enum class State { kPreRelay, kRelaying, kLingering, kClosing };
+  enum class BackendPhase { kNone, kResolving, kConnecting, kOpen, kHandshaking };
   enum class Wait : uint8_t { kNone, kRead, kWrite };
 
   // One direction of the relay. The buffer is the only queue between the two
-  // legs: while it holds unsent bytes above the low-water mark the source is
-  // not read, so TCP flow control pushes back on the sender.
+  // legs: while it holds unsent bytes the source is not read (beyond the room
+  // left), so TCP flow control pushes back on the sender.
   struct Direction {
     Leg* src = nullptr;
     Leg* dst = nullptr;
@@ -56,30 +105,44 @@ class Session {
 
   void ConnectNext();
   void OnBackendWritableWhileConnecting();
-  void StartBackendTls();
-  void DriveBackendHandshake();
+  // The pre-relay engine: flushes, handshakes, reads and handler callbacks
+  // until nothing moves, then sets poll interest.
+  void Advance();
+  bool AdvanceClient(int* events);
+  bool AdvanceBackend(int* events);
   void StartRelay();
   void Pump();
-  // Returns false when the direction hit a fatal error (session is failing).
   bool PumpDirection(Direction* d, bool* progressed);
-  void UpdatePolls();
+  void UpdateRelayPolls();
   void SetPoll(uv_poll_t* poll, int* current, int events);
   uv_poll_t* NewPoll(int fd);
   void ClosePoll(uv_poll_t** poll);
   void ArmTimer(uint64_t ms);
-  void Fail(const std::string& outcome, const std::string& error, const std::string& cause);
   void Finish();
   void EmitAudit();
   void ReleaseBuffer(Direction* d);
+  void LogFailure(const std::string& outcome, const std::string& error);
+  bool closing() const { return state_ == State::kClosing; }
 
   Worker* worker_;
   ListenerRuntime* listener_;
   uint64_t id_;
-  State state_ = State::kResolving;
+  std::unique_ptr<ProtocolHandler> handler_;
+  State state_ = State::kPreRelay;
+  BackendPhase backend_phase_ = BackendPhase::kNone;
   Leg client_;
   Leg backend_;
   Direction up_;    // client -> backend
   Direction down_;  // backend -> client
+
+  // Pre-relay staging.
+  std::vector<uint8_t> client_in_, client_out_, backend_in_, backend_out_;
+  bool client_reading_ = false;
+  bool backend_reading_ = false;
+  bool client_tls_pending_ = false;
+  bool client_handshaking_ = false;
+  bool relay_requested_ = false;
+  bool close_after_flush_ = false;
 
   uv_poll_t* client_poll_ = nullptr;   // heap: a failed connect attempt's poll
   uv_poll_t* backend_poll_ = nullptr;  // is closed while the session goes on
@@ -95,8 +158,8 @@ class Session {
   addrinfo* next_addr_ = nullptr;
   std::string last_connect_error_;
 
-  uint64_t start_ms_ = 0;         // loop time at accept
-  uint64_t deadline_ms_ = 0;      // pre-relay deadline (loop time)
+  uint64_t start_ms_ = 0;  // loop time at accept
+  uint64_t deadline_ms_ = 0;
   uint64_t connect_deadline_ms_ = 0;
   uint64_t last_activity_ms_ = 0;
   std::string client_addr_;
@@ -104,6 +167,7 @@ class Session {
   std::string outcome_ = "ok";
   std::string error_;
   std::string cause_;
+  AuditInfo audit_;
 };
 
 }  // namespace dbward::proxy

@@ -1,0 +1,76 @@
+// PostgreSQL frontend/backend protocol, the parts a TLS-upgrading proxy needs
+// before authentication completes: the untyped first message (SSLRequest,
+// GSSENCRequest, CancelRequest, StartupMessage), typed message framing,
+// AuthenticationSASL mechanism lists, and ErrorResponse.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace dbward::protocol::pg {
+
+constexpr uint32_t kSslRequestCode = 80877103;     // 0x04D2162F
+constexpr uint32_t kGssEncRequestCode = 80877104;  // 0x04D21630
+constexpr uint32_t kCancelRequestCode = 80877102;  // 0x04D2162E
+constexpr uint32_t kProtocol3 = 0x00030000;
+// The server's own cap on the startup packet (MAX_STARTUP_PACKET_LENGTH).
+constexpr size_t kMaxStartupPacket = 10000;
+constexpr uint32_t kAuthOk = 0;
+constexpr uint32_t kAuthSasl = 10;
+
+enum class Status { kNeedMore, kOk, kMalformed };
+
+enum class FirstMessageKind { kSslRequest, kGssEncRequest, kCancelRequest, kStartup };
+
+struct FirstMessage {
+  FirstMessageKind kind = FirstMessageKind::kStartup;
+  size_t length = 0;              // bytes on the wire
+  uint32_t protocol = 0;          // StartupMessage: requested protocol version
+  uint32_t cancel_pid = 0;        // CancelRequest
+  uint32_t cancel_secret = 0;
+  std::vector<std::pair<std::string, std::string>> params;  // StartupMessage
+  std::string Param(std::string_view key) const;
+};
+
+struct Result {
+  Status status = Status::kNeedMore;
+  std::string error;  // for kMalformed: what is wrong, for the log and the client
+};
+
+// Decodes the first message a client sends on a connection (no type byte).
+Result DecodeFirstMessage(std::span<const uint8_t> in, FirstMessage* out);
+
+// A typed message: type byte + int32 length (self-included) + body.
+struct Message {
+  uint8_t type = 0;
+  std::span<const uint8_t> body;
+  size_t wire_length = 0;  // 5 + body size
+};
+// max_body caps the length a peer may announce before authentication.
+Result DecodeMessage(std::span<const uint8_t> in, size_t max_body, Message* out);
+
+// AuthenticationXXX ('R'): the int32 request code.
+bool ParseAuthCode(std::span<const uint8_t> body, uint32_t* code);
+// AuthenticationSASL body: int32 10, NUL-terminated names, final NUL.
+bool ParseSaslMechanisms(std::span<const uint8_t> body, std::vector<std::string>* mechanisms);
+std::vector<uint8_t> EncodeAuthenticationSasl(const std::vector<std::string>& mechanisms);
+
+struct ErrorFields {
+  std::string severity = "FATAL";
+  std::string sqlstate;
+  std::string message;
+  std::string detail;
+  std::string hint;
+};
+std::vector<uint8_t> EncodeErrorResponse(const ErrorFields& fields);
+// Parses 'E' / 'N' bodies; unknown field codes are kept out of ErrorFields.
+bool ParseErrorResponse(std::span<const uint8_t> body, ErrorFields* out);
+
+std::vector<uint8_t> EncodeSslRequest();
+std::vector<uint8_t> EncodeCancelRequest(uint32_t pid, uint32_t secret);
+
+}  // namespace dbward::protocol::pg
