@@ -31,8 +31,12 @@ Position PosOf(const YAML::Node& n) {
 
 void CheckKeys(const YAML::Node& map, const std::string& where, const std::set<std::string>& allowed) {
   if (!map.IsMap()) Fail(map, where + " must be a mapping");
+  std::set<std::string> seen;
   for (const auto& kv : map) {
     std::string key = kv.first.as<std::string>();
+    // yaml-cpp keeps the first of two equal keys; a second "verify: full"
+    // appended to tighten security would be ignored silently.
+    if (!seen.insert(key).second) Fail(kv.first, "duplicate key '" + key + "' in " + where);
     if (!allowed.count(key)) {
       std::string list;
       for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;

@@ -1,0 +1,495 @@
+#include "proxy/config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+
+namespace dbward::proxy {
+namespace {
+
+constexpr char kPath[] = "/etc/dbward/x.yaml";
+
+// Every key proxy/config.h knows. Line numbers matter: the position tests below
+// refer to them.
+constexpr char kFullConfig[] =
+    "workers: 4\n"                                  // 1
+    "drain_timeout: 45s\n"                          // 2
+    "log:\n"                                        // 3
+    "  level: debug\n"                              // 4
+    "  audit: audit/events.jsonl\n"                 // 5
+    "listeners:\n"                                  // 6
+    "  - name: pg-main\n"                           // 7
+    "    protocol: tcp\n"                           // 8
+    "    listen: 127.0.0.1:6432\n"                  // 9
+    "    backend: db.internal:5432\n"               // 10
+    "    backend_tls:\n"                            // 11
+    "      verify: ca\n"                            // 12
+    "      ca_file: certs/ca.pem\n"                 // 13
+    "      server_name: db-primary.internal\n"      // 14
+    "      cert_file: certs/client.pem\n"           // 15
+    "      key_file: /secure/client.key\n"          // 16
+    "      key_password_file: certs/client.pass\n"  // 17
+    "      min_version: \"1.3\"\n"                  // 18
+    "    client_tls:\n"                             // 19
+    "      cert_file: certs/proxy.pem\n"            // 20
+    "      key_file: certs/proxy.key\n"             // 21
+    "      key_password_file: /run/proxy.pass\n"    // 22
+    "      min_version: \"1.3\"\n"                  // 23
+    "    timeouts:\n"                               // 24
+    "      connect: 1500ms\n"                       // 25
+    "      handshake: 20s\n"                        // 26
+    "      idle: 5m\n"                              // 27
+    "    max_connections: 250\n"                    // 28
+    "  - name: replica\n"                           // 29
+    "    protocol: tcp\n"                           // 30
+    "    listen: \"[::1]:6433\"\n"                  // 31
+    "    backend: 10.0.0.5:5433\n"                  // 32
+    "    backend_tls:\n"                            // 33
+    "      ca_file: ca.pem\n";                      // 34
+
+// The smallest valid listener; error tests append to or edit it.
+constexpr char kMinimal[] =
+    "listeners:\n"                     // 1
+    "  - name: main\n"                 // 2
+    "    protocol: tcp\n"              // 3
+    "    listen: 127.0.0.1:6432\n"     // 4
+    "    backend: db.internal:5432\n"  // 5
+    "    backend_tls:\n"               // 6
+    "      ca_file: ca.pem\n";         // 7
+
+void ExpectPos(const Position& pos, int line, int column) {
+  EXPECT_EQ(pos.line, line);
+  EXPECT_EQ(pos.column, column);
+}
+
+Config ParseOk(const std::string& text) {
+  Config cfg;
+  ConfigError err;
+  EXPECT_TRUE(ParseConfigText(text, kPath, &cfg, &err)) << err.ToString();
+  return cfg;
+}
+
+// Returns "FILE:LINE:COLUMN: message" for a config that must be rejected.
+std::string ParseError(const std::string& text) {
+  Config cfg;
+  ConfigError err;
+  if (ParseConfigText(text, kPath, &cfg, &err)) {
+    ADD_FAILURE() << "config was accepted:\n" << text;
+    return "";
+  }
+  EXPECT_EQ(err.file, kPath);
+  return err.ToString();
+}
+
+TEST(ConfigTest, FullConfigTopLevel) {
+  Config cfg = ParseOk(kFullConfig);
+  EXPECT_EQ(cfg.path, kPath);
+  EXPECT_EQ(cfg.workers, 4);
+  EXPECT_EQ(cfg.drain_timeout_ms, 45'000u);
+  EXPECT_EQ(cfg.log_level, LogLevel::kDebug);
+  EXPECT_EQ(cfg.audit, "/etc/dbward/audit/events.jsonl");
+  ASSERT_EQ(cfg.listeners.size(), 2u);
+}
+
+TEST(ConfigTest, FullConfigListener) {
+  Config cfg = ParseOk(kFullConfig);
+  ASSERT_EQ(cfg.listeners.size(), 2u);
+  const ListenerConfig& l = cfg.listeners[0];
+  EXPECT_EQ(l.name, "pg-main");
+  EXPECT_EQ(l.protocol, Protocol::kTcp);
+  EXPECT_STREQ(ProtocolName(l.protocol), "tcp");
+  EXPECT_EQ(l.listen_host, "127.0.0.1");
+  EXPECT_EQ(l.listen_port, 6432);
+  EXPECT_EQ(l.backend_host, "db.internal");
+  EXPECT_EQ(l.backend_port, 5432);
+  EXPECT_EQ(l.timeouts.connect_ms, 1500u);
+  EXPECT_EQ(l.timeouts.handshake_ms, 20'000u);
+  EXPECT_EQ(l.timeouts.idle_ms, 300'000u);
+  EXPECT_EQ(l.max_connections, 250u);
+  ExpectPos(l.pos, 7, 5);
+}
+
+TEST(ConfigTest, FullConfigBackendTlsResolvesRelativePaths) {
+  Config cfg = ParseOk(kFullConfig);
+  ASSERT_EQ(cfg.listeners.size(), 2u);
+  const BackendTlsConfig& b = cfg.listeners[0].backend_tls;
+  EXPECT_FALSE(b.full_verify);
+  EXPECT_EQ(b.ca_file, "/etc/dbward/certs/ca.pem");
+  EXPECT_EQ(b.server_name, "db-primary.internal");
+  EXPECT_EQ(b.cert_file, "/etc/dbward/certs/client.pem");
+  EXPECT_EQ(b.key_file, "/secure/client.key");  // absolute: unchanged
+  EXPECT_EQ(b.key_password_file, "/etc/dbward/certs/client.pass");
+  EXPECT_EQ(b.min_version, 0x0304);
+  ExpectPos(b.pos, 12, 7);
+  ExpectPos(b.ca_pos, 13, 16);
+  ExpectPos(b.cert_pos, 15, 18);
+  ExpectPos(b.key_pos, 16, 17);
+  ExpectPos(b.password_pos, 17, 26);
+}
+
+TEST(ConfigTest, FullConfigClientTls) {
+  Config cfg = ParseOk(kFullConfig);
+  ASSERT_EQ(cfg.listeners.size(), 2u);
+  ASSERT_TRUE(cfg.listeners[0].client_tls.has_value());
+  const ClientTlsConfig& c = *cfg.listeners[0].client_tls;
+  EXPECT_EQ(c.cert_file, "/etc/dbward/certs/proxy.pem");
+  EXPECT_EQ(c.key_file, "/etc/dbward/certs/proxy.key");
+  EXPECT_EQ(c.key_password_file, "/run/proxy.pass");
+  EXPECT_EQ(c.min_version, 0x0304);
+  ExpectPos(c.pos, 20, 7);
+  ExpectPos(c.cert_pos, 20, 18);
+  ExpectPos(c.key_pos, 21, 17);
+  ExpectPos(c.password_pos, 22, 26);
+}
+
+TEST(ConfigTest, OmittedKeysTakeDefaults) {
+  Config cfg = ParseOk(kFullConfig);
+  ASSERT_EQ(cfg.listeners.size(), 2u);
+  const ListenerConfig& l = cfg.listeners[1];
+  EXPECT_EQ(l.name, "replica");
+  EXPECT_EQ(l.listen_host, "::1");
+  EXPECT_EQ(l.listen_port, 6433);
+  EXPECT_EQ(l.backend_host, "10.0.0.5");
+  EXPECT_EQ(l.backend_port, 5433);
+  EXPECT_TRUE(l.backend_tls.full_verify);
+  EXPECT_EQ(l.backend_tls.ca_file, "/etc/dbward/ca.pem");
+  EXPECT_EQ(l.backend_tls.server_name, "10.0.0.5");  // defaults to the backend host
+  EXPECT_EQ(l.backend_tls.cert_file, "");
+  EXPECT_EQ(l.backend_tls.key_file, "");
+  EXPECT_EQ(l.backend_tls.min_version, 0x0303);
+  EXPECT_FALSE(l.client_tls.has_value());
+  EXPECT_EQ(l.timeouts.connect_ms, 5'000u);
+  EXPECT_EQ(l.timeouts.handshake_ms, 15'000u);
+  EXPECT_EQ(l.timeouts.idle_ms, 0u);
+  EXPECT_EQ(l.max_connections, 10'000u);
+  ExpectPos(l.pos, 29, 5);
+}
+
+TEST(ConfigTest, MinimalConfigDefaults) {
+  Config cfg = ParseOk(kMinimal);
+  unsigned cores = std::thread::hardware_concurrency();
+  EXPECT_EQ(cfg.workers, cores == 0 ? 1 : static_cast<int>(cores));
+  EXPECT_EQ(cfg.drain_timeout_ms, 30'000u);
+  EXPECT_EQ(cfg.log_level, LogLevel::kInfo);
+  EXPECT_EQ(cfg.audit, "stdout");
+  ASSERT_EQ(cfg.listeners.size(), 1u);
+  EXPECT_EQ(cfg.listeners[0].backend_tls.server_name, "db.internal");
+}
+
+TEST(ConfigTest, AuditKeywordsAreNotPaths) {
+  for (const char* a : {"stdout", "stderr", "off"}) {
+    Config cfg = ParseOk(std::string(kMinimal) + "log:\n  audit: " + a + "\n");
+    EXPECT_EQ(cfg.audit, a);
+  }
+}
+
+TEST(ConfigTest, IPv6BackendHostIsDefaultServerName) {
+  std::string text = kMinimal;
+  text.replace(text.find("db.internal:5432"), 16, "\"[fd00::5]:5432\"");
+  Config cfg = ParseOk(text);
+  ASSERT_EQ(cfg.listeners.size(), 1u);
+  EXPECT_EQ(cfg.listeners[0].backend_host, "fd00::5");
+  EXPECT_EQ(cfg.listeners[0].backend_tls.server_name, "fd00::5");
+}
+
+TEST(ConfigTest, RelativeConfigPathResolvesAgainstCurrentDirectory) {
+  Config cfg;
+  ConfigError err;
+  ASSERT_TRUE(ParseConfigText(kMinimal, "dbward.yaml", &cfg, &err)) << err.ToString();
+  EXPECT_EQ(cfg.listeners[0].backend_tls.ca_file, "./ca.pem");
+}
+
+TEST(ConfigTest, LoadConfigResolvesAgainstFileDirectory) {
+  std::string dir = testing::TempDir();
+  if (!dir.empty() && dir.back() == '/') dir.pop_back();
+  std::string path = dir + "/dbward_config_test.yaml";
+  {
+    std::ofstream out(path);
+    out << kMinimal;
+  }
+  Config cfg;
+  ConfigError err;
+  ASSERT_TRUE(LoadConfig(path, &cfg, &err)) << err.ToString();
+  EXPECT_EQ(cfg.path, path);
+  EXPECT_EQ(cfg.listeners[0].backend_tls.ca_file, dir + "/ca.pem");
+  std::remove(path.c_str());
+}
+
+TEST(ConfigTest, LoadConfigMissingFile) {
+  Config cfg;
+  ConfigError err;
+  ASSERT_FALSE(LoadConfig("/nonexistent/dbward.yaml", &cfg, &err));
+  EXPECT_EQ(err.file, "/nonexistent/dbward.yaml");
+  EXPECT_EQ(err.message, "cannot read configuration file: No such file or directory");
+}
+
+TEST(ConfigErrorTest, ToStringFormat) {
+  ConfigError e{"/etc/dbward/x.yaml", {12, 7}, "boom"};
+  EXPECT_EQ(e.ToString(), "/etc/dbward/x.yaml:12:7: boom");
+}
+
+TEST(ConfigErrorTest, UnknownTopLevelKey) {
+  EXPECT_EQ(ParseError(std::string(kMinimal) + "bogus: 1\n"),
+            "/etc/dbward/x.yaml:8:1: unknown key 'bogus' in the top level "
+            "(allowed: drain_timeout, listeners, log, workers)");
+}
+
+TEST(ConfigErrorTest, UnknownKeyInBackendTls) {
+  std::string error = ParseError(std::string(kMinimal) + "      verify_depth: 3\n");
+  // The allowed list grows with new features; pin its start and a few members.
+  const std::string prefix =
+      "/etc/dbward/x.yaml:8:7: unknown key 'verify_depth' in backend_tls (allowed: ca_file, ";
+  EXPECT_EQ(error.substr(0, prefix.size()), prefix);
+  EXPECT_PRED_FORMAT2(testing::IsSubstring, " key_password_file, min_version, server_name, verify)",
+                      error);
+  EXPECT_EQ(error.back(), ')');
+}
+
+TEST(ConfigErrorTest, VerifyNoneIsRejected) {
+  EXPECT_EQ(ParseError(std::string(kMinimal) + "      verify: none\n"),
+            "/etc/dbward/x.yaml:8:15: backend_tls.verify must be 'full' (chain and name) or "
+            "'ca' (chain only); verification cannot be turned off");
+}
+
+TEST(ConfigErrorTest, VerifyFalseIsRejected) {
+  EXPECT_EQ(ParseError(std::string(kMinimal) + "      verify: false\n"),
+            "/etc/dbward/x.yaml:8:15: backend_tls.verify must be 'full' (chain and name) or "
+            "'ca' (chain only); verification cannot be turned off");
+}
+
+TEST(ConfigErrorTest, MinVersionOneOneIsRejected) {
+  EXPECT_EQ(ParseError(std::string(kMinimal) + "      min_version: \"1.1\"\n"),
+            "/etc/dbward/x.yaml:8:20: min_version must be \"1.2\" or \"1.3\" "
+            "(older TLS versions are not offered)");
+}
+
+TEST(ConfigErrorTest, MissingBackendTls) {
+  std::string text = kMinimal;
+  text.erase(text.find("    backend_tls:"));
+  EXPECT_EQ(ParseError(text),
+            "/etc/dbward/x.yaml:2:5: listener is missing 'backend_tls' (the backend leg is "
+            "always TLS; give at least backend_tls: {ca_file: ...})");
+}
+
+TEST(ConfigErrorTest, DuplicateListenerName) {
+  std::string text = std::string(kMinimal) +
+                     "  - name: main\n"                 // 8
+                     "    protocol: tcp\n"              // 9
+                     "    listen: 127.0.0.1:6433\n"     // 10
+                     "    backend: db.internal:5432\n"  // 11
+                     "    backend_tls: {ca_file: ca.pem}\n";
+  EXPECT_EQ(ParseError(text), "/etc/dbward/x.yaml:8:11: duplicate listener name 'main'");
+}
+
+TEST(ConfigErrorTest, DuplicateListenAddress) {
+  std::string text = std::string(kMinimal) +
+                     "  - name: other\n"                // 8
+                     "    protocol: tcp\n"              // 9
+                     "    listen: 127.0.0.1:6432\n"     // 10
+                     "    backend: db.internal:5432\n"  // 11
+                     "    backend_tls: {ca_file: ca.pem}\n";
+  EXPECT_EQ(ParseError(text),
+            "/etc/dbward/x.yaml:10:13: another listener already uses 127.0.0.1:6432");
+}
+
+TEST(ConfigErrorTest, ListenWithoutPort) {
+  std::string text = kMinimal;
+  text.replace(text.find("127.0.0.1:6432"), 14, "6432");
+  EXPECT_EQ(ParseError(text),
+            "/etc/dbward/x.yaml:4:13: listen must be HOST:PORT (e.g. 127.0.0.1:6432 or "
+            "[::1]:6432)");
+}
+
+TEST(ConfigErrorTest, BackendPortZero) {
+  std::string text = kMinimal;
+  text.replace(text.find("db.internal:5432"), 16, "db.internal:0");
+  EXPECT_EQ(ParseError(text),
+            "/etc/dbward/x.yaml:5:14: backend must be HOST:PORT with a non-zero port");
+}
+
+TEST(ConfigErrorTest, BadDuration) {
+  std::string text = std::string(kMinimal) +
+                     "    timeouts:\n"       // 8
+                     "      connect: 5x\n";  // 9
+  EXPECT_EQ(ParseError(text),
+            "/etc/dbward/x.yaml:9:16: timeouts.connect must be a duration such as 500ms, 10s, "
+            "5m or 1h");
+}
+
+TEST(ConfigErrorTest, ZeroHandshakeTimeout) {
+  std::string text = std::string(kMinimal) +
+                     "    timeouts:\n"         // 8
+                     "      handshake: 0s\n";  // 9
+  EXPECT_EQ(ParseError(text),
+            "/etc/dbward/x.yaml:9:7: timeouts.connect and timeouts.handshake must be greater "
+            "than zero");
+}
+
+TEST(ConfigErrorTest, ProtocolMysqlNotAvailableYet) {
+  std::string text = kMinimal;
+  text.replace(text.find("protocol: tcp"), 13, "protocol: mysql");
+  EXPECT_EQ(ParseError(text),
+            "/etc/dbward/x.yaml:3:15: protocol 'mysql' is not available in this build yet; "
+            "use tcp or postgres");
+}
+
+TEST(ConfigErrorTest, UnknownProtocol) {
+  std::string text = kMinimal;
+  text.replace(text.find("protocol: tcp"), 13, "protocol: redis");
+  EXPECT_EQ(ParseError(text),
+            "/etc/dbward/x.yaml:3:15: unknown protocol 'redis' (expected tcp or postgres)");
+}
+
+TEST(ConfigErrorTest, YamlSyntaxError) {
+  std::string text =
+      "listeners:\n"
+      "  - name: main\n"
+      "    protocol: [tcp\n"
+      "    listen: 127.0.0.1:6432\n";
+  EXPECT_EQ(ParseError(text), "/etc/dbward/x.yaml:4:11: YAML: end of sequence flow not found");
+}
+
+TEST(ConfigErrorTest, CertFileWithoutKeyFile) {
+  EXPECT_EQ(ParseError(std::string(kMinimal) + "      cert_file: client.pem\n"),
+            "/etc/dbward/x.yaml:7:7: backend_tls: cert_file and key_file go together "
+            "(client certificate)");
+}
+
+TEST(ConfigErrorTest, KeyPasswordFileWithoutKeyFile) {
+  EXPECT_EQ(ParseError(std::string(kMinimal) + "      key_password_file: pw\n"),
+            "/etc/dbward/x.yaml:8:26: backend_tls.key_password_file needs key_file");
+}
+
+TEST(ConfigErrorTest, ClientTlsWithoutKeyFile) {
+  std::string text = std::string(kMinimal) +
+                     "    client_tls:\n"              // 8
+                     "      cert_file: proxy.pem\n";  // 9
+  EXPECT_EQ(ParseError(text), "/etc/dbward/x.yaml:9:7: client_tls needs cert_file and key_file");
+}
+
+TEST(ConfigErrorTest, MissingListeners) {
+  EXPECT_EQ(ParseError("workers: 2\n"), "/etc/dbward/x.yaml:1:1: missing 'listeners'");
+}
+
+TEST(ConfigErrorTest, BadLogLevel) {
+  EXPECT_EQ(ParseError(std::string(kMinimal) + "log:\n  level: verbose\n"),
+            "/etc/dbward/x.yaml:9:10: log.level must be debug, info, warn or error");
+}
+
+TEST(ConfigErrorTest, WorkersOutOfRange) {
+  EXPECT_EQ(ParseError(std::string(kMinimal) + "workers: 0\n"),
+            "/etc/dbward/x.yaml:8:10: workers must be between 1 and 256");
+}
+
+TEST(ParseDurationTest, Units) {
+  uint64_t ms = 0;
+  ASSERT_TRUE(ParseDuration("1500ms", &ms));
+  EXPECT_EQ(ms, 1500u);
+  ASSERT_TRUE(ParseDuration("10s", &ms));
+  EXPECT_EQ(ms, 10'000u);
+  ASSERT_TRUE(ParseDuration("5m", &ms));
+  EXPECT_EQ(ms, 300'000u);
+  ASSERT_TRUE(ParseDuration("1h", &ms));
+  EXPECT_EQ(ms, 3'600'000u);
+  ASSERT_TRUE(ParseDuration("0ms", &ms));
+  EXPECT_EQ(ms, 0u);
+}
+
+TEST(ParseDurationTest, BareNumberIsSeconds) {
+  uint64_t ms = 0;
+  ASSERT_TRUE(ParseDuration("7", &ms));
+  EXPECT_EQ(ms, 7'000u);
+}
+
+TEST(ParseDurationTest, RejectsMalformed) {
+  for (const char* bad :
+       {"", "ms", "s", "10 s", "1.5s", "-1s", "10d", "10S", "s10", "10sec", "100000000001s"}) {
+    uint64_t ms = 42;
+    EXPECT_FALSE(ParseDuration(bad, &ms)) << "accepted \"" << bad << "\"";
+    EXPECT_EQ(ms, 42u) << bad;
+  }
+}
+
+TEST(SplitHostPortTest, HostAndPort) {
+  std::string host;
+  uint16_t port = 0;
+  ASSERT_TRUE(SplitHostPort("db.internal:5432", &host, &port));
+  EXPECT_EQ(host, "db.internal");
+  EXPECT_EQ(port, 5432);
+  ASSERT_TRUE(SplitHostPort("127.0.0.1:65535", &host, &port));
+  EXPECT_EQ(host, "127.0.0.1");
+  EXPECT_EQ(port, 65535);
+  ASSERT_TRUE(SplitHostPort("127.0.0.1:0", &host, &port));
+  EXPECT_EQ(port, 0);
+}
+
+TEST(SplitHostPortTest, BracketedIPv6) {
+  std::string host;
+  uint16_t port = 0;
+  ASSERT_TRUE(SplitHostPort("[::1]:5432", &host, &port));
+  EXPECT_EQ(host, "::1");
+  EXPECT_EQ(port, 5432);
+  ASSERT_TRUE(SplitHostPort("[fd00:1::7]:6432", &host, &port));
+  EXPECT_EQ(host, "fd00:1::7");
+  EXPECT_EQ(port, 6432);
+}
+
+TEST(SplitHostPortTest, RejectsMalformed) {
+  for (const char* bad :
+       {"::1:5432", "db:65536", "db:99999", "db:000001", "db", "db:", ":5432", "[::1]", "[::1]5432",
+        "[::1]:", "[]:5432", "[::1:5432", "db:54a2", "db:-1", ""}) {
+    std::string host = "unchanged";
+    uint16_t port = 7;
+    EXPECT_FALSE(SplitHostPort(bad, &host, &port)) << "accepted \"" << bad << "\"";
+    EXPECT_EQ(host, "unchanged") << bad;
+    EXPECT_EQ(port, 7) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace dbward::proxy
+
+namespace dbward::proxy {
+namespace {
+
+// A second "verify: full" appended to tighten security must not be ignored.
+TEST(ConfigDuplicates, DuplicateKeyIsAnError) {
+  std::string text = std::string(kMinimal) + "      verify: ca\n      verify: full\n";
+  EXPECT_EQ(ParseError(text), "/etc/dbward/x.yaml:9:7: duplicate key 'verify' in backend_tls");
+}
+
+TEST(ConfigPostgres, PlaintextClientsAndDirect) {
+  std::string text =
+      "listeners:\n"
+      "  - name: pg\n"
+      "    protocol: postgres\n"
+      "    listen: 127.0.0.1:6432\n"
+      "    backend: db.internal:5432\n"
+      "    plaintext_clients: deny\n"
+      "    backend_tls:\n"
+      "      direct: true\n";
+  Config cfg;
+  ConfigError err;
+  ASSERT_TRUE(ParseConfigText(text, kPath, &cfg, &err)) << err.ToString();
+  EXPECT_EQ(cfg.listeners[0].protocol, Protocol::kPostgres);
+  EXPECT_FALSE(cfg.listeners[0].plaintext_clients);
+  EXPECT_TRUE(cfg.listeners[0].backend_tls.direct);
+}
+
+TEST(ConfigPostgres, DirectIsOnlyForPostgres) {
+  std::string text = std::string(kMinimal) + "      direct: true\n";
+  EXPECT_EQ(ParseError(text), "/etc/dbward/x.yaml:8:15: backend_tls.direct is for protocol: postgres "
+                              "(PostgreSQL 17 direct TLS)");
+}
+
+TEST(ConfigPostgres, TcpCannotDenyPlaintext) {
+  std::string text = std::string(kMinimal) + "    plaintext_clients: deny\n";
+  EXPECT_NE(ParseError(text).find("a tcp listener only has plaintext clients"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dbward::proxy

@@ -1,0 +1,498 @@
+#include "tls/connection.h"
+
+#include <gtest/gtest.h>
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <deque>
+#include <fstream>
+#include <memory>
+#include <ostream>
+#include <span>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace dbward::tls {
+
+// Readable names in assertion failures (found by argument-dependent lookup).
+static void PrintTo(FailureCause cause, std::ostream* os) { *os << CauseToken(cause); }
+static void PrintTo(Connection::HandshakeStatus s, std::ostream* os) {
+  switch (s) {
+    case Connection::HandshakeStatus::kDone: *os << "kDone"; return;
+    case Connection::HandshakeStatus::kWantRead: *os << "kWantRead"; return;
+    case Connection::HandshakeStatus::kWantWrite: *os << "kWantWrite"; return;
+    case Connection::HandshakeStatus::kFailed: *os << "kFailed"; return;
+  }
+}
+
+namespace {
+
+using HS = Connection::HandshakeStatus;
+
+// One direction of an in-memory transport.
+struct Pipe {
+  std::deque<uint8_t> bytes;
+  bool closed = false;  // the writer is gone: reads see Eof once drained
+  int error = 0;        // when set, reads on an empty pipe fail with it
+};
+
+// An Io over two pipes: reads never block, they report WantRead when empty.
+class MemIo : public Io {
+ public:
+  MemIo(Pipe* in, Pipe* out) : in_(in), out_(out) {}
+
+  IoResult Read(std::span<uint8_t> out) override {
+    if (in_->bytes.empty()) {
+      if (in_->error != 0) return IoResult::Error(in_->error);
+      return in_->closed ? IoResult::Eof() : IoResult::WantRead();
+    }
+    size_t n = std::min(out.size(), in_->bytes.size());
+    std::copy_n(in_->bytes.begin(), n, out.begin());
+    in_->bytes.erase(in_->bytes.begin(), in_->bytes.begin() + static_cast<ptrdiff_t>(n));
+    return IoResult::Ok(n);
+  }
+
+  IoResult Write(std::span<const uint8_t> in) override {
+    if (out_->closed) return IoResult::Error(EPIPE);
+    out_->bytes.insert(out_->bytes.end(), in.begin(), in.end());
+    return IoResult::Ok(in.size());
+  }
+
+ private:
+  Pipe* in_;
+  Pipe* out_;
+};
+
+bool Finished(HS s) { return s == HS::kDone || s == HS::kFailed; }
+
+std::vector<uint8_t> Pattern(size_t n, uint32_t seed) {
+  std::vector<uint8_t> out(n);
+  uint32_t x = seed;
+  for (auto& b : out) {
+    x = x * 1664525u + 1013904223u;
+    b = static_cast<uint8_t>(x >> 24);
+  }
+  return out;
+}
+
+class TlsConnectionTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    const char* dir = getenv("DBWARD_TEST_CERTS");
+    if (dir == nullptr || *dir == '\0') {
+      GTEST_SKIP() << "DBWARD_TEST_CERTS is not set; run tests/gen-test-certs.sh DIR and set "
+                      "DBWARD_TEST_CERTS=DIR (ctest does both)";
+    }
+    dir_ = dir;
+  }
+
+  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
+
+  std::string Password(const std::string& name) const {
+    std::ifstream in(Path(name), std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string pw = ss.str();
+    while (!pw.empty() && (pw.back() == '\n' || pw.back() == '\r')) pw.pop_back();
+    return pw;
+  }
+
+  std::shared_ptr<Context> ClientCtx(ClientOptions o = {}) {
+    if (o.ca_file.empty()) o.ca_file = Path("ca.pem");
+    std::string error;
+    std::shared_ptr<Context> ctx = Context::NewClient(o, &error);
+    EXPECT_NE(ctx, nullptr) << error;
+    return ctx;
+  }
+
+  std::shared_ptr<Context> ServerCtx(const std::string& cert = "server.pem",
+                                     std::vector<std::string> alpn = {}) {
+    ServerOptions o;
+    std::string key = cert.substr(0, cert.size() - 4) + ".key";
+    o.cert = {Path(cert), Path(key), ""};
+    o.alpn = std::move(alpn);
+    std::string error;
+    std::shared_ptr<Context> ctx = Context::NewServer(o, &error);
+    EXPECT_NE(ctx, nullptr) << error;
+    return ctx;
+  }
+
+  // Creates both ends over the in-memory pipes.
+  void Create(std::shared_ptr<Context> client_ctx, const std::string& server_name,
+              std::shared_ptr<Context> server_ctx) {
+    ASSERT_NE(client_ctx, nullptr);
+    ASSERT_NE(server_ctx, nullptr);
+    std::string error;
+    client_ = Connection::NewClient(std::move(client_ctx), server_name, &client_io_, &error);
+    ASSERT_NE(client_, nullptr) << error;
+    server_ = Connection::NewServer(std::move(server_ctx), &server_io_, &error);
+    ASSERT_NE(server_, nullptr) << error;
+  }
+
+  // Drives both handshakes until each side is done or failed (or stalls).
+  void Pump() {
+    for (int round = 0; round < 50 && !(Finished(client_hs_) && Finished(server_hs_)); round++) {
+      if (!Finished(client_hs_)) client_hs_ = client_->Handshake();
+      if (!Finished(server_hs_)) server_hs_ = server_->Handshake();
+    }
+  }
+
+  void Connect(std::shared_ptr<Context> client_ctx, const std::string& server_name,
+               std::shared_ptr<Context> server_ctx) {
+    ASSERT_NO_FATAL_FAILURE(Create(std::move(client_ctx), server_name, std::move(server_ctx)));
+    Pump();
+  }
+
+  // Expects the client handshake to fail verification with the given cause.
+  void ExpectClientFails(FailureCause cause) {
+    EXPECT_EQ(client_hs_, HS::kFailed);
+    EXPECT_EQ(client_->failure_cause(), cause) << client_->failure_detail();
+    EXPECT_FALSE(client_->handshake_done());
+    EXPECT_FALSE(client_->verified());
+  }
+
+  // Writes all of data on `from` and reads it back on `to`.
+  static void Transfer(Connection* from, Connection* to, const std::vector<uint8_t>& data,
+                       std::vector<uint8_t>* received) {
+    size_t sent = 0;
+    std::vector<uint8_t> buf(16 * 1024);
+    for (int i = 0; i < 100'000 && received->size() < data.size(); i++) {
+      if (sent < data.size()) {
+        IoResult w = from->Write(std::span<const uint8_t>(data).subspan(sent));
+        ASSERT_TRUE(w.ok() || w.blocked()) << "write failed: kind " << int(w.kind);
+        sent += w.n;
+      }
+      for (;;) {
+        IoResult r = to->Read(buf);
+        if (!r.ok()) {
+          ASSERT_EQ(r.kind, IoResult::kWantRead) << "read failed: kind " << int(r.kind);
+          break;
+        }
+        received->insert(received->end(), buf.begin(), buf.begin() + static_cast<ptrdiff_t>(r.n));
+      }
+    }
+  }
+
+  std::string dir_;
+  Pipe to_server_;
+  Pipe to_client_;
+  MemIo client_io_{&to_client_, &to_server_};
+  MemIo server_io_{&to_server_, &to_client_};
+  std::unique_ptr<Connection> client_;
+  std::unique_ptr<Connection> server_;
+  HS client_hs_ = HS::kWantRead;
+  HS server_hs_ = HS::kWantRead;
+};
+
+TEST_F(TlsConnectionTest, GoodCertificateFullVerify) {
+  Connect(ClientCtx(), "localhost", ServerCtx());
+  ASSERT_EQ(client_hs_, HS::kDone);
+  ASSERT_EQ(server_hs_, HS::kDone);
+  EXPECT_TRUE(client_->handshake_done());
+  EXPECT_TRUE(server_->handshake_done());
+  EXPECT_TRUE(client_->verified());
+  EXPECT_EQ(client_->failure_cause(), FailureCause::kNone);
+  EXPECT_EQ(client_->version(), TLS1_3_VERSION);
+  EXPECT_STREQ(client_->version_name(), "TLSv1.3");
+  EXPECT_STREQ(server_->version_name(), "TLSv1.3");
+  EXPECT_EQ(client_->cipher(), server_->cipher());
+  EXPECT_EQ(client_->alpn(), "");
+  CertSummary peer = client_->PeerCertificate();
+  EXPECT_TRUE(peer.present);
+  EXPECT_EQ(peer.subject, "CN=localhost");
+  EXPECT_EQ(peer.issuer, "CN=dbward Test Root CA,O=dbward tests");
+  // The DNS name went out as SNI.
+  const char* sni = SSL_get_servername(server_->ssl(), TLSEXT_NAMETYPE_host_name);
+  ASSERT_NE(sni, nullptr);
+  EXPECT_STREQ(sni, "localhost");
+}
+
+TEST_F(TlsConnectionTest, OneMebibyteEachWayIsByteExact) {
+  Connect(ClientCtx(), "localhost", ServerCtx());
+  ASSERT_EQ(client_hs_, HS::kDone);
+  ASSERT_EQ(server_hs_, HS::kDone);
+  const std::vector<uint8_t> up = Pattern(1 << 20, 1);
+  const std::vector<uint8_t> down = Pattern(1 << 20, 2);
+  std::vector<uint8_t> got_up, got_down;
+  ASSERT_NO_FATAL_FAILURE(Transfer(client_.get(), server_.get(), up, &got_up));
+  ASSERT_NO_FATAL_FAILURE(Transfer(server_.get(), client_.get(), down, &got_down));
+  ASSERT_EQ(got_up.size(), up.size());
+  EXPECT_TRUE(got_up == up);
+  ASSERT_EQ(got_down.size(), down.size());
+  EXPECT_TRUE(got_down == down);
+  EXPECT_FALSE(client_->HasPendingPlaintext());
+  EXPECT_FALSE(server_->HasPendingPlaintext());
+}
+
+TEST_F(TlsConnectionTest, ShutdownDeliversEofToPeer) {
+  Connect(ClientCtx(), "localhost", ServerCtx());
+  ASSERT_EQ(client_hs_, HS::kDone);
+  ASSERT_EQ(server_hs_, HS::kDone);
+  EXPECT_EQ(client_->Shutdown().kind, IoResult::kOk);
+  size_t queued = to_server_.bytes.size();
+  EXPECT_GT(queued, 0u);
+  EXPECT_EQ(client_->Shutdown().kind, IoResult::kOk);  // sent once only
+  EXPECT_EQ(to_server_.bytes.size(), queued);
+  uint8_t buf[64];
+  EXPECT_EQ(server_->Read(buf).kind, IoResult::kEof);
+}
+
+TEST_F(TlsConnectionTest, IpAddressSan) {
+  Connect(ClientCtx(), "127.0.0.1", ServerCtx());
+  ASSERT_EQ(client_hs_, HS::kDone);
+  ASSERT_EQ(server_hs_, HS::kDone);
+  EXPECT_TRUE(client_->verified());
+  // An IP literal is not a valid SNI host name and is not sent.
+  EXPECT_EQ(SSL_get_servername(server_->ssl(), TLSEXT_NAMETYPE_host_name), nullptr);
+}
+
+TEST_F(TlsConnectionTest, FullVerifyNeedsServerName) {
+  std::string error;
+  EXPECT_EQ(Connection::NewClient(ClientCtx(), "", &client_io_, &error), nullptr);
+  EXPECT_EQ(error, "verify: full needs a server name");
+}
+
+TEST_F(TlsConnectionTest, NameMismatch) {
+  Connect(ClientCtx(), "db.internal", ServerCtx());
+  ExpectClientFails(FailureCause::kNameMismatch);
+  std::string why = client_->Explain("backend_tls");
+  EXPECT_PRED_FORMAT2(testing::IsSubstring, "the target principal name is incorrect", why);
+  EXPECT_PRED_FORMAT2(testing::IsSubstring, "DNS:localhost", why);
+  EXPECT_PRED_FORMAT2(testing::IsSubstring, "backend_tls.server_name \"db.internal\"", why);
+  EXPECT_EQ(client_->leaf_certificate().subject, "CN=localhost");
+  // The server hears about it as an alert against its certificate.
+  EXPECT_EQ(server_hs_, HS::kFailed);
+  EXPECT_EQ(server_->failure_cause(), FailureCause::kPeerRejectedUs);
+}
+
+TEST_F(TlsConnectionTest, VerifyCaAcceptsWrongName) {
+  ClientOptions o;
+  o.verify = VerifyMode::kCa;
+  Connect(ClientCtx(o), "db.internal", ServerCtx());
+  ASSERT_EQ(client_hs_, HS::kDone);
+  ASSERT_EQ(server_hs_, HS::kDone);
+  EXPECT_TRUE(client_->verified());
+  EXPECT_EQ(client_->failure_cause(), FailureCause::kNone);
+}
+
+TEST_F(TlsConnectionTest, VerifyCaStillChecksTheChain) {
+  ClientOptions o;
+  o.verify = VerifyMode::kCa;
+  Connect(ClientCtx(o), "localhost", ServerCtx("selfsigned.pem"));
+  ExpectClientFails(FailureCause::kUntrusted);
+}
+
+TEST_F(TlsConnectionTest, CertificateForAnotherName) {
+  Connect(ClientCtx(), "localhost", ServerCtx("wrongname.pem"));
+  ExpectClientFails(FailureCause::kNameMismatch);
+  EXPECT_PRED_FORMAT2(testing::IsSubstring, "[DNS:db.example.net]",
+                      client_->Explain("backend_tls"));
+}
+
+TEST_F(TlsConnectionTest, ExpiredCertificate) {
+  Connect(ClientCtx(), "localhost", ServerCtx("expired.pem"));
+  ExpectClientFails(FailureCause::kExpired);
+  std::string why = client_->Explain("backend_tls");
+  EXPECT_PRED_FORMAT2(testing::IsSubstring, "has expired", why);
+  EXPECT_PRED_FORMAT2(testing::IsSubstring, "valid until 2021-01-01T00:00:00Z", why);
+  EXPECT_EQ(client_->failed_certificate().not_after, "2021-01-01T00:00:00Z");
+}
+
+TEST_F(TlsConnectionTest, NotYetValidCertificate) {
+  Connect(ClientCtx(), "localhost", ServerCtx("notyet.pem"));
+  ExpectClientFails(FailureCause::kNotYetValid);
+  EXPECT_PRED_FORMAT2(testing::IsSubstring, "valid from 2099-01-01T00:00:00Z",
+                      client_->Explain("backend_tls"));
+}
+
+TEST_F(TlsConnectionTest, SelfSignedCertificate) {
+  Connect(ClientCtx(), "localhost", ServerCtx("selfsigned.pem"));
+  ExpectClientFails(FailureCause::kUntrusted);
+  std::string why = client_->Explain("backend_tls");
+  EXPECT_PRED_FORMAT2(testing::IsSubstring, "issued by an authority that is not trusted", why);
+  EXPECT_PRED_FORMAT2(testing::IsSubstring, "at depth 0", why);
+  EXPECT_PRED_FORMAT2(testing::IsSubstring, "trusted: ca_file " + Path("ca.pem"), why);
+  EXPECT_PRED_FORMAT2(testing::IsSubstring, "fix: set backend_tls.ca_file", why);
+}
+
+TEST_F(TlsConnectionTest, ClientAuthOnlyCertificate) {
+  Connect(ClientCtx(), "localhost", ServerCtx("clientauth-only.pem"));
+  ExpectClientFails(FailureCause::kBadPurpose);
+  EXPECT_PRED_FORMAT2(testing::IsSubstring, "(extended key usage: [clientAuth])",
+                      client_->Explain("backend_tls"));
+}
+
+TEST_F(TlsConnectionTest, ClientTrustsAnotherCa) {
+  ClientOptions o;
+  o.ca_file = Path("other-ca.pem");
+  Connect(ClientCtx(o), "localhost", ServerCtx());
+  ExpectClientFails(FailureCause::kUntrusted);
+  std::string why = client_->Explain("backend_tls");
+  EXPECT_PRED_FORMAT2(testing::IsSubstring, "trusted: ca_file " + Path("other-ca.pem"), why);
+  EXPECT_PRED_FORMAT2(testing::IsSubstring,
+                      "the CA that issued \"CN=dbward Test Root CA,O=dbward tests\"", why);
+}
+
+TEST_F(TlsConnectionTest, NoCommonProtocolVersion) {
+  ClientOptions o;
+  o.min_version = TLS1_3_VERSION;
+  std::shared_ptr<Context> server = ServerCtx();
+  ASSERT_NE(server, nullptr);
+  ASSERT_EQ(SSL_CTX_set_max_proto_version(server->ssl_ctx(), TLS1_2_VERSION), 1);
+  Connect(ClientCtx(o), "localhost", server);
+  ExpectClientFails(FailureCause::kProtocolVersion);
+  EXPECT_PRED_FORMAT2(testing::IsSubstring, "or set backend_tls.min_version: \"1.2\"",
+                      client_->Explain("backend_tls"));
+  EXPECT_EQ(server_hs_, HS::kFailed);
+  EXPECT_EQ(server_->failure_cause(), FailureCause::kProtocolVersion);
+}
+
+TEST_F(TlsConnectionTest, TlsOneTwoWhenServerCapsIt) {
+  std::shared_ptr<Context> server = ServerCtx();
+  ASSERT_NE(server, nullptr);
+  ASSERT_EQ(SSL_CTX_set_max_proto_version(server->ssl_ctx(), TLS1_2_VERSION), 1);
+  Connect(ClientCtx(), "localhost", server);
+  ASSERT_EQ(client_hs_, HS::kDone);
+  ASSERT_EQ(server_hs_, HS::kDone);
+  EXPECT_EQ(client_->version(), TLS1_2_VERSION);
+  EXPECT_STREQ(client_->version_name(), "TLSv1.2");
+}
+
+class ClientCertTest : public TlsConnectionTest {
+ protected:
+  // A server that insists on a certificate issued by client-ca.
+  std::shared_ptr<Context> RequiringServer(uint16_t max_version) {
+    std::shared_ptr<Context> ctx = ServerCtx();
+    if (ctx == nullptr) return nullptr;
+    SSL_CTX_set_verify(ctx->ssl_ctx(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    EXPECT_EQ(SSL_CTX_load_verify_locations(ctx->ssl_ctx(), Path("client-ca.pem").c_str(), nullptr),
+              1);
+    EXPECT_EQ(SSL_CTX_set_max_proto_version(ctx->ssl_ctx(), max_version), 1);
+    return ctx;
+  }
+};
+
+TEST_F(ClientCertTest, MissingClientCertificateTls12) {
+  Connect(ClientCtx(), "localhost", RequiringServer(TLS1_2_VERSION));
+  ExpectClientFails(FailureCause::kClientCertRequired);
+  EXPECT_PRED_FORMAT2(testing::IsSubstring,
+                      "fix: set backend_tls.cert_file and backend_tls.key_file",
+                      client_->Explain("backend_tls"));
+  EXPECT_EQ(server_hs_, HS::kFailed);
+}
+
+TEST_F(ClientCertTest, MissingClientCertificateTls13ReportedOnFirstRead) {
+  Connect(ClientCtx(), "localhost", RequiringServer(TLS1_3_VERSION));
+  EXPECT_EQ(server_hs_, HS::kFailed);
+  // In TLS 1.3 the client's handshake completes before the server has judged
+  // its (empty) certificate; the refusal arrives as an alert on the first read.
+  ASSERT_EQ(client_hs_, HS::kDone);
+  uint8_t buf[64];
+  EXPECT_EQ(client_->Read(buf).kind, IoResult::kError);
+  EXPECT_EQ(client_->failure_cause(), FailureCause::kClientCertRequired)
+      << client_->failure_detail();
+  std::string why = client_->Explain("backend_tls");
+  EXPECT_PRED_FORMAT2(testing::IsSubstring,
+                      "fix: set backend_tls.cert_file and backend_tls.key_file", why);
+}
+
+TEST_F(ClientCertTest, EncryptedClientCertificateAccepted) {
+  ClientOptions o;
+  o.client_cert = {Path("client.pem"), Path("client.key"), Password("client.pass")};
+  Connect(ClientCtx(o), "localhost", RequiringServer(TLS1_3_VERSION));
+  ASSERT_EQ(client_hs_, HS::kDone);
+  ASSERT_EQ(server_hs_, HS::kDone);
+  EXPECT_TRUE(client_->verified());
+  CertSummary peer = server_->PeerCertificate();
+  EXPECT_TRUE(peer.present);
+  EXPECT_EQ(peer.subject, "CN=dbward-client");
+  EXPECT_EQ(SSL_get_verify_result(server_->ssl()), X509_V_OK);
+}
+
+TEST_F(TlsConnectionTest, PeerClosesBeforeAnswering) {
+  ASSERT_NO_FATAL_FAILURE(Create(ClientCtx(), "localhost", ServerCtx()));
+  ASSERT_EQ(client_->Handshake(), HS::kWantRead);
+  ASSERT_FALSE(to_server_.bytes.empty());
+  EXPECT_EQ(to_server_.bytes.front(), 0x16);  // the ClientHello went out
+  to_client_.closed = true;
+  EXPECT_EQ(client_->Handshake(), HS::kFailed);
+  EXPECT_EQ(client_->failure_cause(), FailureCause::kReset);
+  EXPECT_TRUE(client_->io_eof());
+  EXPECT_EQ(client_->failure_detail(), "connection closed by peer");
+  EXPECT_PRED_FORMAT2(testing::IsSubstring,
+                      "connection reset during the TLS handshake with localhost",
+                      client_->Explain("backend_tls"));
+}
+
+TEST_F(TlsConnectionTest, PeerClosesInTheMiddleOfARecord) {
+  ASSERT_NO_FATAL_FAILURE(Create(ClientCtx(), "localhost", ServerCtx()));
+  ASSERT_EQ(client_->Handshake(), HS::kWantRead);
+  ASSERT_EQ(server_->Handshake(), HS::kWantRead);
+  ASSERT_GT(to_client_.bytes.size(), 20u);
+  to_client_.bytes.resize(20);  // part of the ServerHello, then FIN
+  to_client_.closed = true;
+  EXPECT_EQ(client_->Handshake(), HS::kFailed);
+  EXPECT_EQ(client_->failure_cause(), FailureCause::kReset) << client_->failure_detail();
+  EXPECT_TRUE(client_->io_eof());
+}
+
+TEST_F(TlsConnectionTest, TransportErrorDuringHandshake) {
+  ASSERT_NO_FATAL_FAILURE(Create(ClientCtx(), "localhost", ServerCtx()));
+  ASSERT_EQ(client_->Handshake(), HS::kWantRead);
+  to_client_.error = ECONNRESET;
+  EXPECT_EQ(client_->Handshake(), HS::kFailed);
+  EXPECT_EQ(client_->failure_cause(), FailureCause::kReset);
+  EXPECT_EQ(client_->io_error(), ECONNRESET);
+  EXPECT_EQ(client_->failure_detail(), "Connection reset by peer");
+}
+
+TEST_F(TlsConnectionTest, PeerAnswersWithoutTls) {
+  ASSERT_NO_FATAL_FAILURE(Create(ClientCtx(), "localhost", ServerCtx()));
+  ASSERT_EQ(client_->Handshake(), HS::kWantRead);
+  const std::string http = "HTTP/1.1 400 Bad Request\r\n\r\n";
+  to_client_.bytes.assign(http.begin(), http.end());
+  EXPECT_EQ(client_->Handshake(), HS::kFailed);
+  EXPECT_EQ(client_->failure_cause(), FailureCause::kNotTls) << client_->failure_detail();
+}
+
+TEST_F(TlsConnectionTest, AlpnAgreed) {
+  ClientOptions o;
+  o.alpn = {"postgresql"};
+  Connect(ClientCtx(o), "localhost", ServerCtx("server.pem", {"postgresql"}));
+  ASSERT_EQ(client_hs_, HS::kDone);
+  ASSERT_EQ(server_hs_, HS::kDone);
+  EXPECT_EQ(client_->alpn(), "postgresql");
+  EXPECT_EQ(server_->alpn(), "postgresql");
+}
+
+TEST_F(TlsConnectionTest, AlpnServerPicksFirstOfItsOwnThatClientOffers) {
+  ClientOptions o;
+  o.alpn = {"h2", "postgresql", "mysql"};
+  Connect(ClientCtx(o), "localhost", ServerCtx("server.pem", {"mysql", "postgresql"}));
+  ASSERT_EQ(client_hs_, HS::kDone);
+  ASSERT_EQ(server_hs_, HS::kDone);
+  EXPECT_EQ(client_->alpn(), "mysql");
+}
+
+TEST_F(TlsConnectionTest, AlpnWithoutCommonProtocolIsRefused) {
+  ClientOptions o;
+  o.alpn = {"h2"};
+  Connect(ClientCtx(o), "localhost", ServerCtx("server.pem", {"postgresql"}));
+  EXPECT_EQ(client_hs_, HS::kFailed);
+  EXPECT_EQ(server_hs_, HS::kFailed);
+  EXPECT_PRED_FORMAT2(testing::IsSubstring, "NO_APPLICATION_PROTOCOL", client_->failure_detail());
+}
+
+TEST_F(TlsConnectionTest, AlpnClientWithoutAlpnStillConnects) {
+  Connect(ClientCtx(), "localhost", ServerCtx("server.pem", {"postgresql"}));
+  ASSERT_EQ(client_hs_, HS::kDone);
+  ASSERT_EQ(server_hs_, HS::kDone);
+  EXPECT_EQ(client_->alpn(), "");
+}
+
+}  // namespace
+}  // namespace dbward::tls
