@@ -11,6 +11,7 @@ packages=(
   # tests, demo and benchmarks: real peers
   openssl ca-certificates python3 procps iproute2
   stunnel4 haproxy
+  postgresql postgresql-client pgbouncer
 )
 
 missing=()
@@ -40,4 +41,12 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" > /tmp/dbward-apt.log 2>&1 ||
     { tail -30 /tmp/dbward-apt.log >&2; exit 1; }
   if ((created_policy)); then rm -f "$policy"; fi
+fi
+
+# Node.js runs the real client libraries (node-postgres, ...). A machine that
+# already has node (and npm) keeps it; otherwise Debian's packages.
+if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
+  echo "installing: nodejs npm"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm > /tmp/dbward-apt.log 2>&1 ||
+    { tail -30 /tmp/dbward-apt.log >&2; exit 1; }
 fi

@@ -120,7 +120,11 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path, c
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (err_path == out_path) {
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  } else {
+    posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  }
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -229,13 +233,31 @@ long DbwardProcess::RssKb() const {
 int RunCommand(const std::vector<std::string>& argv, std::string* output) {
   TempDir dir;
   std::string out = dir.path() + "/out";
-  pid_t pid = Spawn(argv, out, out + ".err");
+  pid_t pid = Spawn(argv, out, out);
   if (pid < 0) return -1;
   int st;
   waitpid(pid, &st, 0);
-  *output = ReadFile(out) + ReadFile(out + ".err");
+  *output = ReadFile(out);
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+pid_t SpawnBackground(const std::vector<std::string>& argv, const std::string& out_path) {
+  return Spawn(argv, out_path, out_path);
+}
+
+int WaitPid(pid_t pid, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int st;
+    if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return -1;
+}
+
+std::string ReadFileText(const std::string& path) { return ReadFile(path); }
+
+std::string SourceDir() { return DBWARD_SOURCE_DIR; }
 
 int ConnectLoopback(uint16_t port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

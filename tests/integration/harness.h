@@ -60,6 +60,13 @@ class DbwardProcess {
 
 // Runs a command, capturing stdout+stderr; returns the exit status.
 int RunCommand(const std::vector<std::string>& argv, std::string* output);
+// Starts a command in the background with stdout+stderr to out_path.
+pid_t SpawnBackground(const std::vector<std::string>& argv, const std::string& out_path);
+// Waits for pid; returns its exit status, or -1 on timeout.
+int WaitPid(pid_t pid, std::chrono::milliseconds timeout);
+std::string ReadFileText(const std::string& path);
+// The source tree (for scripts and node clients).
+std::string SourceDir();
 
 // Loopback TCP client helpers (blocking, with timeouts).
 int ConnectLoopback(uint16_t port);

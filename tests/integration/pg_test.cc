@@ -1,0 +1,528 @@
+// PostgreSQL end to end: a real PostgreSQL 15 server that accepts only TLS,
+// real clients (psql, pgbench, node-postgres) through dbward. Asserts on what
+// the server saw (pg_stat_ssl), what the client printed, and the audit event.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "harness.h"
+
+namespace dbward::testing {
+namespace {
+
+class PgTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (CertDir().empty()) return;
+    pg_dir_ = "/tmp/dbward-pg-" + std::to_string(getpid());
+    pg_port_ = FreePort();
+    std::string out;
+    int rc = RunCommand({SourceDir() + "/tests/pg-server.sh", "start", pg_dir_, std::to_string(pg_port_), CertDir()},
+                        &out);
+    if (rc != 0) {
+      start_error_ = "PostgreSQL did not start: " + out;
+      return;
+    }
+    pg_up_ = true;
+  }
+  static void TearDownTestSuite() {
+    if (pg_up_) {
+      std::string out;
+      RunCommand({SourceDir() + "/tests/pg-server.sh", "stop", pg_dir_}, &out);
+      RunCommand({"rm", "-rf", pg_dir_}, &out);
+    }
+  }
+  void SetUp() override {
+    if (CertDir().empty()) GTEST_SKIP() << "DBWARD_TEST_CERTS not set (run through ctest)";
+    ASSERT_TRUE(pg_up_) << start_error_;
+  }
+
+  struct Options {
+    std::string server_name = "localhost";
+    std::string ca = "ca.pem";
+    std::string client_cert = "proxy";  // empty: no client_tls
+    std::string extra;                  // listener lines (4-space indent)
+    uint16_t backend_port = 0;          // 0: the test server
+  };
+  std::string Config(const Options& o) {
+    std::string c =
+        "workers: 2\n"
+        "listeners:\n"
+        "  - name: pg\n"
+        "    protocol: postgres\n"
+        "    listen: 127.0.0.1:0\n"
+        "    backend: 127.0.0.1:" + std::to_string(o.backend_port ? o.backend_port : pg_port_) + "\n" +
+        "    backend_tls:\n"
+        "      ca_file: " + Cert(o.ca) + "\n" +
+        "      server_name: " + o.server_name + "\n";
+    if (!o.client_cert.empty()) {
+      c += "    client_tls:\n"
+           "      cert_file: " + Cert(o.client_cert + ".pem") + "\n" +
+           "      key_file: " + Cert(o.client_cert + ".key") + "\n";
+    }
+    c += o.extra + "log:\n  level: debug\n  audit: ${AUDIT}\n";
+    return c;
+  }
+
+  // Runs psql through dbward; returns its exit status and output.
+  int Psql(const DbwardProcess& d, const std::string& conninfo, const std::string& sql, std::string* out,
+           const std::string& host = "127.0.0.1") {
+    return RunCommand({"timeout", "30", "psql",
+                       "host=" + host + " port=" + std::to_string(d.port()) + " dbname=app " + conninfo, "-XAtc",
+                       sql},
+                      out);
+  }
+
+  static constexpr const char* kSslQuery =
+      "select ssl::text || '|' || version from pg_stat_ssl where pid = pg_backend_pid()";
+
+  static inline std::string pg_dir_;
+  static inline uint16_t pg_port_ = 0;
+  static inline bool pg_up_ = false;
+  static inline std::string start_error_;
+};
+
+TEST_F(PgTest, PlaintextClientReachesTlsOnlyServerOverVerifiedTls) {
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config({}))) << d.Log();
+  std::string out;
+  ASSERT_EQ(Psql(d, "user=scram_user password=scram_pw sslmode=disable", kSslQuery, &out), 0) << out;
+  EXPECT_EQ(out, "true|TLSv1.3\n");
+  auto ev = d.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u) << d.Log();
+  EXPECT_EQ(ev[0]["protocol"], "postgres");
+  EXPECT_EQ(ev[0]["outcome"], "ok") << ev[0]["error"];
+  EXPECT_EQ(ev[0]["client_encryption"], "none");
+  EXPECT_EQ(ev[0]["trust_bypass"], "true");
+  EXPECT_EQ(ev[0]["bypass_reason"], "plaintext");
+  EXPECT_EQ(ev[0]["user"], "scram_user");
+  EXPECT_EQ(ev[0]["database"], "app");
+  EXPECT_EQ(ev[0]["application"], "psql");
+  EXPECT_EQ(ev[0]["backend_verified"], "true");
+  EXPECT_EQ(ev[0]["backend_tls"], "TLSv1.3");
+}
+
+TEST_F(PgTest, Md5UserWithSslmodeRequireUsesDbwardCertificate) {
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config({}))) << d.Log();
+  std::string out;
+  ASSERT_EQ(Psql(d, "user=md5_user password=md5_pw sslmode=require", kSslQuery, &out), 0) << out;
+  EXPECT_EQ(out, "true|TLSv1.3\n");
+  auto ev = d.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["client_encryption"], "tls");
+  EXPECT_EQ(ev[0]["client_tls"], "TLSv1.3");
+  EXPECT_EQ(ev[0]["trust_bypass"], "false");
+  EXPECT_EQ(ev[0]["user"], "md5_user");
+}
+
+TEST_F(PgTest, VerifyFullClientValidatesDbwardCertificate) {
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config({}))) << d.Log();
+  std::string out;
+  ASSERT_EQ(Psql(d,
+                 "user=scram_user password=scram_pw sslmode=verify-full channel_binding=disable sslrootcert=" +
+                     Cert("ca.pem"),
+                 kSslQuery, &out, "localhost"),
+            0)
+      << out;
+  EXPECT_EQ(out, "true|TLSv1.3\n");
+}
+
+TEST_F(PgTest, VerifyFullClientRejectsUntrustedDbwardCertificate) {
+  Options o;
+  o.client_cert = "selfsigned";
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(o))) << d.Log();
+  std::string out;
+  EXPECT_NE(Psql(d, "user=md5_user password=md5_pw sslmode=verify-full sslrootcert=" + Cert("ca.pem"), kSslQuery,
+                 &out, "localhost"),
+            0);
+  EXPECT_NE(out.find("certificate verify failed"), std::string::npos) << out;
+  auto ev = d.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["outcome"], "client_tls_failed");
+  EXPECT_EQ(ev[0]["backend_addr"], "null") << "no backend connection for a client that never finished TLS";
+}
+
+TEST_F(PgTest, ScramOverTlsWithoutChannelBindingWorks) {
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config({}))) << d.Log();
+  std::string out;
+  ASSERT_EQ(Psql(d, "user=scram_user password=scram_pw sslmode=require channel_binding=disable", kSslQuery, &out), 0)
+      << out;
+  EXPECT_EQ(out, "true|TLSv1.3\n");
+}
+
+// libpq on TLS tells the server "I could do channel binding but you do not
+// offer it" once -PLUS is withdrawn; the server treats that as a downgrade.
+// No proxy that terminates TLS can fix this without the password, so dbward
+// makes the error say what to change.
+TEST_F(PgTest, ScramChannelBindingThroughTerminatingProxyIsExplained) {
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config({}))) << d.Log();
+  std::string out;
+  EXPECT_NE(Psql(d, "user=scram_user password=scram_pw sslmode=require", kSslQuery, &out), 0);
+  EXPECT_NE(out.find("SCRAM channel binding negotiation error"), std::string::npos) << out;
+  EXPECT_NE(out.find("channel_binding=disable"), std::string::npos) << out;
+  auto ev = d.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["outcome"], "auth_failed");
+}
+
+TEST_F(PgTest, ChannelBindingPassesWhenDbwardPresentsTheServerCertificate) {
+  Options o;
+  o.client_cert = "server";  // same certificate as the backend: tls-server-end-point matches
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(o))) << d.Log();
+  std::string out;
+  ASSERT_EQ(Psql(d,
+                 "user=scram_user password=scram_pw sslmode=verify-full channel_binding=require sslrootcert=" +
+                     Cert("ca.pem"),
+                 kSslQuery, &out, "localhost"),
+            0)
+      << out;
+  auto ev = d.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["note"], "channel binding passes through (same certificate on both legs)");
+}
+
+TEST_F(PgTest, WithoutClientTlsSslRequestIsAnsweredNAndPreferFallsBack) {
+  Options o;
+  o.client_cert = "";
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(o))) << d.Log();
+  std::string out;
+  ASSERT_EQ(Psql(d, "user=scram_user password=scram_pw sslmode=prefer", kSslQuery, &out), 0) << out;
+  EXPECT_EQ(out, "true|TLSv1.3\n");
+  EXPECT_NE(Psql(d, "user=scram_user password=scram_pw sslmode=require", kSslQuery, &out), 0);
+  EXPECT_NE(out.find("server does not support SSL"), std::string::npos) << out;
+}
+
+TEST_F(PgTest, PlaintextDeniedByPolicyGetsErrorResponse) {
+  Options o;
+  o.extra = "    plaintext_clients: deny\n";
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(o))) << d.Log();
+  std::string out;
+  EXPECT_NE(Psql(d, "user=md5_user password=md5_pw sslmode=disable", kSslQuery, &out), 0);
+  EXPECT_NE(out.find("does not accept unencrypted connections (plaintext_clients: deny)"), std::string::npos) << out;
+  ASSERT_EQ(Psql(d, "user=md5_user password=md5_pw sslmode=require", kSslQuery, &out), 0) << out;
+  auto ev = d.WaitAuditEvents(2);
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_EQ(ev[0]["outcome"], "refused");
+  EXPECT_EQ(ev[0]["cause"], "plaintext_denied");
+  EXPECT_EQ(ev[1]["outcome"], "ok");
+}
+
+TEST_F(PgTest, WrongNameBackendCertificateIsReadableInPsql) {
+  Options o;
+  o.server_name = "db.internal";
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(o))) << d.Log();
+  std::string out;
+  EXPECT_NE(Psql(d, "user=scram_user password=scram_pw sslmode=disable", kSslQuery, &out), 0);
+  EXPECT_NE(out.find("FATAL:  dbward: backend 127.0.0.1:" + std::to_string(pg_port_) +
+                     ": certificate for db.internal does not match the name: the target principal name is "
+                     "incorrect"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("set backend_tls.server_name to one of those names"), std::string::npos) << out;
+  auto ev = d.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["cause"], "name_mismatch");
+}
+
+TEST_F(PgTest, UntrustedBackendCertificateIsReadableInPsql) {
+  Options o;
+  o.ca = "other-ca.pem";
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(o))) << d.Log();
+  std::string out;
+  EXPECT_NE(Psql(d, "user=scram_user password=scram_pw sslmode=disable", kSslQuery, &out), 0);
+  EXPECT_NE(out.find("is not trusted: the certificate chain was issued by an authority that is not trusted"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("set backend_tls.ca_file"), std::string::npos) << out;
+}
+
+TEST_F(PgTest, BackendDownIsReadableInPsql) {
+  Options o;
+  o.backend_port = FreePort();
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(o))) << d.Log();
+  std::string out;
+  EXPECT_NE(Psql(d, "user=scram_user password=scram_pw sslmode=disable", kSslQuery, &out), 0);
+  EXPECT_NE(out.find("dbward: cannot connect to backend"), std::string::npos) << out;
+}
+
+// A backend stand-in that answers SSLRequest with the given bytes.
+class FakeSslAnswer {
+ public:
+  explicit FakeSslAnswer(std::string answer) : answer_(std::move(answer)) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    listen(fd_, 4);
+    socklen_t len = sizeof sa;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len);
+    port_ = ntohs(sa.sin_port);
+    thread_ = std::thread([this] {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      char buf[8];
+      size_t got = 0;
+      while (got < 8) {
+        ssize_t n = recv(c, buf + got, 8 - got, 0);
+        if (n <= 0) break;
+        got += static_cast<size_t>(n);
+      }
+      send(c, answer_.data(), answer_.size(), MSG_NOSIGNAL);
+      char rest[4096];
+      while (recv(c, rest, sizeof rest, 0) > 0) {
+        received_extra_ = true;
+      }
+      close(c);
+    });
+  }
+  ~FakeSslAnswer() {
+    shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    close(fd_);
+  }
+  uint16_t port() const { return port_; }
+  bool received_extra() const { return received_extra_; }
+
+ private:
+  std::string answer_;
+  int fd_;
+  uint16_t port_;
+  std::atomic<bool> received_extra_{false};
+  std::thread thread_;
+};
+
+TEST_F(PgTest, BackendAnsweringNToSslRequestFailsClosed) {
+  FakeSslAnswer fake("N");
+  Options o;
+  o.backend_port = fake.port();
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(o))) << d.Log();
+  std::string out;
+  EXPECT_NE(Psql(d, "user=scram_user password=scram_pw sslmode=disable", kSslQuery, &out), 0);
+  EXPECT_NE(out.find("refused TLS (it answered 'N' to SSLRequest); dbward never falls back to plaintext"),
+            std::string::npos)
+      << out;
+  auto ev = d.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["outcome"], "backend_tls_refused");
+  EXPECT_FALSE(fake.received_extra()) << "the startup message must never go to a plaintext backend";
+}
+
+TEST_F(PgTest, BackendInjectingBytesAfterSIsRejected) {
+  FakeSslAnswer fake(std::string("SE\0\0\0\x08", 6));
+  Options o;
+  o.backend_port = fake.port();
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(o))) << d.Log();
+  std::string out;
+  EXPECT_NE(Psql(d, "user=scram_user password=scram_pw sslmode=disable", kSslQuery, &out), 0);
+  EXPECT_NE(out.find("CVE-2021-23222"), std::string::npos) << out;
+  EXPECT_FALSE(fake.received_extra());
+}
+
+std::string Startup(const std::string& user, const std::string& db) {
+  std::string body;
+  body += std::string("\x00\x03\x00\x00", 4);
+  body += "user";
+  body.push_back('\0');
+  body += user;
+  body.push_back('\0');
+  body += "database";
+  body.push_back('\0');
+  body += db;
+  body.push_back('\0');
+  body.push_back('\0');
+  uint32_t len = htonl(static_cast<uint32_t>(body.size() + 4));
+  return std::string(reinterpret_cast<const char*>(&len), 4) + body;
+}
+
+const std::string kSslRequest("\x00\x00\x00\x08\x04\xd2\x16\x2f", 8);
+const std::string kGssEncRequest("\x00\x00\x00\x08\x04\xd2\x16\x30", 8);
+
+TEST_F(PgTest, GssEncRequestIsDeclinedThenPlaintextStartupProceeds) {
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config({}))) << d.Log();
+  int fd = ConnectLoopback(d.port());
+  ASSERT_TRUE(SendAll(fd, kGssEncRequest.data(), kGssEncRequest.size()));
+  std::string got;
+  RecvAll(fd, &got, 1, 5000);
+  EXPECT_EQ(got, "N");
+  std::string startup = Startup("md5_user", "app");
+  ASSERT_TRUE(SendAll(fd, startup.data(), startup.size()));
+  got.clear();
+  RecvAll(fd, &got, 13, 5000);
+  // AuthenticationMD5Password: 'R', length 12, code 5, 4-byte salt.
+  ASSERT_EQ(got.size(), 13u);
+  EXPECT_EQ(got.substr(0, 9), std::string("R\x00\x00\x00\x0c\x00\x00\x00\x05", 9));
+  close(fd);
+}
+
+TEST_F(PgTest, DataAfterSslRequestIsRejected) {
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config({}))) << d.Log();
+  int fd = ConnectLoopback(d.port());
+  std::string both = kSslRequest + Startup("md5_user", "app");
+  ASSERT_TRUE(SendAll(fd, both.data(), both.size()));
+  EXPECT_TRUE(ClosedWithoutData(fd, 5000)) << "no 'S' may be sent when plaintext follows the SSLRequest";
+  close(fd);
+  auto ev = d.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["cause"], "plaintext_after_request");
+}
+
+TEST_F(PgTest, OversizedAndOldProtocolStartupGetErrorResponse) {
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config({}))) << d.Log();
+  int fd = ConnectLoopback(d.port());
+  ASSERT_TRUE(SendAll(fd, "\x00\x00\x4e\x21\x00\x03\x00\x00", 8));  // length 20001
+  std::string got;
+  RecvAll(fd, &got, 4096, 5000);
+  close(fd);
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got[0], 'E');
+  EXPECT_NE(got.find("startup packet too long"), std::string::npos) << got;
+  EXPECT_NE(got.find("08P01"), std::string::npos);
+
+  fd = ConnectLoopback(d.port());
+  ASSERT_TRUE(SendAll(fd, "\x00\x00\x00\x09\x00\x02\x00\x00\x00", 9));
+  got.clear();
+  RecvAll(fd, &got, 4096, 5000);
+  close(fd);
+  EXPECT_NE(got.find("unsupported frontend protocol 2.0"), std::string::npos) << got;
+}
+
+// PostgreSQL 17's sslnegotiation=direct: TLS from the first byte with ALPN
+// "postgresql". libpq 15 cannot do it, so the test speaks it with BoringSSL.
+std::string DirectTlsStartup(uint16_t port, bool with_alpn, std::string* error) {
+  int fd = ConnectLoopback(port);
+  bssl::UniquePtr<SSL_CTX> ctx(SSL_CTX_new(TLS_method()));
+  SSL_CTX_load_verify_locations(ctx.get(), Cert("ca.pem").c_str(), nullptr);
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  bssl::UniquePtr<SSL> ssl(SSL_new(ctx.get()));
+  SSL_set_tlsext_host_name(ssl.get(), "localhost");
+  if (with_alpn) {
+    static const uint8_t kAlpn[] = {10, 'p', 'o', 's', 't', 'g', 'r', 'e', 's', 'q', 'l'};
+    SSL_set_alpn_protos(ssl.get(), kAlpn, sizeof kAlpn);
+  }
+  SSL_set_fd(ssl.get(), fd);
+  if (SSL_connect(ssl.get()) != 1) {
+    *error = "TLS handshake failed";
+    close(fd);
+    return "";
+  }
+  std::string startup = Startup("md5_user", "app");
+  SSL_write(ssl.get(), startup.data(), static_cast<int>(startup.size()));
+  char buf[4096];
+  int n = SSL_read(ssl.get(), buf, sizeof buf);
+  close(fd);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+
+TEST_F(PgTest, DirectTlsWithAlpnIsAccepted) {
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config({}))) << d.Log();
+  std::string error;
+  std::string got = DirectTlsStartup(d.port(), true, &error);
+  ASSERT_EQ(got.size(), 13u) << error;
+  EXPECT_EQ(got.substr(0, 9), std::string("R\x00\x00\x00\x0c\x00\x00\x00\x05", 9));
+  auto ev = d.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["client_encryption"], "tls-direct");
+  EXPECT_EQ(ev[0]["client_alpn"], "postgresql");
+}
+
+TEST_F(PgTest, DirectTlsWithoutAlpnIsRefused) {
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config({}))) << d.Log();
+  std::string error;
+  std::string got = DirectTlsStartup(d.port(), false, &error);
+  EXPECT_NE(got.find("without ALPN"), std::string::npos) << got << error;
+}
+
+TEST_F(PgTest, CtrlCInPsqlCancelsTheQueryThroughDbward) {
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config({}))) << d.Log();
+  std::string out_path = d.dir().path() + "/psql.out";
+  auto t0 = std::chrono::steady_clock::now();
+  pid_t psql = SpawnBackground({"psql",
+                                "host=127.0.0.1 port=" + std::to_string(d.port()) +
+                                    " dbname=app user=scram_user password=scram_pw sslmode=disable",
+                                "-Xc", "select pg_sleep(60)"},
+                               out_path);
+  ASSERT_GT(psql, 0);
+  // Wait for the query to be running on the server, then press Ctrl-C.
+  ASSERT_TRUE(d.WaitLog("verified", std::chrono::seconds(10)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  kill(psql, SIGINT);
+  int status = WaitPid(psql, std::chrono::seconds(20));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(15));
+  EXPECT_NE(status, -1);
+  std::string out = ReadFileText(out_path);
+  EXPECT_NE(out.find("canceling statement due to user request"), std::string::npos) << out;
+  auto ev = d.WaitAuditEvents(2);
+  bool forwarded = false;
+  for (auto& e : ev) forwarded |= e["note"] == "cancel request forwarded";
+  EXPECT_TRUE(forwarded) << d.Log();
+}
+
+TEST_F(PgTest, NodePostgresPlaintextAndVerifiedTls) {
+  std::string node_dir = SourceDir() + "/tests/integration/node";
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config({}))) << d.Log();
+  std::string out;
+  std::string base = "{\"host\":\"127.0.0.1\",\"port\":" + std::to_string(d.port()) +
+                     ",\"user\":\"scram_user\",\"password\":\"scram_pw\",\"database\":\"app\"";
+  ASSERT_EQ(RunCommand({"timeout", "30", "node", node_dir + "/pg_client.js", base + ",\"ssl\":false}"}, &out), 0)
+      << out;
+  EXPECT_EQ(out, "{\"ok\":true,\"ssl\":true,\"version\":\"TLSv1.3\",\"sum\":500500}\n");
+  ASSERT_EQ(RunCommand({"timeout", "30", "node", node_dir + "/pg_client.js",
+                        base + ",\"ssl\":{\"ca\":\"" + Cert("ca.pem") + "\",\"servername\":\"localhost\"}}"},
+                       &out),
+            0)
+      << out;
+  EXPECT_EQ(out, "{\"ok\":true,\"ssl\":true,\"version\":\"TLSv1.3\",\"sum\":500500}\n");
+  auto ev = d.WaitAuditEvents(2);
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_EQ(ev[0]["client_encryption"], "none");
+  EXPECT_EQ(ev[1]["client_encryption"], "tls");
+  EXPECT_EQ(ev[1]["application"], "node-pg-test");
+}
+
+TEST_F(PgTest, PgbenchSelectOnlyThroughDbward) {
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config({}))) << d.Log();
+  std::string conn = "host=127.0.0.1 port=" + std::to_string(d.port()) +
+                     " dbname=app user=scram_user password=scram_pw sslmode=disable";
+  std::string out;
+  ASSERT_EQ(RunCommand({"timeout", "60", "pgbench", "-i", "-s", "1", "-q", conn}, &out), 0) << out;
+  ASSERT_EQ(RunCommand({"timeout", "60", "pgbench", "-S", "-n", "-c", "4", "-j", "2", "-T", "3", conn}, &out), 0)
+      << out;
+  EXPECT_NE(out.find("number of failed transactions: 0"), std::string::npos) << out;
+  EXPECT_NE(out.find("tps = "), std::string::npos) << out;
+  auto ev = d.WaitAuditEvents(5);
+  size_t ok = 0;
+  for (auto& e : ev) ok += e["outcome"] == "ok";
+  EXPECT_EQ(ok, ev.size()) << d.Log();
+}
+
+}  // namespace
+}  // namespace dbward::testing
