@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# The README's demo command: installs what is missing, builds dbward, and
-# shows the main job: a plaintext client goes through dbward to a TLS-only
-# server, dbward validates the server's certificate, and the audit log says
-# what the client did. Then the same with a server whose certificate has the
-# wrong name, to show the error dbward gives. Stops everything it started.
+# The README's demo command. Installs what is missing, builds dbward, then shows
+# the main job against a real local PostgreSQL:
+#   1. a PostgreSQL 15 server that accepts only TLS connections (hostnossl reject);
+#   2. a legacy client, psql with sslmode=disable, is refused by that server directly;
+#   3. the same client through dbward works, and the server reports (pg_stat_ssl)
+#      a TLS session that dbward validated against the CA and hostname;
+#   4. the audit event records the client's trust bypass (plaintext);
+#   5. a listener pointed at the wrong server name fails closed with an error
+#      psql prints, naming the cause and the fix.
+# Stops everything it started and removes its temporary files.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
@@ -11,76 +16,82 @@ BUILD_DIR=${BUILD_DIR:-$root/build} "$root/scripts/build.sh" > /dev/null
 dbward=${BUILD_DIR:-$root/build}/dbward
 
 work=$(mktemp -d /tmp/dbward-demo-XXXXXX)
-pids=()
+chmod 755 "$work"
+pg_dir=/tmp/dbward-demo-pg-$$
+dbward_pid=""
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
+  [[ -n $dbward_pid ]] && kill "$dbward_pid" 2>/dev/null && wait "$dbward_pid" 2>/dev/null
+  "$root/tests/pg-server.sh" stop "$pg_dir" || true
+  rm -rf "$work" "$pg_dir"
 }
 trap cleanup EXIT
 
-echo "== making a throwaway CA and server certificates in $work"
-"$root/tests/gen-test-certs.sh" "$work/pki" > /dev/null
-
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do ss -Hltn "sport = :$1" | grep -q . && return 0; sleep 0.05; done; return 1; }
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-good=$(free_port); bad=$(free_port); front=$(free_port); front_bad=$(free_port)
-openssl s_server -accept "127.0.0.1:$good" -cert "$work/pki/server.pem" -key "$work/pki/server.key" -rev -quiet >/dev/null 2>&1 &
-pids+=($!)
-openssl s_server -accept "127.0.0.1:$bad" -cert "$work/pki/wrongname.pem" -key "$work/pki/wrongname.key" -rev -quiet >/dev/null 2>&1 &
-pids+=($!)
-wait_port "$good"; wait_port "$bad"
+step "throwaway CA and certificates (openssl) in $work/pki"
+"$root/tests/gen-test-certs.sh" "$work/pki" > /dev/null
+ls "$work/pki" | grep -E '^(ca|server|proxy)\.pem$' | sed 's/^/   /'
+
+pg_port=$(free_port); front=$(free_port); front_bad=$(free_port)
+step "PostgreSQL 15 on 127.0.0.1:$pg_port, TLS only (pg_hba: hostnossl ... reject)"
+"$root/tests/pg-server.sh" start "$pg_dir" "$pg_port" "$work/pki"
+grep -E '^host' "$pg_dir/data/pg_hba.conf" | sed 's/^/   /'
+
+step "a legacy client (sslmode=disable) straight to the server is refused"
+psql "host=127.0.0.1 port=$pg_port dbname=app user=scram_user password=scram_pw sslmode=disable" -Xc 'select 1' 2>&1 |
+  sed 's/^/   /' || true
 
 cat > "$work/dbward.yaml" <<YAML
 workers: 2
 listeners:
   - name: orders
-    protocol: tcp
+    protocol: postgres
     listen: 127.0.0.1:$front
-    backend: 127.0.0.1:$good
+    backend: 127.0.0.1:$pg_port
     backend_tls:
       verify: full
       ca_file: pki/ca.pem
       server_name: localhost
+      min_version: "1.3"
+    client_tls:
+      cert_file: pki/proxy.pem
+      key_file: pki/proxy.key
   - name: misconfigured
-    protocol: tcp
+    protocol: postgres
     listen: 127.0.0.1:$front_bad
-    backend: 127.0.0.1:$bad
+    backend: 127.0.0.1:$pg_port
     backend_tls:
       ca_file: pki/ca.pem
-      server_name: localhost
+      server_name: db.internal
 log:
   level: info
   audit: audit.jsonl
 YAML
-echo "== dbward check-config"
-"$dbward" check-config "$work/dbward.yaml"
+step "dbward check-config, then dbward run"
+"$dbward" check-config "$work/dbward.yaml" | sed 's/^/   /'
 "$dbward" run --config "$work/dbward.yaml" 2> "$work/dbward.log" &
-pids+=($!)
-wait_port "$front"
+dbward_pid=$!
+wait_port "$front"; wait_port "$front_bad"
 
-echo "== plaintext client -> dbward -> TLS server (verify-full)"
-python3 - "$front" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.sendall(b"hello through dbward\n")
-print("server answered:", s.recv(100).decode().strip())
-s.close()
+step "the same legacy client through dbward (127.0.0.1:$front): what the server sees in pg_stat_ssl"
+psql "host=127.0.0.1 port=$front dbname=app user=scram_user password=scram_pw sslmode=disable application_name=legacy-app" -X \
+  -c "select pid, ssl, version, cipher, bits from pg_stat_ssl where pid = pg_backend_pid()" | sed 's/^/   /'
+
+step "dbward pointed at the wrong server name: psql shows why it failed closed"
+psql "host=127.0.0.1 port=$front_bad dbname=app user=scram_user password=scram_pw sslmode=disable" -Xc 'select 1' 2>&1 |
+  sed 's/^/   /' || true
+
+kill "$dbward_pid"; wait "$dbward_pid" 2>/dev/null || true; dbward_pid=""
+step "audit events (one JSON line per connection)"
+python3 - "$work/audit.jsonl" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    keys = ["listener", "client", "user", "database", "application", "client_encryption", "trust_bypass",
+            "bypass_reason", "backend_tls", "backend_cipher", "backend_verified", "outcome", "cause", "error"]
+    print("   " + json.dumps({k: e.get(k) for k in keys}))
 PY
-echo "== plaintext client -> dbward -> server with the wrong certificate name"
-python3 - "$front_bad" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.sendall(b"this must never reach that server\n")
-try:
-    closed = s.recv(100) == b""
-except ConnectionResetError:
-    closed = True
-print("connection closed by dbward before any byte reached the server:", closed)
-PY
-sleep 0.3
-echo "== dbward log"
-cat "$work/dbward.log"
-echo "== audit events"
-cat "$work/audit.jsonl"
+step "dbward log"
+sed 's/^/   /' "$work/dbward.log"

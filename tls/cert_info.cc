@@ -11,6 +11,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <arpa/inet.h>
+
 #include <cstdio>
 #include <ctime>
 #include <string>
@@ -43,19 +45,9 @@ std::string TimeToIso(const ASN1_TIME* t) {
 std::string IpToString(const ASN1_OCTET_STRING* ip) {
   const uint8_t* d = ASN1_STRING_get0_data(ip);
   int len = ASN1_STRING_length(ip);
-  char buf[64];
-  if (len == 4) {
-    snprintf(buf, sizeof buf, "%d.%d.%d.%d", d[0], d[1], d[2], d[3]);
-    return buf;
-  }
-  if (len == 16) {
-    std::string out;
-    for (int i = 0; i < 16; i += 2) {
-      snprintf(buf, sizeof buf, "%s%x", i ? ":" : "", (d[i] << 8) | d[i + 1]);
-      out += buf;
-    }
-    return out;
-  }
+  char buf[INET6_ADDRSTRLEN];
+  if (len == 4 && inet_ntop(AF_INET, d, buf, sizeof buf) != nullptr) return buf;
+  if (len == 16 && inet_ntop(AF_INET6, d, buf, sizeof buf) != nullptr) return buf;
   return "?";
 }
 
