@@ -21,6 +21,7 @@ namespace {
 constexpr size_t kMinReadRoom = 16 * 1024;
 // Rounds of read/write per wake-up before yielding to other sessions.
 constexpr int kMaxRounds = 16;
+constexpr size_t kMaxTlsPlaintextRecord = 16384;
 
 }  // namespace
 
@@ -431,30 +432,30 @@ bool Session::PumpDirection(Direction* d, bool* progressed) {
   d->src_wait = Wait::kNone;
   d->dst_wait = Wait::kNone;
   if (d->shut) return true;
+  // A short read from a plain socket means its receive queue is empty: wait
+  // for readiness instead of paying for a read that returns EAGAIN. A TLS read
+  // returns one record; a record below the maximum size with nothing else
+  // buffered in BoringSSL is the same sign (bulk transfers use full records).
+  bool drained = false;
   for (int round = 0; round < kMaxRounds; round++) {
     bool moved = false;
-    if (d->end > d->start) {
-      tls::IoResult r = d->dst->Send(std::span<const uint8_t>(d->buf + d->start, d->end - d->start));
-      if (r.ok()) {
-        d->start += r.n;
-        d->bytes += r.n;
-        if (d->start == d->end) d->start = d->end = 0;
-        moved = r.n > 0;
-      } else if (r.blocked()) {
-        d->dst_wait = r.kind == tls::IoResult::kWantRead ? Wait::kRead : Wait::kWrite;
-      } else {
-        std::string who = d->dst == &client_ ? "client" : "backend";
-        FailWithMessage("reset", "cannot send to " + who + ": " + (r.err ? strerror(r.err) : "connection closed"),
-                        who + "_write", {});
-        return false;
-      }
-    }
-    if (!d->src_eof && (d->buf == nullptr || BufferPool::kBufferSize - d->end >= kMinReadRoom)) {
+    // Fill: batch several reads (TLS records) into one buffer so the other
+    // side gets one large write instead of one per record.
+    while (!d->src_eof && !drained && d->src_wait == Wait::kNone &&
+           (d->buf == nullptr || BufferPool::kBufferSize - d->end >= kMinReadRoom)) {
       if (d->buf == nullptr) d->buf = worker_->pool().Get();
-      tls::IoResult r = d->src->Recv(std::span<uint8_t>(d->buf + d->end, BufferPool::kBufferSize - d->end));
+      size_t room = BufferPool::kBufferSize - d->end;
+      tls::IoResult r = d->src->Recv(std::span<uint8_t>(d->buf + d->end, room));
       if (r.ok()) {
         d->end += r.n;
         moved = true;
+        tls::Connection* t = d->src->tls();
+        bool short_read = t == nullptr ? r.n < room
+                                       : r.n < kMaxTlsPlaintextRecord && r.n < room && !t->HasBufferedInput();
+        if (short_read) {
+          drained = true;
+          d->src_wait = Wait::kRead;
+        }
       } else if (r.kind == tls::IoResult::kEof) {
         d->src_eof = true;
         moved = true;
@@ -475,6 +476,25 @@ bool Session::PumpDirection(Direction* d, bool* progressed) {
         return false;
       }
     }
+    // Drain.
+    while (d->end > d->start) {
+      tls::IoResult r = d->dst->Send(std::span<const uint8_t>(d->buf + d->start, d->end - d->start));
+      if (r.ok()) {
+        d->start += r.n;
+        d->bytes += r.n;
+        if (d->start == d->end) d->start = d->end = 0;
+        moved |= r.n > 0;
+        if (r.n == 0) break;
+      } else if (r.blocked()) {
+        d->dst_wait = r.kind == tls::IoResult::kWantRead ? Wait::kRead : Wait::kWrite;
+        break;
+      } else {
+        std::string who = d->dst == &client_ ? "client" : "backend";
+        FailWithMessage("reset", "cannot send to " + who + ": " + (r.err ? strerror(r.err) : "connection closed"),
+                        who + "_write", {});
+        return false;
+      }
+    }
     if (d->src_eof && d->start == d->end) {
       // Everything the source sent is delivered: pass the half-close on.
       tls::IoResult r = d->dst->ShutdownWrite();
@@ -490,7 +510,8 @@ bool Session::PumpDirection(Direction* d, bool* progressed) {
       return true;
     }
     *progressed |= moved;
-    if (!moved) break;
+    // Blocked on the destination with a full buffer, or nothing moved: done.
+    if (!moved || d->dst_wait != Wait::kNone || (d->src_wait != Wait::kNone && d->start == d->end)) break;
     if (round == kMaxRounds - 1) {
       // Still busy: let other sessions run, then come back without waiting for
       // readiness (TLS may hold decrypted bytes the socket no longer signals).

@@ -376,6 +376,7 @@ IoResult Connection::Shutdown() {
 }
 
 bool Connection::HasPendingPlaintext() const { return SSL_pending(ssl_) > 0; }
+bool Connection::HasBufferedInput() const { return SSL_has_pending(ssl_) == 1; }
 
 uint16_t Connection::version() const { return static_cast<uint16_t>(SSL_version(ssl_)); }
 const char* Connection::version_name() const { return TlsVersionName(version()); }

@@ -41,6 +41,8 @@ class Connection {
   // Sends close_notify (once). Ok when sent, WantWrite to retry.
   IoResult Shutdown();
   bool HasPendingPlaintext() const;
+  // Decrypted or still-encrypted bytes already taken off the transport.
+  bool HasBufferedInput() const;
 
   bool handshake_done() const { return handshake_done_; }
   uint16_t version() const;
