@@ -163,7 +163,7 @@ ClientTlsConfig ParseClientTls(const YAML::Node& n, const std::string& dir) {
 ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
   CheckKeys(n, "listener",
             {"name", "protocol", "listen", "backend", "backend_tls", "client_tls", "timeouts",
-             "max_connections", "plaintext_clients"});
+             "max_connections", "plaintext_clients", "rsa_key_file"});
   ListenerConfig l;
   l.pos = PosOf(n);
   for (const char* required : {"name", "protocol", "listen", "backend", "backend_tls"}) {
@@ -185,10 +185,12 @@ ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
     l.protocol = Protocol::kTcp;
   } else if (proto == "postgres") {
     l.protocol = Protocol::kPostgres;
-  } else if (proto == "mysql" || proto == "tds") {
-    Fail(n["protocol"], "protocol '" + proto + "' is not available in this build yet; use tcp or postgres");
+  } else if (proto == "mysql") {
+    l.protocol = Protocol::kMysql;
+  } else if (proto == "tds") {
+    Fail(n["protocol"], "protocol '" + proto + "' is not available in this build yet; use tcp, postgres or mysql");
   } else {
-    Fail(n["protocol"], "unknown protocol '" + proto + "' (expected tcp or postgres)");
+    Fail(n["protocol"], "unknown protocol '" + proto + "' (expected tcp, postgres or mysql)");
   }
   if (!SplitHostPort(Scalar(n["listen"], "listen"), &l.listen_host, &l.listen_port)) {
     Fail(n["listen"], "listen must be HOST:PORT (e.g. 127.0.0.1:6432 or [::1]:6432)");
@@ -226,6 +228,11 @@ ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
       Fail(n["plaintext_clients"], "a tcp listener only has plaintext clients; 'deny' would refuse every connection");
     }
   }
+  if (n["rsa_key_file"]) {
+    if (l.protocol != Protocol::kMysql) Fail(n["rsa_key_file"], "rsa_key_file is for protocol: mysql");
+    l.rsa_key_file = Resolve(dir, NonEmpty(n["rsa_key_file"], "rsa_key_file"));
+    l.rsa_key_pos = PosOf(n["rsa_key_file"]);
+  }
   if (l.backend_tls.direct && l.protocol != Protocol::kPostgres) {
     Fail(n["backend_tls"]["direct"], "backend_tls.direct is for protocol: postgres (PostgreSQL 17 direct TLS)");
   }
@@ -248,6 +255,7 @@ const char* ProtocolName(Protocol p) {
   switch (p) {
     case Protocol::kTcp: return "tcp";
     case Protocol::kPostgres: return "postgres";
+    case Protocol::kMysql: return "mysql";
   }
   return "?";
 }

@@ -9,7 +9,7 @@
 
 namespace dbward::proxy {
 
-enum class Protocol { kTcp, kPostgres };
+enum class Protocol { kTcp, kPostgres, kMysql };
 const char* ProtocolName(Protocol p);
 
 struct Position {
@@ -55,6 +55,8 @@ struct ListenerConfig {
   Timeouts timeouts;
   uint32_t max_connections = 10'000;
   bool plaintext_clients = true;  // plaintext_clients: allow | deny
+  std::string rsa_key_file;       // mysql: key for caching_sha2 full auth on plaintext legs
+  Position rsa_key_pos;
   Position pos;
 };
 

@@ -105,6 +105,15 @@ bool BuildListenerRuntimes(const Config& config,
         return false;
       }
     }
+    if (l.protocol == Protocol::kMysql) {
+      // caching_sha2_password clients on a plaintext leg encrypt the password
+      // to this key; without a configured one dbward makes its own.
+      rt->rsa_key = l.rsa_key_file.empty() ? tls::RsaKey::Generate(2048, &msg) : tls::RsaKey::Load(l.rsa_key_file, &msg);
+      if (!rt->rsa_key) {
+        *error = {config.path, l.rsa_key_pos, "listener " + l.name + ": " + msg};
+        return false;
+      }
+    }
     out->push_back(std::move(rt));
   }
   return true;

@@ -9,6 +9,7 @@
 
 #include "proxy/config.h"
 #include "tls/context.h"
+#include "tls/rsa_key.h"
 
 namespace dbward::proxy {
 
@@ -16,6 +17,7 @@ struct ListenerRuntime {
   ListenerConfig config;
   std::shared_ptr<tls::Context> backend_tls;
   std::shared_ptr<tls::Context> client_tls;  // null when client_tls is not configured
+  std::shared_ptr<tls::RsaKey> rsa_key;       // mysql only
   uint16_t bound_port = 0;                    // the real port when listen used port 0
   std::atomic<uint32_t> active{0};
   std::atomic<uint64_t> total{0};

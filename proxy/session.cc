@@ -190,7 +190,10 @@ void Session::OnBackendWritableWhileConnecting() {
   Advance();
 }
 
-void Session::StartBackendTls() {
+void Session::StartBackendTls() { backend_tls_pending_ = true; }
+
+void Session::BeginBackendTls() {
+  backend_tls_pending_ = false;
   std::string error;
   auto conn = tls::Connection::NewClient(listener_->backend_tls, listener_->config.backend_tls.server_name,
                                          &backend_, &error);
@@ -322,6 +325,10 @@ bool Session::AdvanceBackend(int* events) {
   }
   if (backend_phase_ != BackendPhase::kOpen) return false;
   bool progress = false;
+  if (backend_out_.empty() && backend_tls_pending_) {
+    BeginBackendTls();
+    return true;
+  }
   if (!backend_out_.empty()) {
     tls::IoResult r = backend_.Send(backend_out_);
     if (r.ok()) {
@@ -388,7 +395,7 @@ void Session::Advance() {
       continue;
     }
     if (relay_requested_ && client_out_.empty() && backend_out_.empty() && !client_handshaking_ &&
-        !client_tls_pending_ && backend_phase_ == BackendPhase::kOpen) {
+        !client_tls_pending_ && !backend_tls_pending_ && backend_phase_ == BackendPhase::kOpen) {
       StartRelay();
       return;
     }

@@ -53,6 +53,8 @@ class Session {
   // queued for the client is flushed (e.g. PostgreSQL's 'S').
   void StartClientTls();
   void ConnectBackend();
+  // Starts the verified TLS handshake with the backend once everything queued
+  // for it is flushed (e.g. MySQL's SSLRequest).
   void StartBackendTls();
   // Switches to the relay once both staging queues are flushed; handlers move
   // any leftover input to the other side first.
@@ -105,6 +107,7 @@ class Session {
 
   void ConnectNext();
   void OnBackendWritableWhileConnecting();
+  void BeginBackendTls();
   // The pre-relay engine: flushes, handshakes, reads and handler callbacks
   // until nothing moves, then sets poll interest.
   void Advance();
@@ -140,6 +143,7 @@ class Session {
   bool client_reading_ = false;
   bool backend_reading_ = false;
   bool client_tls_pending_ = false;
+  bool backend_tls_pending_ = false;
   bool client_handshaking_ = false;
   bool relay_requested_ = false;
   bool close_after_flush_ = false;

@@ -2,6 +2,7 @@
 // connects, validates the backend and relays. Nothing to say to the client on
 // failure but closing the connection.
 #include "proxy/handler.h"
+#include "proxy/mysql_handler.h"
 #include "proxy/pg_handler.h"
 #include "proxy/session.h"
 
@@ -26,6 +27,7 @@ std::unique_ptr<ProtocolHandler> NewHandler(Protocol protocol) {
   switch (protocol) {
     case Protocol::kTcp: return std::make_unique<TcpHandler>();
     case Protocol::kPostgres: return NewPostgresHandler();
+    case Protocol::kMysql: return NewMysqlHandler();
   }
   return nullptr;
 }

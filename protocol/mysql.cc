@@ -1,0 +1,276 @@
+#include "protocol/mysql.h"
+
+#include "protocol/cursor.h"
+
+namespace dbward::protocol::mysql {
+namespace {
+
+Result Malformed(std::string why) { return {Status::kMalformed, std::move(why)}; }
+Result Ok() { return {Status::kOk, {}}; }
+
+bool GetLenenc(Cursor* c, uint64_t* out) {
+  uint8_t first;
+  if (!c->GetU8(&first)) return false;
+  if (first < 0xfb) {
+    *out = first;
+    return true;
+  }
+  if (first == 0xfc) {
+    uint16_t v;
+    if (!c->GetU16LE(&v)) return false;
+    *out = v;
+    return true;
+  }
+  if (first == 0xfd) {
+    uint32_t v;
+    if (!c->GetU24LE(&v)) return false;
+    *out = v;
+    return true;
+  }
+  if (first == 0xfe) return c->GetU64LE(out);
+  return false;  // 0xfb (NULL) and 0xff are not lengths
+}
+
+bool GetLenencString(Cursor* c, std::string* out) {
+  uint64_t len;
+  std::span<const uint8_t> bytes;
+  if (!GetLenenc(c, &len) || len > c->size() || !c->GetSpan(static_cast<size_t>(len), &bytes)) return false;
+  out->assign(bytes.begin(), bytes.end());
+  return true;
+}
+
+}  // namespace
+
+bool ReadLenenc(std::span<const uint8_t>* in, uint64_t* out) {
+  Cursor c(*in);
+  if (!GetLenenc(&c, out)) return false;
+  *in = c.Rest();
+  return true;
+}
+
+Result DecodePacket(std::span<const uint8_t> in, size_t max_payload, Packet* out) {
+  Cursor c(in);
+  uint32_t len;
+  uint8_t seq;
+  if (!c.GetU24LE(&len) || !c.GetU8(&seq)) return {};
+  if (len > max_payload) {
+    return Malformed("packet of " + std::to_string(len) + " bytes exceeds the connection-phase limit of " +
+                     std::to_string(max_payload));
+  }
+  std::span<const uint8_t> payload;
+  if (!c.GetSpan(len, &payload)) return {};
+  out->seq = seq;
+  out->payload = payload;
+  out->wire_length = 4 + static_cast<size_t>(len);
+  return Ok();
+}
+
+std::vector<uint8_t> EncodePacket(uint8_t seq, std::span<const uint8_t> payload) {
+  std::vector<uint8_t> out;
+  out.reserve(4 + payload.size());
+  size_t len = payload.size();
+  out.push_back(static_cast<uint8_t>(len));
+  out.push_back(static_cast<uint8_t>(len >> 8));
+  out.push_back(static_cast<uint8_t>(len >> 16));
+  out.push_back(seq);
+  out.insert(out.end(), payload.begin(), payload.end());
+  return out;
+}
+
+Result ParseGreeting(std::span<const uint8_t> payload, Greeting* out) {
+  Cursor c(payload);
+  Greeting g;
+  if (!c.GetU8(&g.protocol_version)) return Malformed("empty greeting");
+  if (g.protocol_version == 0xff) {
+    ErrInfo err;
+    ParseErr(payload, &err);
+    return Malformed("server sent an error instead of a greeting: " + std::to_string(err.code) + " " + err.message);
+  }
+  if (g.protocol_version != 10) {
+    return Malformed("unsupported handshake protocol version " + std::to_string(g.protocol_version));
+  }
+  std::string_view version;
+  std::span<const uint8_t> part1;
+  uint8_t filler;
+  uint16_t caps_low;
+  if (!c.GetCString(&version) || !c.GetU32LE(&g.connection_id) || !c.GetSpan(8, &part1) || !c.GetU8(&filler)) {
+    return Malformed("truncated greeting");
+  }
+  g.server_version = version;
+  g.caps_low_offset = payload.size() - c.size();
+  if (!c.GetU16LE(&caps_low)) return Malformed("truncated greeting capabilities");
+  g.capabilities = caps_low;
+  g.scramble.assign(part1.begin(), part1.end());
+  if (c.Empty()) {
+    *out = std::move(g);
+    return Ok();
+  }
+  uint16_t caps_high;
+  uint8_t auth_len;
+  if (!c.GetU8(&g.charset) || !c.GetU16LE(&g.status) || !c.GetU16LE(&caps_high) || !c.GetU8(&auth_len) ||
+      !c.Skip(10)) {
+    return Malformed("truncated greeting");
+  }
+  g.capabilities |= static_cast<uint32_t>(caps_high) << 16;
+  if (g.capabilities & kClientSecureConnection) {
+    size_t part2_len = auth_len > 8 ? auth_len - 8u : 13u;
+    if (part2_len < 13) part2_len = 13;
+    std::span<const uint8_t> part2;
+    if (!c.GetSpan(part2_len, &part2)) return Malformed("truncated scramble");
+    g.scramble.insert(g.scramble.end(), part2.begin(), part2.end());
+    if (!g.scramble.empty() && g.scramble.back() == 0) g.scramble.pop_back();
+  }
+  if (g.capabilities & kClientPluginAuth) {
+    std::string_view plugin;
+    if (c.GetCString(&plugin)) {
+      g.auth_plugin = plugin;
+    } else {
+      // Some servers omit the terminator on the last field.
+      auto rest = c.Rest();
+      g.auth_plugin.assign(rest.begin(), rest.end());
+    }
+  }
+  *out = std::move(g);
+  return Ok();
+}
+
+std::vector<uint8_t> GreetingWithSsl(std::span<const uint8_t> payload, const Greeting& g, bool ssl) {
+  std::vector<uint8_t> out(payload.begin(), payload.end());
+  uint16_t low = static_cast<uint16_t>(out[g.caps_low_offset] | (out[g.caps_low_offset + 1] << 8));
+  low = ssl ? static_cast<uint16_t>(low | kClientSsl) : static_cast<uint16_t>(low & ~kClientSsl);
+  out[g.caps_low_offset] = static_cast<uint8_t>(low);
+  out[g.caps_low_offset + 1] = static_cast<uint8_t>(low >> 8);
+  return out;
+}
+
+std::string HandshakeResponse::Attribute(const std::string& key) const {
+  for (const auto& [k, v] : attributes) {
+    if (k == key) return v;
+  }
+  return "";
+}
+
+Result ParseHandshakeResponse(std::span<const uint8_t> payload, HandshakeResponse* out) {
+  Cursor c(payload);
+  HandshakeResponse r;
+  if (payload.size() < 4) return Malformed("handshake response too short");
+  uint32_t caps;
+  c.GetU32LE(&caps);
+  r.capabilities = caps;
+  if (!(caps & kClientProtocol41)) {
+    return Malformed("client uses the pre-4.1 handshake (HandshakeResponse320), which dbward does not support");
+  }
+  if (!c.GetU32LE(&r.max_packet) || !c.GetU8(&r.charset) || !c.Skip(23)) {
+    return Malformed("truncated handshake response");
+  }
+  if (c.Empty()) {
+    if (payload.size() != kSslRequestLength || !(caps & kClientSsl)) {
+      return Malformed("handshake response without a user name");
+    }
+    r.ssl_request = true;
+    *out = std::move(r);
+    return Ok();
+  }
+  std::string_view user;
+  if (!c.GetCString(&user)) return Malformed("user name is not NUL-terminated");
+  r.user = user;
+  if (caps & kClientPluginAuthLenencData) {
+    uint64_t len;
+    std::span<const uint8_t> auth;
+    if (!GetLenenc(&c, &len) || len > c.size() || !c.GetSpan(static_cast<size_t>(len), &auth)) {
+      return Malformed("bad auth response length");
+    }
+    r.auth_response.assign(auth.begin(), auth.end());
+  } else if (caps & kClientSecureConnection) {
+    Cursor auth;
+    if (!c.GetU8LengthPrefixed(&auth)) return Malformed("bad auth response length");
+    auto a = auth.Rest();
+    r.auth_response.assign(a.begin(), a.end());
+  } else {
+    std::string_view auth;
+    if (!c.GetCString(&auth)) return Malformed("auth response is not NUL-terminated");
+    r.auth_response.assign(auth.begin(), auth.end());
+  }
+  if ((caps & kClientConnectWithDb) && !c.Empty()) {
+    std::string_view db;
+    if (!c.GetCString(&db)) return Malformed("database name is not NUL-terminated");
+    r.database = db;
+  }
+  if ((caps & kClientPluginAuth) && !c.Empty()) {
+    std::string_view plugin;
+    if (!c.GetCString(&plugin)) return Malformed("auth plugin name is not NUL-terminated");
+    r.auth_plugin = plugin;
+  }
+  if ((caps & kClientConnectAttrs) && !c.Empty()) {
+    uint64_t total;
+    if (!GetLenenc(&c, &total) || total > c.size()) return Malformed("bad connect attributes length");
+    Cursor attrs;
+    c.GetBytes(static_cast<size_t>(total), &attrs);
+    while (!attrs.Empty()) {
+      std::string k, v;
+      if (!GetLenencString(&attrs, &k) || !GetLenencString(&attrs, &v)) {
+        return Malformed("malformed connect attribute");
+      }
+      r.attributes.emplace_back(std::move(k), std::move(v));
+    }
+  }
+  // MariaDB clients may append fields of their own; they are passed through.
+  *out = std::move(r);
+  return Ok();
+}
+
+std::vector<uint8_t> SslRequestFrom(std::span<const uint8_t> response_payload) {
+  std::vector<uint8_t> out(response_payload.begin(), response_payload.begin() + kSslRequestLength);
+  out[1] = static_cast<uint8_t>(out[1] | (kClientSsl >> 8));
+  return out;
+}
+
+void SetSslBit(std::vector<uint8_t>* payload) {
+  if (payload->size() >= 2) (*payload)[1] = static_cast<uint8_t>((*payload)[1] | (kClientSsl >> 8));
+}
+
+bool IsOk(std::span<const uint8_t> payload) { return !payload.empty() && payload[0] == 0x00; }
+bool IsErr(std::span<const uint8_t> payload) { return !payload.empty() && payload[0] == 0xff; }
+
+bool ParseErr(std::span<const uint8_t> payload, ErrInfo* out) {
+  Cursor c(payload);
+  uint8_t marker;
+  if (!c.GetU8(&marker) || marker != 0xff || !c.GetU16LE(&out->code)) return false;
+  uint8_t hash;
+  if (c.PeekU8(&hash) && hash == '#' && c.size() >= 6) {
+    std::span<const uint8_t> state;
+    c.Skip(1);
+    c.GetSpan(5, &state);
+    out->sqlstate.assign(state.begin(), state.end());
+  }
+  auto rest = c.Rest();
+  out->message.assign(rest.begin(), rest.end());
+  return true;
+}
+
+std::vector<uint8_t> EncodeErr(uint16_t code, const std::string& sqlstate, const std::string& message) {
+  std::string state = sqlstate.size() == 5 ? sqlstate : "HY000";
+  std::vector<uint8_t> out;
+  out.reserve(9 + message.size());
+  out.push_back(0xff);
+  out.push_back(static_cast<uint8_t>(code));
+  out.push_back(static_cast<uint8_t>(code >> 8));
+  out.push_back('#');
+  for (char ch : state) out.push_back(static_cast<uint8_t>(ch));
+  for (char ch : message) out.push_back(static_cast<uint8_t>(ch));
+  return out;
+}
+
+bool ParseAuthSwitch(std::span<const uint8_t> payload, std::string* plugin, std::vector<uint8_t>* scramble) {
+  Cursor c(payload);
+  uint8_t marker;
+  std::string_view name;
+  if (!c.GetU8(&marker) || marker != 0xfe || !c.GetCString(&name)) return false;
+  *plugin = name;
+  auto rest = c.Rest();
+  scramble->assign(rest.begin(), rest.end());
+  if (!scramble->empty() && scramble->back() == 0) scramble->pop_back();
+  return true;
+}
+
+}  // namespace dbward::protocol::mysql
