@@ -18,6 +18,7 @@
 #include <openssl/mem.h>
 
 #include "protocol/mysql.h"
+#include "protocol/preread.h"
 #include "proxy/log.h"
 #include "proxy/session.h"
 
@@ -176,12 +177,18 @@ class MysqlHandler final : public ProtocolHandler {
                    "bad handshake: SSLRequest although TLS was not offered");
         return;
       }
-      if (in.size() > p.wire_length) {
-        // Plaintext behind the TLS request would be taken as if it came over
-        // TLS: drop the connection.
-        s.FailWithMessage("client_error", "received unencrypted data after SSL request", "plaintext_after_request",
-                          {});
-        return;
+      // MySQL clients start TLS right behind the SSLRequest without waiting
+      // for an answer, so a ClientHello may share the read; it goes back to
+      // the TLS layer. Anything else there would be plaintext smuggled past
+      // the upgrade: drop the connection.
+      std::span<const uint8_t> rest = std::span<const uint8_t>(in).subspan(p.wire_length);
+      if (!rest.empty()) {
+        if (protocol::ClassifyFirstBytes(rest) == protocol::FirstBytes::kOther) {
+          s.FailWithMessage("client_error", "received unencrypted data after SSL request", "plaintext_after_request",
+                            {});
+          return;
+        }
+        s.client_leg().Unread(rest);
       }
       in.clear();
       s.SetClientReading(false);

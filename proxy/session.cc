@@ -435,6 +435,17 @@ void Session::ReleaseBuffer(Direction* d) {
   }
 }
 
+namespace {
+bool IsResetError(int err) { return err == ECONNRESET || err == EPIPE; }
+}  // namespace
+
+// For direction d (src -> dst): whether the reverse direction already saw EOF
+// from dst, i.e. the peer we now fail to talk to had finished on its own.
+bool Session::PeerAlreadyClosed(const Direction* d) const {
+  const Direction* reverse = d == &up_ ? &down_ : &up_;
+  return reverse->src_eof;
+}
+
 bool Session::PumpDirection(Direction* d, bool* progressed) {
   d->src_wait = Wait::kNone;
   d->dst_wait = Wait::kNone;
@@ -463,7 +474,9 @@ bool Session::PumpDirection(Direction* d, bool* progressed) {
           drained = true;
           d->src_wait = Wait::kRead;
         }
-      } else if (r.kind == tls::IoResult::kEof) {
+      } else if (r.kind == tls::IoResult::kEof || (PeerAlreadyClosed(d) && IsResetError(r.err))) {
+        // A reset from a peer whose other side already hung up is how many
+        // clients end (close() with unread TLS records): not a failure.
         d->src_eof = true;
         moved = true;
       } else if (r.blocked()) {
@@ -494,6 +507,12 @@ bool Session::PumpDirection(Direction* d, bool* progressed) {
         if (r.n == 0) break;
       } else if (r.blocked()) {
         d->dst_wait = r.kind == tls::IoResult::kWantRead ? Wait::kRead : Wait::kWrite;
+        break;
+      } else if (PeerAlreadyClosed(d) && IsResetError(r.err)) {
+        // The destination has already gone away after its own EOF: nothing
+        // more can be delivered, and nothing went wrong.
+        d->start = d->end = 0;
+        d->src_eof = true;
         break;
       } else {
         std::string who = d->dst == &client_ ? "client" : "backend";

@@ -116,6 +116,7 @@ class Session {
   void StartRelay();
   void Pump();
   bool PumpDirection(Direction* d, bool* progressed);
+  bool PeerAlreadyClosed(const Direction* d) const;
   void UpdateRelayPolls();
   void SetPoll(uv_poll_t* poll, int* current, int events);
   uv_poll_t* NewPoll(int fd);

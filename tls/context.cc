@@ -230,6 +230,9 @@ std::shared_ptr<Context> Context::NewServer(const ServerOptions& o, std::string*
   SSL_CTX_set_min_proto_version(ctx.get(), o.min_version);
   SSL_CTX_set_max_proto_version(ctx.get(), TLS1_3_VERSION);
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // No session tickets: database clients rarely resume, and unread
+  // NewSessionTicket records make a client's close() look like a reset.
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
   if (!LoadKeyPair(ctx.get(), o.cert, error)) return nullptr;
   std::shared_ptr<Context> out(new Context(ctx.release(), false));
   if (!o.alpn.empty()) {
