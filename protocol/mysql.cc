@@ -249,14 +249,16 @@ bool ParseErr(std::span<const uint8_t> payload, ErrInfo* out) {
 }
 
 std::vector<uint8_t> EncodeErr(uint16_t code, const std::string& sqlstate, const std::string& message) {
-  std::string state = sqlstate.size() == 5 ? sqlstate : "HY000";
   std::vector<uint8_t> out;
   out.reserve(9 + message.size());
   out.push_back(0xff);
   out.push_back(static_cast<uint8_t>(code));
   out.push_back(static_cast<uint8_t>(code >> 8));
-  out.push_back('#');
-  for (char ch : state) out.push_back(static_cast<uint8_t>(ch));
+  if (!sqlstate.empty()) {
+    std::string state = sqlstate.size() == 5 ? sqlstate : "HY000";
+    out.push_back('#');
+    for (char ch : state) out.push_back(static_cast<uint8_t>(ch));
+  }
   for (char ch : message) out.push_back(static_cast<uint8_t>(ch));
   return out;
 }

@@ -88,6 +88,8 @@ struct ErrInfo {
   std::string message;
 };
 bool ParseErr(std::span<const uint8_t> payload, ErrInfo* out);
+// An empty sqlstate leaves out the '#XXXXX' marker (pre-4.1 style, used
+// before the handshake has agreed on protocol 4.1).
 std::vector<uint8_t> EncodeErr(uint16_t code, const std::string& sqlstate, const std::string& message);
 
 // AuthSwitchRequest (0xFE): plugin name and its scramble.

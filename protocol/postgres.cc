@@ -25,9 +25,13 @@ void PatchLength(std::vector<uint8_t>* out, size_t at) {
 
 }  // namespace
 
+// The server keeps the last value of a repeated key (ProcessStartupPacket
+// overwrites user_name and database_name, GUCs apply in order), and the startup
+// packet is forwarded as is: answering with the first would let a client be
+// audited as one user while the backend authenticates another.
 std::string FirstMessage::Param(std::string_view key) const {
-  for (const auto& [k, v] : params) {
-    if (k == key) return v;
+  for (auto it = params.rbegin(); it != params.rend(); ++it) {
+    if (it->first == key) return it->second;
   }
   return "";
 }
@@ -54,7 +58,7 @@ Result DecodeFirstMessage(std::span<const uint8_t> in, FirstMessage* out) {
     return Ok();
   }
   if (code == kCancelRequestCode) {
-    if (len != 16 || !body.GetU32BE(&m.cancel_pid) || !body.GetU32BE(&m.cancel_secret)) {
+    if (len < 16 || len > 12 + kMaxCancelKey || !body.GetU32BE(&m.cancel_pid) || !body.GetU32BE(&m.cancel_secret)) {
       return Malformed("CancelRequest with length " + std::to_string(len));
     }
     m.kind = FirstMessageKind::kCancelRequest;
@@ -172,6 +176,30 @@ bool ParseErrorResponse(std::span<const uint8_t> body, ErrorFields* out) {
   }
   if (!c.Empty()) return false;
   *out = std::move(f);
+  return true;
+}
+
+bool ErrorResponseWithHint(std::span<const uint8_t> body, const std::string& hint, std::vector<uint8_t>* out) {
+  Cursor c(body);
+  std::vector<uint8_t> msg{'E', 0, 0, 0, 0};
+  for (;;) {
+    uint8_t code;
+    if (!c.GetU8(&code)) return false;
+    if (code == 0) break;
+    std::string_view value;
+    if (!c.GetCString(&value)) return false;
+    if (code == 'H') continue;
+    msg.push_back(code);
+    msg.insert(msg.end(), value.begin(), value.end());
+    msg.push_back(0);
+  }
+  if (!c.Empty()) return false;
+  msg.push_back('H');
+  for (char ch : hint) msg.push_back(ch == '\0' ? ' ' : static_cast<uint8_t>(ch));
+  msg.push_back(0);
+  msg.push_back(0);
+  PatchLength(&msg, 1);
+  *out = std::move(msg);
   return true;
 }
 

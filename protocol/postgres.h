@@ -21,6 +21,8 @@ constexpr uint32_t kProtocol3 = 0x00030000;
 constexpr size_t kMaxStartupPacket = 10000;
 constexpr uint32_t kAuthOk = 0;
 constexpr uint32_t kAuthSasl = 10;
+// Protocol 3.2 (PostgreSQL 18) allows cancel keys of up to 256 bytes.
+constexpr size_t kMaxCancelKey = 256;
 
 enum class Status { kNeedMore, kOk, kMalformed };
 
@@ -31,7 +33,7 @@ struct FirstMessage {
   size_t length = 0;              // bytes on the wire
   uint32_t protocol = 0;          // StartupMessage: requested protocol version
   uint32_t cancel_pid = 0;        // CancelRequest
-  uint32_t cancel_secret = 0;
+  uint32_t cancel_secret = 0;     // first 4 bytes of the key (protocol 3.2 keys are longer)
   std::vector<std::pair<std::string, std::string>> params;  // StartupMessage
   std::string Param(std::string_view key) const;
 };
@@ -69,6 +71,9 @@ struct ErrorFields {
 std::vector<uint8_t> EncodeErrorResponse(const ErrorFields& fields);
 // Parses 'E' / 'N' bodies; unknown field codes are kept out of ErrorFields.
 bool ParseErrorResponse(std::span<const uint8_t> body, ErrorFields* out);
+// The same ErrorResponse with its hint (H) replaced or added; every other
+// field (localized and unlocalized severity, file, line, routine, ...) is kept.
+bool ErrorResponseWithHint(std::span<const uint8_t> body, const std::string& hint, std::vector<uint8_t>* out);
 
 std::vector<uint8_t> EncodeSslRequest();
 std::vector<uint8_t> EncodeCancelRequest(uint32_t pid, uint32_t secret);

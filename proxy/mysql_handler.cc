@@ -27,10 +27,10 @@ namespace {
 
 namespace my = protocol::mysql;
 
-constexpr uint16_t kErHandshake = 1043;          // ER_HANDSHAKE_ERROR
-constexpr uint16_t kErSecureTransport = 3159;    // ER_SECURE_TRANSPORT_REQUIRED
-constexpr uint16_t kCrSslConnectionError = 2026; // as clients report TLS failures
-constexpr uint16_t kCrConnectionError = 2003;
+// Server error codes only: client libraries treat codes of their own range
+// (2000-2999) arriving from a server as a malformed packet.
+constexpr uint16_t kErHandshake = 1043;        // ER_HANDSHAKE_ERROR, SQLSTATE 08S01
+constexpr uint16_t kErSecureTransport = 3159;  // ER_SECURE_TRANSPORT_REQUIRED
 
 class MysqlHandler final : public ProtocolHandler {
  public:
@@ -87,25 +87,24 @@ class MysqlHandler final : public ProtocolHandler {
 
   std::vector<uint8_t> ErrorForClient(const std::string& message, const std::string& cause) override {
     if (phase_ == Phase::kClientTls) return {};
-    uint16_t code = kCrSslConnectionError;
-    std::string state = "08S01";
-    if (cause == "connect" || cause == "dns" || cause == "connect_timeout") {
-      code = kCrConnectionError;
-      state = "HY000";
-    }
-    // Before the greeting the error takes its place (sequence 0); after it,
-    // it answers the client's last packet.
-    uint8_t seq = greeting_sent_ ? static_cast<uint8_t>(client_seq_ + 1) : 0;
-    return my::EncodePacket(seq, my::EncodeErr(code, state, "dbward: " + message));
+    (void)cause;
+    return ErrPacket(kErHandshake, "08S01", message);
   }
 
  private:
   enum class Phase { kConnecting, kBackendGreeting, kClientResponse, kClientTls, kBackendTls, kAuth, kDone };
 
+  // Before the greeting the error takes its place (sequence 0, and without
+  // a SQLSTATE since protocol 4.1 is not agreed yet, as servers do for
+  // "host blocked"); after it, it answers the client's last packet.
+  std::vector<uint8_t> ErrPacket(uint16_t code, const std::string& state, const std::string& message) const {
+    if (!greeting_sent_) return my::EncodePacket(0, my::EncodeErr(code, "", "dbward: " + message));
+    return my::EncodePacket(static_cast<uint8_t>(client_seq_ + 1), my::EncodeErr(code, state, "dbward: " + message));
+  }
+
   void FailClient(Session& s, const std::string& outcome, const std::string& cause, uint16_t code,
                   const std::string& state, const std::string& message) {
-    uint8_t seq = greeting_sent_ ? static_cast<uint8_t>(client_seq_ + 1) : 0;
-    s.FailWithMessage(outcome, message, cause, my::EncodePacket(seq, my::EncodeErr(code, state, "dbward: " + message)));
+    s.FailWithMessage(outcome, message, cause, ErrPacket(code, state, message));
   }
 
   void HandleGreeting(Session& s) {

@@ -329,14 +329,17 @@ class PostgresHandler final : public ProtocolHandler {
     std::string text = "backend refused the connection";
     if (pg::ParseErrorResponse(msg.body, &f)) {
       text = "backend: " + f.sqlstate + " " + f.message;
-      if (f.message.find("channel binding") != std::string::npos && client_tls_) {
+      std::vector<uint8_t> rewritten;
+      if (f.message.find("channel binding") != std::string::npos && client_tls_ &&
+          pg::ErrorResponseWithHint(
+              msg.body,
+              "dbward terminates TLS, so SCRAM channel binding cannot reach the server. Set "
+              "channel_binding=disable in the client's connection string, or configure dbward's client_tls "
+              "with the server's own certificate and key.",
+              &rewritten)) {
         // libpq on TLS says "I support channel binding but the server does
         // not" once -PLUS is withdrawn, and the server rejects that as a
         // downgrade. Only the client can stop asking.
-        f.hint = "dbward terminates TLS, so SCRAM channel binding cannot reach the server. Set "
-                 "channel_binding=disable in the client's connection string, or configure dbward's client_tls "
-                 "with the server's own certificate and key.";
-        std::vector<uint8_t> rewritten = pg::EncodeErrorResponse(f);
         s.SendToClient(rewritten);
         text += " (client asked for channel binding through a TLS-terminating proxy)";
       } else {

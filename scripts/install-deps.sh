@@ -12,6 +12,7 @@ packages=(
   openssl ca-certificates python3 procps iproute2
   stunnel4 haproxy
   postgresql postgresql-client pgbouncer
+  mariadb-server mariadb-client sysbench
 )
 
 missing=()

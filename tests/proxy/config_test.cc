@@ -329,19 +329,19 @@ TEST(ConfigErrorTest, ZeroHandshakeTimeout) {
             "than zero");
 }
 
-TEST(ConfigErrorTest, ProtocolMysqlNotAvailableYet) {
+TEST(ConfigErrorTest, ProtocolTdsNotAvailableYet) {
   std::string text = kMinimal;
-  text.replace(text.find("protocol: tcp"), 13, "protocol: mysql");
+  text.replace(text.find("protocol: tcp"), 13, "protocol: tds");
   EXPECT_EQ(ParseError(text),
-            "/etc/dbward/x.yaml:3:15: protocol 'mysql' is not available in this build yet; "
-            "use tcp or postgres");
+            "/etc/dbward/x.yaml:3:15: protocol 'tds' is not available in this build yet; "
+            "use tcp, postgres or mysql");
 }
 
 TEST(ConfigErrorTest, UnknownProtocol) {
   std::string text = kMinimal;
   text.replace(text.find("protocol: tcp"), 13, "protocol: redis");
   EXPECT_EQ(ParseError(text),
-            "/etc/dbward/x.yaml:3:15: unknown protocol 'redis' (expected tcp or postgres)");
+            "/etc/dbward/x.yaml:3:15: unknown protocol 'redis' (expected tcp, postgres or mysql)");
 }
 
 TEST(ConfigErrorTest, YamlSyntaxError) {

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang (ASan + UBSan) in a separate build
+# tree and runs each for a while, starting from the committed seed corpus.
+#   tests/fuzz/run.sh [SECONDS] [TARGET...]    (default: 30 s, every target)
+# FUZZ_BUILD_DIR overrides the build tree (default: build-fuzz). New inputs
+# go to $FUZZ_BUILD_DIR/fuzz-work/<target>/corpus, crashes to .../artifacts;
+# the committed corpus is only read. Add a crash input there as a regression
+# seed once the bug is fixed.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+seconds=${1:-30}
+shift || true
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  targets=(pg_first_message pg_message)
+fi
+build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
+
+mkdir -p "$build"
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_C_COMPILER="${CC:-clang}" -DCMAKE_CXX_COMPILER="${CXX:-clang++}" \
+  -DDBWARD_FUZZ=ON -DDBWARD_BUILD_BENCH=OFF > "$build/configure.log" 2>&1 ||
+  { cat "$build/configure.log" >&2; exit 1; }
+cmake --build "$build" --target "${targets[@]/%/_fuzz}"
+
+status=0
+summary=()
+for t in "${targets[@]}"; do
+  work=$build/fuzz-work/$t
+  mkdir -p "$work/corpus" "$work/artifacts"
+  echo "== $t: ${seconds}s"
+  # -max_len covers the 10000-byte startup cap and the 16 KiB auth-message cap.
+  if "$build/tests/fuzz/${t}_fuzz" -max_total_time="$seconds" -max_len=16500 -print_final_stats=1 \
+      -artifact_prefix="$work/artifacts/" "$work/corpus" "$root/tests/fuzz/corpus/$t" > "$work/log" 2>&1; then
+    result=ok
+  else
+    result="FAILED (see $work/log and $work/artifacts/)"
+    status=1
+    tail -40 "$work/log" >&2
+  fi
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -1)
+  cov=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+' "$work/log" | tail -1 || true)
+  summary+=("$t: $result, ${execs:-?} execs, $cov, corpus $(ls "$work/corpus" | wc -l) new files")
+done
+printf '%s\n' "${summary[@]}"
+exit $status
