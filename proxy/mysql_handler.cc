@@ -266,8 +266,11 @@ class MysqlHandler final : public ProtocolHandler {
     }
     for (size_t i = 0; i < plain.size(); i++) plain[i] ^= scramble_[i % scramble_.size()];
     // plain is now the NUL-terminated password: exactly what a client sends
-    // over TLS for full authentication.
-    s.SendToBackend(my::EncodePacket(static_cast<uint8_t>(p.seq + seq_offset_), plain));
+    // over TLS for full authentication. The key exchange happened only on
+    // the client leg, so the backend expects the next id after its own.
+    uint8_t backend_seq = static_cast<uint8_t>(last_backend_seq_ + 1);
+    seq_offset_ = static_cast<uint8_t>(backend_seq - p.seq);
+    s.SendToBackend(my::EncodePacket(backend_seq, plain));
     OPENSSL_cleanse(plain.data(), plain.size());
     s.audit().note = "caching_sha2 full authentication through dbward's RSA key";
     rsa_state_ = RsaState::kDone;
@@ -286,6 +289,7 @@ class MysqlHandler final : public ProtocolHandler {
         return;
       }
       off += p.wire_length;
+      last_backend_seq_ = p.seq;
       std::vector<uint8_t> payload(p.payload.begin(), p.payload.end());
       uint8_t seq = static_cast<uint8_t>(p.seq - seq_offset_);
       client_seq_ = seq;
@@ -337,7 +341,8 @@ class MysqlHandler final : public ProtocolHandler {
   bool client_tls_ = false;
   bool greeting_sent_ = false;
   uint8_t client_seq_ = 0;
-  uint8_t seq_offset_ = 0;
+  uint8_t seq_offset_ = 0;  // backend id minus client id, modulo 256
+  uint8_t last_backend_seq_ = 0;
   std::vector<uint8_t> scramble_;
   std::string plugin_;
   std::vector<uint8_t> response_;

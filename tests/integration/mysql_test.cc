@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "harness.h"
+#include "mysql8_backend.h"
 
 namespace dbward::testing {
 namespace {
@@ -289,13 +290,13 @@ TEST_F(MysqlTest, NodeMysql2PlaintextAndVerifiedTls) {
   std::string out;
   ASSERT_EQ(RunCommand({"timeout", "30", "node", node_dir + "/mysql_client.js", base + ",\"ssl\":false}"}, &out), 0)
       << out;
-  EXPECT_EQ(out, "{\"ok\":true,\"ssl_version\":\"TLSv1.3\",\"two\":2}\n");
+  EXPECT_EQ(out, "{\"ok\":true,\"ssl_version\":\"TLSv1.3\",\"one\":1}\n");
   ASSERT_EQ(RunCommand({"timeout", "30", "node", node_dir + "/mysql_client.js",
                         base + ",\"host\":\"localhost\",\"ssl\":{\"ca\":\"" + Cert("ca.pem") + "\"}}"},
                        &out),
             0)
       << out;
-  EXPECT_EQ(out, "{\"ok\":true,\"ssl_version\":\"TLSv1.3\",\"two\":2}\n");
+  EXPECT_EQ(out, "{\"ok\":true,\"ssl_version\":\"TLSv1.3\",\"one\":1}\n");
   auto ev = d.WaitAuditEvents(2);
   ASSERT_EQ(ev.size(), 2u);
   EXPECT_EQ(ev[0]["client_encryption"], "none");
@@ -327,6 +328,104 @@ TEST_F(MysqlTest, SysbenchOltpReadOnlyThroughDbward) {
   EXPECT_NE(out.find("transactions:"), std::string::npos) << out;
   auto ev = d.WaitAuditEvents(5);
   for (auto& e : ev) EXPECT_EQ(e["outcome"], "ok") << e["error"];
+}
+
+// caching_sha2_password (MySQL 8's default) against the scripted MySQL 8.0
+// backend: MySQL 8 has no Debian package. The backend requires secure
+// transport, so it always sees TLS from dbward.
+class MysqlSha2Test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (CertDir().empty()) GTEST_SKIP() << "DBWARD_TEST_CERTS not set (run through ctest)";
+    Mysql8Backend::Options o;
+    o.cert = Cert("server.pem");
+    o.key = Cert("server.key");
+    backend_ = std::make_unique<Mysql8Backend>(o);
+    std::string error;
+    ASSERT_TRUE(backend_->Start(&error)) << error;
+    std::string cfg =
+        "listeners:\n"
+        "  - name: my8\n"
+        "    protocol: mysql\n"
+        "    listen: 127.0.0.1:0\n"
+        "    backend: 127.0.0.1:" + std::to_string(backend_->port()) + "\n" +
+        "    backend_tls:\n"
+        "      ca_file: " + Cert("ca.pem") + "\n" +
+        "      server_name: localhost\n"
+        "    client_tls:\n"
+        "      cert_file: " + Cert("proxy.pem") + "\n" +
+        "      key_file: " + Cert("proxy.key") + "\n" +
+        "log:\n  level: debug\n  audit: ${AUDIT}\n";
+    ASSERT_TRUE(d_.Start(cfg)) << d_.Log();
+  }
+  std::string Mysql2(const std::string& password, bool ssl, std::string* out) {
+    std::string opts = "{\"host\":\"localhost\",\"port\":" + std::to_string(d_.port()) +
+                       ",\"user\":\"sha2_user\",\"password\":\"" + password + "\",\"database\":\"app\",\"ssl\":" +
+                       (ssl ? "{\"ca\":\"" + Cert("ca.pem") + "\"}" : std::string("false")) + "}";
+    RunCommand({"timeout", "30", "node", SourceDir() + "/tests/integration/node/mysql_client.js", opts}, out);
+    return *out;
+  }
+  std::unique_ptr<Mysql8Backend> backend_;
+  DbwardProcess d_;
+};
+
+TEST_F(MysqlSha2Test, PlaintextMysql2FullAuthGoesThroughDbwardsRsaKey) {
+  std::string out;
+  Mysql2("sha2_pw", false, &out);
+  EXPECT_EQ(out, "{\"ok\":true,\"ssl_version\":\"TLSv1.3\",\"one\":1}\n");
+  // The backend got the password in clear over TLS: it never had to hand
+  // out its RSA key, and the client never saw it.
+  EXPECT_EQ(backend_->last_auth_path(), "full-tls");
+  EXPECT_TRUE(backend_->saw_tls());
+  auto ev = d_.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["outcome"], "ok") << ev[0]["error"];
+  EXPECT_EQ(ev[0]["client_encryption"], "none");
+  EXPECT_EQ(ev[0]["note"], "caching_sha2 full authentication through dbward's RSA key");
+  EXPECT_EQ(d_.Log().find("sha2_pw"), std::string::npos) << "the password must never be logged";
+}
+
+TEST_F(MysqlSha2Test, PlaintextMariadbCliFullAuthGoesThroughDbwardsRsaKey) {
+  std::string out;
+  ASSERT_EQ(RunCommand({"timeout", "30", "mariadb", "--no-defaults", "-h", "127.0.0.1", "-P",
+                        std::to_string(d_.port()), "-u", "sha2_user", "-psha2_pw", "--skip-ssl", "--batch",
+                        "--skip-column-names", "app", "-e", "SELECT 1"},
+                       &out),
+            0)
+      << out;
+  EXPECT_EQ(out, "1\n");
+  EXPECT_EQ(backend_->last_auth_path(), "full-tls");
+}
+
+TEST_F(MysqlSha2Test, WarmCacheUsesFastAuthWithoutRsa) {
+  backend_->set_cache_warm(true);
+  std::string out;
+  Mysql2("sha2_pw", false, &out);
+  EXPECT_EQ(out, "{\"ok\":true,\"ssl_version\":\"TLSv1.3\",\"one\":1}\n");
+  EXPECT_EQ(backend_->last_auth_path(), "fast");
+  auto ev = d_.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["note"], "null");
+}
+
+TEST_F(MysqlSha2Test, TlsClientFullAuthPassesStraightThrough) {
+  std::string out;
+  Mysql2("sha2_pw", true, &out);
+  EXPECT_EQ(out, "{\"ok\":true,\"ssl_version\":\"TLSv1.3\",\"one\":1}\n");
+  EXPECT_EQ(backend_->last_auth_path(), "full-tls");
+  auto ev = d_.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["client_encryption"], "tls");
+  EXPECT_EQ(ev[0]["note"], "null");
+}
+
+TEST_F(MysqlSha2Test, WrongPasswordOverRsaPathIsDenied) {
+  std::string out;
+  Mysql2("not-it", false, &out);
+  EXPECT_NE(out.find("Access denied for user 'sha2_user'"), std::string::npos) << out;
+  auto ev = d_.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["outcome"], "auth_failed");
 }
 
 }  // namespace

@@ -12,10 +12,13 @@ async function main() {
     opts.ssl = { ca: fs.readFileSync(opts.ssl.ca, 'utf8'), rejectUnauthorized: true };
   }
   opts.connectAttributes = { program_name: 'node-mysql2-test' };
+  // The key for caching_sha2_password full authentication on a plaintext
+  // leg is whatever the server (here: dbward) sends when asked.
+  if (!opts.ssl) opts.authPlugins = undefined;
   const conn = await mysql.createConnection(opts);
   const [rows] = await conn.query("SHOW STATUS LIKE 'Ssl_version'");
-  const [sum] = await conn.query('SELECT 1 + 1 AS two');
-  console.log(JSON.stringify({ ok: true, ssl_version: rows.length ? rows[0].Value : null, two: sum[0].two }));
+  const [one] = await conn.query('SELECT 1');
+  console.log(JSON.stringify({ ok: true, ssl_version: rows.length ? rows[0].Value : null, one: Object.values(one[0])[0] }));
   await conn.end();
 }
 
