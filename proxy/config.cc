@@ -101,7 +101,7 @@ uint16_t TlsVersion(const YAML::Node& n) {
 BackendTlsConfig ParseBackendTls(const YAML::Node& n, const std::string& dir) {
   CheckKeys(n, "backend_tls",
             {"verify", "ca_file", "server_name", "cert_file", "key_file", "key_password_file",
-             "min_version", "direct"});
+             "min_version", "direct", "tds_strict"});
   BackendTlsConfig t;
   t.pos = PosOf(n);
   if (n["verify"]) {
@@ -140,6 +140,7 @@ BackendTlsConfig ParseBackendTls(const YAML::Node& n, const std::string& dir) {
   }
   if (n["min_version"]) t.min_version = TlsVersion(n["min_version"]);
   if (n["direct"]) t.direct = Bool(n["direct"], "backend_tls.direct");
+  if (n["tds_strict"]) t.tds_strict = Bool(n["tds_strict"], "backend_tls.tds_strict");
   return t;
 }
 
@@ -163,7 +164,7 @@ ClientTlsConfig ParseClientTls(const YAML::Node& n, const std::string& dir) {
 ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
   CheckKeys(n, "listener",
             {"name", "protocol", "listen", "backend", "backend_tls", "client_tls", "timeouts",
-             "max_connections", "plaintext_clients", "rsa_key_file"});
+             "max_connections", "plaintext_clients", "rsa_key_file", "client_encryption"});
   ListenerConfig l;
   l.pos = PosOf(n);
   for (const char* required : {"name", "protocol", "listen", "backend", "backend_tls"}) {
@@ -188,9 +189,9 @@ ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
   } else if (proto == "mysql") {
     l.protocol = Protocol::kMysql;
   } else if (proto == "tds") {
-    Fail(n["protocol"], "protocol '" + proto + "' is not available in this build yet; use tcp, postgres or mysql");
+    l.protocol = Protocol::kTds;
   } else {
-    Fail(n["protocol"], "unknown protocol '" + proto + "' (expected tcp, postgres or mysql)");
+    Fail(n["protocol"], "unknown protocol '" + proto + "' (expected tcp, postgres, mysql or tds)");
   }
   if (!SplitHostPort(Scalar(n["listen"], "listen"), &l.listen_host, &l.listen_port)) {
     Fail(n["listen"], "listen must be HOST:PORT (e.g. 127.0.0.1:6432 or [::1]:6432)");
@@ -233,6 +234,21 @@ ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
     l.rsa_key_file = Resolve(dir, NonEmpty(n["rsa_key_file"], "rsa_key_file"));
     l.rsa_key_pos = PosOf(n["rsa_key_file"]);
   }
+  if (n["client_encryption"]) {
+    if (l.protocol != Protocol::kTds) Fail(n["client_encryption"], "client_encryption is for protocol: tds");
+    std::string v = Scalar(n["client_encryption"], "client_encryption");
+    if (v == "require") {
+      l.require_client_encryption = true;
+    } else if (v != "as-requested") {
+      Fail(n["client_encryption"], "client_encryption must be 'as-requested' or 'require'");
+    }
+  }
+  if (l.backend_tls.tds_strict && l.protocol != Protocol::kTds) {
+    Fail(n["backend_tls"]["tds_strict"], "backend_tls.tds_strict is for protocol: tds (TDS 8.0)");
+  }
+  if (l.require_client_encryption && !l.client_tls) {
+    Fail(n["client_encryption"], "client_encryption: require needs client_tls (dbward's certificate for clients)");
+  }
   if (l.backend_tls.direct && l.protocol != Protocol::kPostgres) {
     Fail(n["backend_tls"]["direct"], "backend_tls.direct is for protocol: postgres (PostgreSQL 17 direct TLS)");
   }
@@ -256,6 +272,7 @@ const char* ProtocolName(Protocol p) {
     case Protocol::kTcp: return "tcp";
     case Protocol::kPostgres: return "postgres";
     case Protocol::kMysql: return "mysql";
+    case Protocol::kTds: return "tds";
   }
   return "?";
 }

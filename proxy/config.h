@@ -9,7 +9,7 @@
 
 namespace dbward::proxy {
 
-enum class Protocol { kTcp, kPostgres, kMysql };
+enum class Protocol { kTcp, kPostgres, kMysql, kTds };
 const char* ProtocolName(Protocol p);
 
 struct Position {
@@ -25,7 +25,8 @@ struct BackendTlsConfig {
   std::string key_file;
   std::string key_password_file;
   uint16_t min_version = 0x0303;
-  bool direct = false;  // postgres: PostgreSQL 17 direct TLS (ALPN postgresql), no SSLRequest
+  bool direct = false;      // postgres: PostgreSQL 17 direct TLS (ALPN postgresql), no SSLRequest
+  bool tds_strict = false;  // tds: TDS 8.0, TLS first with ALPN tds/8.0 (SQL Server 2022, Azure SQL)
   Position pos, ca_pos, cert_pos, key_pos, password_pos;
 };
 
@@ -56,6 +57,7 @@ struct ListenerConfig {
   uint32_t max_connections = 10'000;
   bool plaintext_clients = true;  // plaintext_clients: allow | deny
   std::string rsa_key_file;       // mysql: key for caching_sha2 full auth on plaintext legs
+  bool require_client_encryption = false;  // tds: client_encryption: require
   Position rsa_key_pos;
   Position pos;
 };

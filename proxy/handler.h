@@ -36,6 +36,10 @@ class ProtocolHandler {
   virtual std::vector<uint8_t> ErrorForClient(const std::string& /*message*/, const std::string& /*cause*/) {
     return {};
   }
+  // The backend failed before the relay. A handler that can only report it
+  // later in its protocol (TDS answers LOGIN7 with the error) returns true
+  // and carries on with the client; the session has closed the backend.
+  virtual bool OnBackendFailure(Session& /*s*/, const std::string& /*error*/) { return false; }
 };
 
 std::unique_ptr<ProtocolHandler> NewHandler(Protocol protocol);

@@ -36,6 +36,9 @@ class Leg final : public tls::Io {
   // that announced direct TLS) are handed back and read again first.
   void Unread(std::span<const uint8_t> bytes) { unread_.insert(unread_.end(), bytes.begin(), bytes.end()); }
   tls::Connection* tls() const { return tls_.get(); }
+  // TDS login-only encryption: after LOGIN7 the leg goes back to plaintext
+  // without a close_notify, exactly as the protocol says.
+  void DetachTls() { tls_.reset(); }
 
  private:
   int fd_ = -1;

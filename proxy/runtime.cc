@@ -70,6 +70,7 @@ bool BuildListenerRuntimes(const Config& config,
     co.ca_file = b.ca_file;
     co.min_version = b.min_version;
     if (l.protocol == Protocol::kPostgres && b.direct) co.alpn = {"postgresql"};
+    if (l.protocol == Protocol::kTds && b.tds_strict) co.alpn = {"tds/8.0"};
     co.client_cert.cert_file = b.cert_file;
     co.client_cert.key_file = b.key_file;
     std::string msg;
@@ -92,6 +93,7 @@ bool BuildListenerRuntimes(const Config& config,
       so.cert.key_file = c.key_file;
       so.min_version = c.min_version;
       if (l.protocol == Protocol::kPostgres) so.alpn = {"postgresql"};
+      if (l.protocol == Protocol::kTds) so.max_version = 0x0303;
       Secret cpw;
       if (!c.key_password_file.empty() && !ReadPasswordFile(c.key_password_file, &cpw.value, &msg)) {
         *error = {config.path, c.password_pos, "listener " + l.name + ": " + msg};
@@ -99,6 +101,12 @@ bool BuildListenerRuntimes(const Config& config,
       }
       so.cert.key_password = cpw.value;
       rt->client_tls = tls::Context::NewServer(so, &msg);
+      if (rt->client_tls && l.protocol == Protocol::kTds) {
+        so.max_version = 0x0304;
+        so.alpn = {"tds/8.0"};
+        rt->client_tls_strict = tls::Context::NewServer(so, &msg);
+        if (!rt->client_tls_strict) rt->client_tls.reset();
+      }
       OPENSSL_cleanse(so.cert.key_password.data(), so.cert.key_password.size());
       if (!rt->client_tls) {
         *error = {config.path, PickPosition(msg, c), "listener " + l.name + ": client_tls: " + msg};

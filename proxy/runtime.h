@@ -18,6 +18,9 @@ struct ListenerRuntime {
   std::shared_ptr<tls::Context> backend_tls;
   std::shared_ptr<tls::Context> client_tls;  // null when client_tls is not configured
   std::shared_ptr<tls::RsaKey> rsa_key;       // mysql only
+  // tds only: TLS inside PRELOGIN packets is capped at TLS 1.2 as SQL Server
+  // does for TDS 7.x; TDS 8.0 (strict) requires ALPN tds/8.0.
+  std::shared_ptr<tls::Context> client_tls_strict;
   uint16_t bound_port = 0;                    // the real port when listen used port 0
   std::atomic<uint32_t> active{0};
   std::atomic<uint64_t> total{0};

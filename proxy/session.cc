@@ -86,7 +86,11 @@ void Session::SendToBackend(std::span<const uint8_t> bytes) {
   backend_out_.insert(backend_out_.end(), bytes.begin(), bytes.end());
 }
 
-void Session::StartClientTls() { client_tls_pending_ = true; }
+void Session::StartClientTls(tls::Io* io, std::shared_ptr<tls::Context> ctx) {
+  client_tls_pending_ = true;
+  client_tls_io_ = io;
+  client_tls_ctx_ = std::move(ctx);
+}
 
 void Session::ConnectBackend() {
   if (backend_phase_ != BackendPhase::kNone) return;
@@ -111,7 +115,7 @@ void Session::ConnectBackend() {
   int rc = uv_getaddrinfo(worker_->loop(), &resolve_req_, OnResolved, cfg.backend_host.c_str(), port.c_str(),
                           &hints);
   if (rc != 0) {
-    Fail("backend_unreachable", "cannot resolve backend " + cfg.backend_host + ": " + uv_strerror(rc), "dns");
+    BackendFailed("backend_unreachable", "cannot resolve backend " + cfg.backend_host + ": " + uv_strerror(rc), "dns");
     return;
   }
   backend_phase_ = BackendPhase::kResolving;
@@ -127,9 +131,9 @@ void Session::OnResolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
     return;
   }
   if (status != 0) {
-    self->Fail("backend_unreachable",
-               "cannot resolve backend " + self->listener_->config.backend_host + ": " + uv_strerror(status),
-               "dns");
+    self->BackendFailed("backend_unreachable",
+                        "cannot resolve backend " + self->listener_->config.backend_host + ": " + uv_strerror(status),
+                        "dns");
     return;
   }
   self->addrs_ = res;
@@ -164,10 +168,10 @@ void Session::ConnectNext() {
     ArmTimer(connect_deadline_ms_ - now);
     return;
   }
-  Fail("backend_unreachable",
-       "cannot connect to backend " + cfg.backend_host + ":" + std::to_string(cfg.backend_port) + " (" +
-           last_connect_error_ + "); check that the server is running and reachable from this host",
-       "connect");
+  BackendFailed("backend_unreachable",
+                "cannot connect to backend " + cfg.backend_host + ":" + std::to_string(cfg.backend_port) + " (" +
+                    last_connect_error_ + "); check that the server is running and reachable from this host",
+                "connect");
 }
 
 void Session::OnBackendWritableWhileConnecting() {
@@ -190,15 +194,18 @@ void Session::OnBackendWritableWhileConnecting() {
   Advance();
 }
 
-void Session::StartBackendTls() { backend_tls_pending_ = true; }
+void Session::StartBackendTls(tls::Io* io) {
+  backend_tls_pending_ = true;
+  backend_tls_io_ = io;
+}
 
 void Session::BeginBackendTls() {
   backend_tls_pending_ = false;
   std::string error;
   auto conn = tls::Connection::NewClient(listener_->backend_tls, listener_->config.backend_tls.server_name,
-                                         &backend_, &error);
+                                         backend_tls_io_ != nullptr ? backend_tls_io_ : &backend_, &error);
   if (!conn) {
-    Fail("backend_tls_failed", error, "tls_error");
+    BackendFailed("backend_tls_failed", error, "tls_error");
     return;
   }
   backend_.AttachTls(std::move(conn));
@@ -256,11 +263,12 @@ bool Session::AdvanceClient(int* events) {
   if (client_out_.empty() && client_tls_pending_) {
     client_tls_pending_ = false;
     std::string error;
-    if (!listener_->client_tls) {
+    std::shared_ptr<tls::Context> ctx = client_tls_ctx_ ? client_tls_ctx_ : listener_->client_tls;
+    if (!ctx) {
       FailWithMessage("error", "client TLS requested but client_tls is not configured", "internal", {});
       return false;
     }
-    auto conn = tls::Connection::NewServer(listener_->client_tls, &client_, &error);
+    auto conn = tls::Connection::NewServer(ctx, client_tls_io_ != nullptr ? client_tls_io_ : &client_, &error);
     if (!conn) {
       FailWithMessage("error", error, "internal", {});
       return false;
@@ -311,8 +319,8 @@ bool Session::AdvanceBackend(int* events) {
         *events |= UV_WRITABLE;
         return false;
       case tls::Connection::HandshakeStatus::kFailed:
-        Fail("backend_tls_failed", "backend " + backend_addr_ + ": " + conn->Explain("backend_tls"),
-             tls::CauseToken(conn->failure_cause()));
+        BackendFailed("backend_tls_failed", "backend " + backend_addr_ + ": " + conn->Explain("backend_tls"),
+                      tls::CauseToken(conn->failure_cause()));
         return false;
       case tls::Connection::HandshakeStatus::kDone:
         LOG_DEBUG("listener=%s session=%lu backend %s verified, %s %s", listener_->config.name.c_str(),
@@ -338,7 +346,7 @@ bool Session::AdvanceBackend(int* events) {
     } else if (r.blocked()) {
       *events |= EventFor(r.kind);
     } else {
-      Fail("backend_closed", "backend " + backend_addr_ + " went away: " + strerror(r.err), "backend_write");
+      BackendFailed("backend_closed", "backend " + backend_addr_ + " went away: " + strerror(r.err), "backend_write");
       return false;
     }
   }
@@ -361,13 +369,13 @@ bool Session::AdvanceBackend(int* events) {
       if (r.err == EPROTO && t != nullptr &&
           (t->failure_cause() == tls::FailureCause::kClientCertRequired ||
            t->failure_cause() == tls::FailureCause::kPeerRejectedUs)) {
-        Fail("backend_tls_failed", "backend " + backend_addr_ + ": " + t->Explain("backend_tls"),
-             tls::CauseToken(t->failure_cause()));
+        BackendFailed("backend_tls_failed", "backend " + backend_addr_ + ": " + t->Explain("backend_tls"),
+                      tls::CauseToken(t->failure_cause()));
       } else {
-        Fail("backend_closed",
-             "backend " + backend_addr_ + " closed the connection during the handshake" +
-                 (r.kind == tls::IoResult::kEof ? std::string() : ": " + std::string(strerror(r.err))),
-             "backend_eof");
+        BackendFailed("backend_closed",
+                      "backend " + backend_addr_ + " closed the connection during the handshake" +
+                          (r.kind == tls::IoResult::kEof ? std::string() : ": " + std::string(strerror(r.err))),
+                      "backend_eof");
       }
       return false;
     }
@@ -642,7 +650,7 @@ void Session::OnTimer(uv_timer_t* timer) {
   if (self->state_ != State::kPreRelay) return;
   switch (self->backend_phase_) {
     case BackendPhase::kResolving:
-      self->Fail("timeout", "resolving backend " + cfg.backend_host + " timed out", "dns");
+      self->BackendFailed("timeout", "resolving backend " + cfg.backend_host + " timed out", "dns");
       return;
     case BackendPhase::kConnecting:
       if (now < self->deadline_ms_ && self->next_addr_ != nullptr) {
@@ -652,14 +660,14 @@ void Session::OnTimer(uv_timer_t* timer) {
         self->ConnectNext();
         return;
       }
-      self->Fail("backend_unreachable",
+      self->BackendFailed("backend_unreachable",
                  "connect to backend " + self->backend_addr_ + " timed out after " +
                      std::to_string(std::min(cfg.timeouts.connect_ms, cfg.timeouts.handshake_ms)) +
                      " ms (timeouts.connect); check firewalls and that the server is up",
                  "connect_timeout");
       return;
     case BackendPhase::kHandshaking:
-      self->Fail("timeout",
+      self->BackendFailed("timeout",
                  "TLS handshake with backend " + self->backend_addr_ + " did not complete within " +
                      std::to_string(cfg.timeouts.handshake_ms) + " ms (timeouts.handshake); is this a TLS port?",
                  "handshake_timeout");
@@ -690,6 +698,32 @@ void Session::LogFailure(const std::string& outcome, const std::string& error) {
   }
 }
 
+void Session::BackendFailed(const std::string& outcome, const std::string& error, const std::string& cause) {
+  if (state_ != State::kPreRelay || close_after_flush_) return;
+  if (!backend_failed_ && handler_->OnBackendFailure(*this, error)) {
+    backend_failed_ = true;
+    outcome_ = outcome;
+    error_ = error;
+    cause_ = cause;
+    LogFailure(outcome, error);
+    // The handler goes on with the client alone; the backend is done.
+    ClosePoll(&backend_poll_);
+    backend_.Close();
+    backend_phase_ = BackendPhase::kNone;
+    backend_reading_ = false;
+    backend_out_.clear();
+    backend_in_.clear();
+    backend_tls_pending_ = false;
+    if (resolving_) uv_cancel(reinterpret_cast<uv_req_t*>(&resolve_req_));
+    if (!repump_pending_) {
+      repump_pending_ = true;
+      uv_timer_start(&repump_, OnRepump, 0, 0);
+    }
+    return;
+  }
+  Fail(outcome, error, cause);
+}
+
 void Session::Fail(const std::string& outcome, const std::string& error, const std::string& cause) {
   std::vector<uint8_t> msg;
   if (state_ == State::kPreRelay) msg = handler_->ErrorForClient(error, cause);
@@ -699,10 +733,13 @@ void Session::Fail(const std::string& outcome, const std::string& error, const s
 void Session::FailWithMessage(const std::string& outcome, const std::string& error, const std::string& cause,
                               std::vector<uint8_t> message) {
   if (state_ == State::kClosing || state_ == State::kLingering || close_after_flush_) return;
-  outcome_ = outcome;
-  error_ = error;
-  cause_ = cause;
-  LogFailure(outcome, error);
+  if (!backend_failed_) {
+    // After a backend failure the handler reports that one; keep it.
+    outcome_ = outcome;
+    error_ = error;
+    cause_ = cause;
+    LogFailure(outcome, error);
+  }
   if ((message.empty() && client_out_.empty()) || state_ != State::kPreRelay || client_handshaking_) {
     Finish();
     return;
@@ -779,6 +816,8 @@ void Session::EmitAudit() {
       .StrOrNull("database", audit_.database)
       .StrOrNull("application", audit_.application)
       .StrOrNull("client_library", audit_.client_library)
+      .StrOrNull("client_host", audit_.client_host)
+      .StrOrNull("client_protocol_version", audit_.client_protocol_version)
       .StrOrNull("backend_tls", tls_up ? btls->version_name() : "")
       .StrOrNull("backend_cipher", tls_up ? btls->cipher() : "")
       .Bool("backend_verified", tls_up && btls->verified())

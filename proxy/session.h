@@ -51,11 +51,13 @@ class Session {
   void SetBackendReading(bool on) { backend_reading_ = on; }
   // Starts dbward's TLS server handshake on the client leg once everything
   // queued for the client is flushed (e.g. PostgreSQL's 'S').
-  void StartClientTls();
+  // io: a framing layer to run the handshake over (TDS PRELOGIN packets);
+  // ctx: another server context than the listener's client_tls.
+  void StartClientTls(tls::Io* io = nullptr, std::shared_ptr<tls::Context> ctx = nullptr);
   void ConnectBackend();
   // Starts the verified TLS handshake with the backend once everything queued
   // for it is flushed (e.g. MySQL's SSLRequest).
-  void StartBackendTls();
+  void StartBackendTls(tls::Io* io = nullptr);
   // Switches to the relay once both staging queues are flushed; handlers move
   // any leftover input to the other side first.
   void RequestRelay() { relay_requested_ = true; }
@@ -65,6 +67,10 @@ class Session {
                        std::vector<uint8_t> message);
   // Ends the session; the handler's ErrorForClient decides what the client sees.
   void Fail(const std::string& outcome, const std::string& error, const std::string& cause);
+  // A backend failure before the relay: the handler may take it over (see
+  // ProtocolHandler::OnBackendFailure), otherwise Fail.
+  void BackendFailed(const std::string& outcome, const std::string& error, const std::string& cause);
+  bool backend_failed() const { return backend_failed_; }
   AuditInfo& audit() { return audit_; }
   const ListenerRuntime& listener() const { return *listener_; }
   Leg& client_leg() { return client_; }
@@ -145,6 +151,10 @@ class Session {
   bool backend_reading_ = false;
   bool client_tls_pending_ = false;
   bool backend_tls_pending_ = false;
+  bool backend_failed_ = false;
+  tls::Io* client_tls_io_ = nullptr;
+  std::shared_ptr<tls::Context> client_tls_ctx_;
+  tls::Io* backend_tls_io_ = nullptr;
   bool client_handshaking_ = false;
   bool relay_requested_ = false;
   bool close_after_flush_ = false;

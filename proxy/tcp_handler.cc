@@ -4,6 +4,7 @@
 #include "proxy/handler.h"
 #include "proxy/mysql_handler.h"
 #include "proxy/pg_handler.h"
+#include "proxy/tds_handler.h"
 #include "proxy/session.h"
 
 namespace dbward::proxy {
@@ -28,6 +29,7 @@ std::unique_ptr<ProtocolHandler> NewHandler(Protocol protocol) {
     case Protocol::kTcp: return std::make_unique<TcpHandler>();
     case Protocol::kPostgres: return NewPostgresHandler();
     case Protocol::kMysql: return NewMysqlHandler();
+    case Protocol::kTds: return NewTdsHandler();
   }
   return nullptr;
 }

@@ -62,8 +62,13 @@ struct BioGlue {
     }
     return -1;
   }
-  static long Ctrl(BIO* /*bio*/, int cmd, long /*num*/, void* /*ptr*/) {
-    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+  static long Ctrl(BIO* bio, int cmd, long /*num*/, void* /*ptr*/) {
+    if (cmd != BIO_CTRL_FLUSH) return 0;
+    auto* conn = static_cast<Connection*>(BIO_get_data(bio));
+    BIO_clear_retry_flags(bio);
+    if (conn->io_->Flush()) return 1;
+    BIO_set_retry_write(bio);
+    return -1;
   }
   static int Create(BIO* bio) {
     BIO_set_init(bio, 1);

@@ -32,6 +32,7 @@ class Connection {
   // The transport may change between handshake and data phase (e.g. TDS 7.x
   // carries the handshake inside PRELOGIN packets, then raw on TCP).
   void set_io(Io* io) { io_ = io; }
+  Io* io() const { return io_; }
 
   enum class HandshakeStatus { kDone, kWantRead, kWantWrite, kFailed };
   HandshakeStatus Handshake();

@@ -7,6 +7,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -228,7 +229,7 @@ std::shared_ptr<Context> Context::NewServer(const ServerOptions& o, std::string*
     return nullptr;
   }
   SSL_CTX_set_min_proto_version(ctx.get(), o.min_version);
-  SSL_CTX_set_max_proto_version(ctx.get(), TLS1_3_VERSION);
+  SSL_CTX_set_max_proto_version(ctx.get(), std::max(o.min_version, o.max_version));
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   // No session tickets: database clients rarely resume, and unread
   // NewSessionTicket records make a client's close() look like a reset.

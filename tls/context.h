@@ -35,6 +35,7 @@ struct ClientOptions {
 struct ServerOptions {
   KeyPair cert;
   uint16_t min_version = 0x0303;
+  uint16_t max_version = 0x0304;  // TLS1_3_VERSION
   std::vector<std::string> alpn;  // protocols we accept; empty: no ALPN
 };
 

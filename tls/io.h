@@ -36,6 +36,9 @@ class Io {
   virtual ~Io() = default;
   virtual IoResult Read(std::span<uint8_t> out) = 0;
   virtual IoResult Write(std::span<const uint8_t> in) = 0;
+  // Pushes out anything the Io buffered itself (framing layers do); false
+  // while it would block.
+  virtual bool Flush() { return true; }
 };
 
 }  // namespace dbward::tls

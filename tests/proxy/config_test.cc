@@ -244,7 +244,7 @@ TEST(ConfigErrorTest, UnknownKeyInBackendTls) {
   const std::string prefix =
       "/etc/dbward/x.yaml:8:7: unknown key 'verify_depth' in backend_tls (allowed: ca_file, ";
   EXPECT_EQ(error.substr(0, prefix.size()), prefix);
-  EXPECT_PRED_FORMAT2(testing::IsSubstring, " key_password_file, min_version, server_name, verify)",
+  EXPECT_PRED_FORMAT2(testing::IsSubstring, " key_password_file, min_version, server_name, tds_strict, verify)",
                       error);
   EXPECT_EQ(error.back(), ')');
 }
@@ -329,19 +329,25 @@ TEST(ConfigErrorTest, ZeroHandshakeTimeout) {
             "than zero");
 }
 
-TEST(ConfigErrorTest, ProtocolTdsNotAvailableYet) {
+TEST(ConfigErrorTest, TdsClientEncryptionRequireNeedsClientTls) {
   std::string text = kMinimal;
   text.replace(text.find("protocol: tcp"), 13, "protocol: tds");
+  text += "    client_encryption: require\n";
   EXPECT_EQ(ParseError(text),
-            "/etc/dbward/x.yaml:3:15: protocol 'tds' is not available in this build yet; "
-            "use tcp, postgres or mysql");
+            "/etc/dbward/x.yaml:8:24: client_encryption: require needs client_tls (dbward's certificate for "
+            "clients)");
+}
+
+TEST(ConfigErrorTest, TdsStrictOnlyForTds) {
+  std::string text = std::string(kMinimal) + "      tds_strict: true\n";
+  EXPECT_EQ(ParseError(text), "/etc/dbward/x.yaml:8:19: backend_tls.tds_strict is for protocol: tds (TDS 8.0)");
 }
 
 TEST(ConfigErrorTest, UnknownProtocol) {
   std::string text = kMinimal;
   text.replace(text.find("protocol: tcp"), 13, "protocol: redis");
   EXPECT_EQ(ParseError(text),
-            "/etc/dbward/x.yaml:3:15: unknown protocol 'redis' (expected tcp, postgres or mysql)");
+            "/etc/dbward/x.yaml:3:15: unknown protocol 'redis' (expected tcp, postgres, mysql or tds)");
 }
 
 TEST(ConfigErrorTest, YamlSyntaxError) {

@@ -1,0 +1,335 @@
+#include "protocol/tds.h"
+
+#include "protocol/cursor.h"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace dbward::protocol::tds {
+namespace {
+
+Result Malformed(std::string why) { return {Status::kMalformed, std::move(why)}; }
+Result Ok() { return {Status::kOk, {}}; }
+
+void PutU16LE(std::vector<uint8_t>* out, uint16_t v) {
+  out->push_back(static_cast<uint8_t>(v));
+  out->push_back(static_cast<uint8_t>(v >> 8));
+}
+void PutU32LE(std::vector<uint8_t>* out, uint32_t v) {
+  for (int i = 0; i < 4; i++) out->push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+
+}  // namespace
+
+Result DecodeHeader(std::span<const uint8_t> in, Header* out) {
+  Cursor c(in);
+  Header h;
+  if (!c.GetU8(&h.type) || !c.GetU8(&h.status) || !c.GetU16BE(&h.length) || !c.GetU16BE(&h.spid) ||
+      !c.GetU8(&h.packet_id) || !c.GetU8(&h.window)) {
+    return {};
+  }
+  if (h.length < kHeaderSize) return Malformed("TDS packet length " + std::to_string(h.length) + " is below 8");
+  *out = h;
+  return Ok();
+}
+
+void EncodeHeader(const Header& h, uint8_t out[kHeaderSize]) {
+  out[0] = h.type;
+  out[1] = h.status;
+  out[2] = static_cast<uint8_t>(h.length >> 8);
+  out[3] = static_cast<uint8_t>(h.length);
+  out[4] = static_cast<uint8_t>(h.spid >> 8);
+  out[5] = static_cast<uint8_t>(h.spid);
+  out[6] = h.packet_id;
+  out[7] = h.window;
+}
+
+Result DecodeMessage(std::span<const uint8_t> in, size_t max_payload, Message* out) {
+  Cursor c(in);
+  Message m;
+  bool first = true;
+  for (;;) {
+    Header h;
+    Result r = DecodeHeader(c.Rest(), &h);
+    if (r.status != Status::kOk) return r;
+    if (first) {
+      m.type = h.type;
+      first = false;
+    } else if (h.type != m.type) {
+      return Malformed("TDS packet of type 0x" + std::to_string(h.type) + " inside a message of another type");
+    }
+    if (m.payload.size() + (h.length - kHeaderSize) > max_payload) {
+      return Malformed("TDS message exceeds the pre-login limit of " + std::to_string(max_payload) + " bytes");
+    }
+    std::span<const uint8_t> packet;
+    if (!c.GetSpan(h.length, &packet)) return {};
+    m.payload.insert(m.payload.end(), packet.begin() + kHeaderSize, packet.end());
+    if (h.status & kStatusEom) break;
+  }
+  m.consumed = in.size() - c.size();
+  *out = std::move(m);
+  return Ok();
+}
+
+std::vector<uint8_t> EncodeMessage(uint8_t type, std::span<const uint8_t> payload, size_t packet_size) {
+  std::vector<uint8_t> out;
+  size_t chunk = packet_size - kHeaderSize;
+  size_t off = 0;
+  uint8_t id = 1;
+  do {
+    size_t n = std::min(chunk, payload.size() - off);
+    Header h;
+    h.type = type;
+    h.status = off + n == payload.size() ? kStatusEom : 0;
+    h.length = static_cast<uint16_t>(n + kHeaderSize);
+    h.packet_id = id++;
+    uint8_t hdr[kHeaderSize];
+    EncodeHeader(h, hdr);
+    out.insert(out.end(), hdr, hdr + kHeaderSize);
+    out.insert(out.end(), payload.begin() + static_cast<ptrdiff_t>(off),
+               payload.begin() + static_cast<ptrdiff_t>(off + n));
+    off += n;
+  } while (off < payload.size());
+  return out;
+}
+
+const PreloginOption* Prelogin::Find(uint8_t token) const {
+  for (const auto& o : options) {
+    if (o.token == token) return &o;
+  }
+  return nullptr;
+}
+
+int Prelogin::encryption() const {
+  const PreloginOption* o = Find(kOptEncryption);
+  if (o == nullptr || o->data.size() != 1) return -1;
+  return o->data[0];
+}
+
+void Prelogin::SetEncryption(uint8_t value) {
+  for (auto& o : options) {
+    if (o.token == kOptEncryption) {
+      o.data.assign(1, value);
+      return;
+    }
+  }
+  // ENCRYPTION goes right after VERSION, as every client and server orders it.
+  size_t at = (!options.empty() && options[0].token == kOptVersion) ? 1 : 0;
+  options.insert(options.begin() + static_cast<ptrdiff_t>(at), PreloginOption{kOptEncryption, {value}});
+}
+
+std::string Prelogin::Version() const {
+  const PreloginOption* o = Find(kOptVersion);
+  if (o == nullptr || o->data.size() < 4) return "";
+  Cursor c(o->data);
+  uint8_t major, minor;
+  uint16_t build;
+  c.GetU8(&major);
+  c.GetU8(&minor);
+  c.GetU16BE(&build);
+  return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(build);
+}
+
+Result ParsePrelogin(std::span<const uint8_t> payload, Prelogin* out) {
+  Cursor table(payload);
+  Prelogin p;
+  for (int i = 0;; i++) {
+    uint8_t token;
+    if (!table.GetU8(&token)) return Malformed("PRELOGIN option table has no terminator");
+    if (token == kOptTerminator) break;
+    if (i >= 32) return Malformed("PRELOGIN has too many options");
+    uint16_t offset, length;
+    if (!table.GetU16BE(&offset) || !table.GetU16BE(&length)) return Malformed("truncated PRELOGIN option table");
+    Cursor all(payload);
+    Cursor data;
+    if (!all.Skip(offset) || !all.GetBytes(length, &data)) {
+      return Malformed("PRELOGIN option " + std::to_string(token) + " points outside the message");
+    }
+    static const int kFixedSize[] = {6, 1, -1, -2, 1, 36, 1, 32};  // -1: NUL-terminated, -2: 0 or 4
+    if (token <= kOptNonce) {
+      int want = kFixedSize[token];
+      bool ok = want >= 0 ? length == want : want == -2 ? (length == 0 || length == 4) : true;
+      if (!ok) {
+        return Malformed("PRELOGIN option " + std::to_string(token) + " has length " + std::to_string(length));
+      }
+    }
+    for (const auto& o : p.options) {
+      if (o.token == token) return Malformed("PRELOGIN option " + std::to_string(token) + " appears twice");
+    }
+    auto bytes = data.Rest();
+    p.options.push_back({token, std::vector<uint8_t>(bytes.begin(), bytes.end())});
+  }
+  *out = std::move(p);
+  return Ok();
+}
+
+std::vector<uint8_t> EncodePrelogin(const Prelogin& p) {
+  std::vector<uint8_t> out;
+  size_t table = p.options.size() * 5 + 1;
+  size_t offset = table;
+  for (const auto& o : p.options) {
+    out.push_back(o.token);
+    out.push_back(static_cast<uint8_t>(offset >> 8));
+    out.push_back(static_cast<uint8_t>(offset));
+    out.push_back(static_cast<uint8_t>(o.data.size() >> 8));
+    out.push_back(static_cast<uint8_t>(o.data.size()));
+    offset += o.data.size();
+  }
+  out.push_back(kOptTerminator);
+  for (const auto& o : p.options) out.insert(out.end(), o.data.begin(), o.data.end());
+  return out;
+}
+
+std::string Utf16LeToUtf8(std::span<const uint8_t> in) {
+  std::string out;
+  for (size_t i = 0; i + 1 < in.size(); i += 2) {
+    uint32_t cp = static_cast<uint32_t>(in[i] | (in[i + 1] << 8));
+    if (cp >= 0xD800 && cp <= 0xDBFF && i + 3 < in.size()) {
+      uint32_t lo = static_cast<uint32_t>(in[i + 2] | (in[i + 3] << 8));
+      if (lo >= 0xDC00 && lo <= 0xDFFF) {
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        i += 2;
+      } else {
+        cp = 0xFFFD;
+      }
+    } else if (cp >= 0xD800 && cp <= 0xDFFF) {
+      cp = 0xFFFD;
+    }
+    if (cp < 0x80) {
+      out.push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+      out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+      out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else {
+      out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+  }
+  return out;
+}
+
+std::vector<uint8_t> Utf8ToUtf16Le(const std::string& in) {
+  std::vector<uint8_t> out;
+  size_t i = 0;
+  while (i < in.size()) {
+    uint8_t c = static_cast<uint8_t>(in[i]);
+    uint32_t cp;
+    size_t n;
+    if (c < 0x80) {
+      cp = c;
+      n = 1;
+    } else if ((c & 0xE0) == 0xC0 && i + 1 < in.size()) {
+      cp = ((c & 0x1Fu) << 6) | (static_cast<uint8_t>(in[i + 1]) & 0x3Fu);
+      n = 2;
+    } else if ((c & 0xF0) == 0xE0 && i + 2 < in.size()) {
+      cp = ((c & 0x0Fu) << 12) | ((static_cast<uint8_t>(in[i + 1]) & 0x3Fu) << 6) |
+           (static_cast<uint8_t>(in[i + 2]) & 0x3Fu);
+      n = 3;
+    } else if ((c & 0xF8) == 0xF0 && i + 3 < in.size()) {
+      cp = ((c & 0x07u) << 18) | ((static_cast<uint8_t>(in[i + 1]) & 0x3Fu) << 12) |
+           ((static_cast<uint8_t>(in[i + 2]) & 0x3Fu) << 6) | (static_cast<uint8_t>(in[i + 3]) & 0x3Fu);
+      n = 4;
+    } else {
+      cp = 0xFFFD;
+      n = 1;
+    }
+    i += n;
+    if (cp >= 0x10000) {
+      cp -= 0x10000;
+      PutU16LE(&out, static_cast<uint16_t>(0xD800 + (cp >> 10)));
+      PutU16LE(&out, static_cast<uint16_t>(0xDC00 + (cp & 0x3FF)));
+    } else {
+      PutU16LE(&out, static_cast<uint16_t>(cp));
+    }
+  }
+  return out;
+}
+
+std::string TdsVersionName(uint32_t v) {
+  switch (v) {
+    case 0x70000000: return "7.0";
+    case 0x71000000:
+    case 0x71000001: return "7.1";
+    case 0x72090002: return "7.2";
+    case 0x730A0003: return "7.3A";
+    case 0x730B0003: return "7.3B";
+    case 0x74000004: return "7.4";
+    case 0x08000000: return "8.0";
+    default: {
+      char buf[16];
+      snprintf(buf, sizeof buf, "0x%08x", v);
+      return buf;
+    }
+  }
+}
+
+Result ParseLogin7(std::span<const uint8_t> payload, Login7* out) {
+  Cursor c(payload);
+  Login7 l;
+  uint32_t length, prog_ver, connection_id;
+  uint8_t flags1, flags2, type_flags, flags3;
+  uint32_t tz, lcid;
+  if (!c.GetU32LE(&length) || !c.GetU32LE(&l.tds_version) || !c.GetU32LE(&l.packet_size) ||
+      !c.GetU32LE(&prog_ver) || !c.GetU32LE(&l.client_pid) || !c.GetU32LE(&connection_id) ||
+      !c.GetU8(&flags1) || !c.GetU8(&flags2) || !c.GetU8(&type_flags) || !c.GetU8(&flags3) ||
+      !c.GetU32LE(&tz) || !c.GetU32LE(&lcid)) {
+    return Malformed("LOGIN7 is shorter than its fixed part");
+  }
+  if (length != payload.size()) {
+    return Malformed("LOGIN7 length field " + std::to_string(length) + " does not match the message size " +
+                     std::to_string(payload.size()));
+  }
+  l.integrated_security = (flags2 & 0x80) != 0;
+  // (offset, length in characters) pairs, offsets from the start of LOGIN7.
+  auto field = [&](std::string* dst) -> bool {
+    uint16_t off, chars;
+    if (!c.GetU16LE(&off) || !c.GetU16LE(&chars)) return false;
+    if (dst == nullptr || chars == 0) return true;
+    Cursor all(payload);
+    std::span<const uint8_t> bytes;
+    if (!all.Skip(off) || !all.GetSpan(static_cast<size_t>(chars) * 2, &bytes)) return false;
+    *dst = Utf16LeToUtf8(bytes);
+    return true;
+  };
+  std::string* const kSkip = nullptr;
+  if (!field(&l.host_name) || !field(&l.user_name) || !field(kSkip) /* password: never decoded */ ||
+      !field(&l.app_name) || !field(&l.server_name) || !field(kSkip) /* extension / unused */ ||
+      !field(&l.library) || !field(&l.language) || !field(&l.database)) {
+    return Malformed("LOGIN7 field points outside the message");
+  }
+  *out = std::move(l);
+  return Ok();
+}
+
+std::vector<uint8_t> EncodeLoginError(int32_t number, uint8_t state, uint8_t cls, const std::string& message,
+                                      const std::string& server_name) {
+  std::vector<uint8_t> msg16 = Utf8ToUtf16Le(message.size() > 4000 ? message.substr(0, 4000) : message);
+  std::vector<uint8_t> srv16 = Utf8ToUtf16Le(server_name.size() > 120 ? server_name.substr(0, 120) : server_name);
+  std::vector<uint8_t> body;
+  PutU32LE(&body, static_cast<uint32_t>(number));
+  body.push_back(state);
+  body.push_back(cls);
+  PutU16LE(&body, static_cast<uint16_t>(msg16.size() / 2));
+  body.insert(body.end(), msg16.begin(), msg16.end());
+  body.push_back(static_cast<uint8_t>(srv16.size() / 2));
+  body.insert(body.end(), srv16.begin(), srv16.end());
+  body.push_back(0);        // procedure name: empty
+  PutU32LE(&body, 1);       // line number
+  std::vector<uint8_t> out;
+  out.push_back(0xAA);      // ERROR
+  PutU16LE(&out, static_cast<uint16_t>(body.size()));
+  out.insert(out.end(), body.begin(), body.end());
+  out.push_back(0xFD);      // DONE
+  PutU16LE(&out, 0x0002);   // DONE_ERROR, final
+  PutU16LE(&out, 0);        // current command
+  for (int i = 0; i < 8; i++) out.push_back(0);  // row count (TDS 7.2+)
+  return out;
+}
+
+}  // namespace dbward::protocol::tds

@@ -1,0 +1,114 @@
+// TDS (SQL Server) before login: the 8-byte packet header, message
+// reassembly, PRELOGIN option tables, the LOGIN7 fields worth auditing, and
+// the ERROR + DONE tokens used to refuse a login.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace dbward::protocol::tds {
+
+constexpr uint8_t kSqlBatch = 0x01;
+constexpr uint8_t kTabularResult = 0x04;
+constexpr uint8_t kLogin7 = 0x10;
+constexpr uint8_t kPrelogin = 0x12;
+constexpr uint8_t kStatusEom = 0x01;
+constexpr size_t kHeaderSize = 8;
+// Packet size before LOGIN7 negotiates another one.
+constexpr size_t kDefaultPacketSize = 4096;
+// PRELOGIN and LOGIN7 messages are small; this caps what dbward buffers
+// before authentication (LOGIN7 with SSPI or feature extensions included).
+constexpr size_t kMaxPreLoginMessage = 64 * 1024;
+
+// ENCRYPTION option values; CLIENT_CERT (0x80) may be ORed in.
+constexpr uint8_t kEncryptOff = 0x00;
+constexpr uint8_t kEncryptOn = 0x01;
+constexpr uint8_t kEncryptNotSup = 0x02;
+constexpr uint8_t kEncryptReq = 0x03;
+constexpr uint8_t kEncryptClientCert = 0x80;
+
+// PRELOGIN option tokens.
+constexpr uint8_t kOptVersion = 0x00;
+constexpr uint8_t kOptEncryption = 0x01;
+constexpr uint8_t kOptInstOpt = 0x02;
+constexpr uint8_t kOptThreadId = 0x03;
+constexpr uint8_t kOptMars = 0x04;
+constexpr uint8_t kOptTraceId = 0x05;
+constexpr uint8_t kOptFedAuthRequired = 0x06;
+constexpr uint8_t kOptNonce = 0x07;
+constexpr uint8_t kOptTerminator = 0xff;
+
+enum class Status { kNeedMore, kOk, kMalformed };
+
+struct Result {
+  Status status = Status::kNeedMore;
+  std::string error;
+};
+
+struct Header {
+  uint8_t type = 0;
+  uint8_t status = 0;
+  uint16_t length = 0;  // header included
+  uint16_t spid = 0;
+  uint8_t packet_id = 0;
+  uint8_t window = 0;
+};
+Result DecodeHeader(std::span<const uint8_t> in, Header* out);
+void EncodeHeader(const Header& h, uint8_t out[kHeaderSize]);
+
+// A message: consecutive packets of one type up to the one with EOM.
+struct Message {
+  uint8_t type = 0;
+  std::vector<uint8_t> payload;  // reassembled
+  size_t consumed = 0;           // wire bytes, headers included
+};
+Result DecodeMessage(std::span<const uint8_t> in, size_t max_payload, Message* out);
+// Splits payload into packets of at most packet_size bytes.
+std::vector<uint8_t> EncodeMessage(uint8_t type, std::span<const uint8_t> payload,
+                                   size_t packet_size = kDefaultPacketSize);
+
+struct PreloginOption {
+  uint8_t token = 0;
+  std::vector<uint8_t> data;
+};
+struct Prelogin {
+  std::vector<PreloginOption> options;  // in wire order
+  const PreloginOption* Find(uint8_t token) const;
+  // The ENCRYPTION byte, or -1 when the option is absent.
+  int encryption() const;
+  void SetEncryption(uint8_t value);
+  // "16.0.1000" from VERSION, or "".
+  std::string Version() const;
+};
+Result ParsePrelogin(std::span<const uint8_t> payload, Prelogin* out);
+std::vector<uint8_t> EncodePrelogin(const Prelogin& p);
+
+struct Login7 {
+  uint32_t tds_version = 0;
+  uint32_t packet_size = 0;
+  uint32_t client_pid = 0;
+  std::string host_name;
+  std::string user_name;
+  std::string app_name;
+  std::string server_name;
+  std::string library;  // CltIntName: "ODBC", "Tedious", "DB-Library", ...
+  std::string language;
+  std::string database;
+  bool integrated_security = false;  // SSPI / Windows authentication
+};
+// Parses LOGIN7 for auditing; the password field is never decoded.
+Result ParseLogin7(std::span<const uint8_t> payload, Login7* out);
+// 0x74000004 -> "7.4", 0x730B0003 -> "7.3B", 0x08000000 -> "8.0".
+std::string TdsVersionName(uint32_t version);
+
+// A tabular-result payload with an ERROR token and a final DONE(error), as
+// SQL Server sends to refuse a login (e.g. number 18456, class 14).
+std::vector<uint8_t> EncodeLoginError(int32_t number, uint8_t state, uint8_t cls, const std::string& message,
+                                      const std::string& server_name);
+
+std::string Utf16LeToUtf8(std::span<const uint8_t> in);
+std::vector<uint8_t> Utf8ToUtf16Le(const std::string& in);
+
+}  // namespace dbward::protocol::tds
