@@ -54,6 +54,8 @@ class TdsHandler final : public ProtocolHandler {
     }
     if (phase_ == Phase::kClientPrelogin) {
       HandleClientPrelogin(s);
+    } else if (phase_ == Phase::kLoginOnlyProbe) {
+      ProbeLoginOnly(s);
     } else if (phase_ == Phase::kLogin) {
       HandleLogin7(s);
     }
@@ -165,7 +167,17 @@ class TdsHandler final : public ProtocolHandler {
   }
 
  private:
-  enum class Phase { kFirst, kClientPrelogin, kBackend, kBackendPrelogin, kBackendTls, kClientTls, kLogin, kDone };
+  enum class Phase {
+    kFirst,
+    kClientPrelogin,
+    kBackend,
+    kBackendPrelogin,
+    kBackendTls,
+    kLoginOnlyProbe,
+    kClientTls,
+    kLogin,
+    kDone
+  };
   enum class Leg { kUnknown, kNone, kLoginOnly, kTls, kStrict };
 
   static std::string EncryptionName(int enc) {
@@ -323,13 +335,48 @@ class TdsHandler final : public ProtocolHandler {
                         "plaintext_denied", {});
       return;
     }
-    if (leg_ == Leg::kLoginOnly || leg_ == Leg::kTls) {
+    if (leg_ == Leg::kTls) {
       phase_ = Phase::kClientTls;
       s.StartClientTls(client_framing_.get());
       return;
     }
+    if (leg_ == Leg::kLoginOnly) {
+      // OFF/OFF means login-only TLS, but some drivers (tedious with
+      // encrypt: false) skip it and send LOGIN7 in clear, which SQL Server
+      // accepts too. The next packet's type tells which.
+      phase_ = Phase::kLoginOnlyProbe;
+      s.SetClientReading(true);
+      return;
+    }
     phase_ = Phase::kLogin;
     s.SetClientReading(true);
+  }
+
+  void ProbeLoginOnly(Session& s) {
+    std::vector<uint8_t>& in = s.client_in();
+    if (in.empty()) return;
+    if (in[0] == tds::kPrelogin) {
+      s.client_leg().Unread(in);
+      in.clear();
+      s.SetClientReading(false);
+      phase_ = Phase::kClientTls;
+      s.StartClientTls(client_framing_.get());
+      return;
+    }
+    leg_ = Leg::kNone;
+    AuditInfo& a = s.audit();
+    a.client_encryption = "none";
+    a.bypass_reason = "plaintext";
+    a.note = "client answered ENCRYPT_OFF and sent LOGIN7 without login-only TLS";
+    phase_ = Phase::kLogin;
+    if (!s.listener().config.plaintext_clients) {
+      s.FailWithMessage("refused", "client sent LOGIN7 without encryption (plaintext_clients: deny)",
+                        "plaintext_denied",
+                        LoginError("listener " + s.listener().config.name +
+                                   " refuses unencrypted logins; set Encrypt=True (or Encrypt=Mandatory)"));
+      return;
+    }
+    HandleLogin7(s);
   }
 
   void HandleLogin7(Session& s) {
