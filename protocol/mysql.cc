@@ -136,6 +136,7 @@ Result ParseGreeting(std::span<const uint8_t> payload, Greeting* out) {
 
 std::vector<uint8_t> GreetingWithSsl(std::span<const uint8_t> payload, const Greeting& g, bool ssl) {
   std::vector<uint8_t> out(payload.begin(), payload.end());
+  if (g.caps_low_offset + 2 > out.size()) return out;  // not a greeting ParseGreeting accepted
   uint16_t low = static_cast<uint16_t>(out[g.caps_low_offset] | (out[g.caps_low_offset + 1] << 8));
   low = ssl ? static_cast<uint16_t>(low | kClientSsl) : static_cast<uint16_t>(low & ~kClientSsl);
   out[g.caps_low_offset] = static_cast<uint8_t>(low);
@@ -220,6 +221,7 @@ Result ParseHandshakeResponse(std::span<const uint8_t> payload, HandshakeRespons
 }
 
 std::vector<uint8_t> SslRequestFrom(std::span<const uint8_t> response_payload) {
+  if (response_payload.size() < kSslRequestLength) return {};
   std::vector<uint8_t> out(response_payload.begin(), response_payload.begin() + kSslRequestLength);
   out[1] = static_cast<uint8_t>(out[1] | (kClientSsl >> 8));
   return out;
@@ -235,6 +237,7 @@ bool IsErr(std::span<const uint8_t> payload) { return !payload.empty() && payloa
 bool ParseErr(std::span<const uint8_t> payload, ErrInfo* out) {
   Cursor c(payload);
   uint8_t marker;
+  *out = ErrInfo();
   if (!c.GetU8(&marker) || marker != 0xff || !c.GetU16LE(&out->code)) return false;
   uint8_t hash;
   if (c.PeekU8(&hash) && hash == '#' && c.size() >= 6) {
