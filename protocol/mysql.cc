@@ -237,17 +237,18 @@ bool IsErr(std::span<const uint8_t> payload) { return !payload.empty() && payloa
 bool ParseErr(std::span<const uint8_t> payload, ErrInfo* out) {
   Cursor c(payload);
   uint8_t marker;
-  *out = ErrInfo();
-  if (!c.GetU8(&marker) || marker != 0xff || !c.GetU16LE(&out->code)) return false;
+  ErrInfo e;
+  if (!c.GetU8(&marker) || marker != 0xff || !c.GetU16LE(&e.code)) return false;
   uint8_t hash;
   if (c.PeekU8(&hash) && hash == '#' && c.size() >= 6) {
     std::span<const uint8_t> state;
     c.Skip(1);
     c.GetSpan(5, &state);
-    out->sqlstate.assign(state.begin(), state.end());
+    e.sqlstate.assign(state.begin(), state.end());
   }
   auto rest = c.Rest();
-  out->message.assign(rest.begin(), rest.end());
+  e.message.assign(rest.begin(), rest.end());
+  *out = std::move(e);
   return true;
 }
 
