@@ -145,7 +145,7 @@ class MysqlHandler final : public ProtocolHandler {
     }
     scramble_ = g.scramble;
     plugin_ = g.auth_plugin;
-    bool offer_tls = s.listener().client_tls != nullptr;
+    bool offer_tls = s.tls().client != nullptr;
     s.SendToClient(my::EncodePacket(0, my::GreetingWithSsl(p.payload, g, offer_tls)));
     greeting_sent_ = true;
     in.clear();
@@ -171,7 +171,7 @@ class MysqlHandler final : public ProtocolHandler {
       return;
     }
     if (resp.ssl_request) {
-      if (client_tls_ || s.listener().client_tls == nullptr) {
+      if (client_tls_ || s.tls().client == nullptr) {
         FailClient(s, "client_error", "malformed", kErHandshake, "08S01",
                    "bad handshake: SSLRequest although TLS was not offered");
         return;
@@ -241,7 +241,7 @@ class MysqlHandler final : public ProtocolHandler {
           (p.payload[0] == 0x02 || p.payload[0] == 0x01)) {
         // The client asks for the server's RSA public key: ours answers.
         std::vector<uint8_t> reply{0x01};
-        const std::string& pem = s.listener().rsa_key->public_pem();
+        const std::string& pem = s.tls().rsa_key->public_pem();
         reply.insert(reply.end(), pem.begin(), pem.end());
         s.SendToClient(my::EncodePacket(static_cast<uint8_t>(p.seq + 1), reply));
         rsa_state_ = RsaState::kKeySent;
@@ -259,7 +259,7 @@ class MysqlHandler final : public ProtocolHandler {
 
   bool DecryptAndForwardPassword(Session& s, const my::Packet& p) {
     std::vector<uint8_t> plain;
-    if (!s.listener().rsa_key->DecryptOaep(p.payload, &plain) || scramble_.empty()) {
+    if (!s.tls().rsa_key->DecryptOaep(p.payload, &plain) || scramble_.empty()) {
       FailClient(s, "client_error", "rsa_decrypt_failed", 1045, "28000",
                  "cannot decrypt the password the client encrypted to dbward's RSA key");
       return false;

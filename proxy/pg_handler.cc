@@ -85,7 +85,7 @@ class PostgresHandler final : public ProtocolHandler {
           return;
         }
         in.clear();
-        bool accept = ssl && s.listener().client_tls != nullptr;
+        bool accept = ssl && s.tls().client != nullptr;
         uint8_t answer = accept ? 'S' : 'N';
         s.SendToClient(std::span<const uint8_t>(&answer, 1));
         if (accept) {
@@ -268,7 +268,7 @@ class PostgresHandler final : public ProtocolHandler {
   }
 
   void StartDirectTls(Session& s) {
-    if (s.listener().client_tls == nullptr) {
+    if (s.tls().client == nullptr) {
       s.FailWithMessage("client_error",
                         "client started TLS directly (sslnegotiation=direct) but this listener has no client_tls",
                         "no_client_tls", {});

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "proxy/log.h"
+#include "proxy/reloader.h"
 #include "proxy/runtime.h"
 #include "proxy/worker.h"
 
@@ -15,8 +16,9 @@ namespace {
 
 struct MainLoop {
   uv_loop_t loop;
-  uv_signal_t sigterm, sigint;
-  uv_timer_t drain_timer, check_timer;
+  uv_signal_t sigterm, sigint, sighup;
+  uv_timer_t drain_timer, check_timer, reload_timer;
+  Reloader* reloader = nullptr;
   std::vector<std::unique_ptr<Worker>>* workers;
   uint64_t drain_timeout_ms;
   bool draining = false;
@@ -30,8 +32,9 @@ size_t ActiveSessions(const MainLoop* m) {
 
 void CloseMainHandles(MainLoop* m) {
   for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&m->sigterm), reinterpret_cast<uv_handle_t*>(&m->sigint),
-                         reinterpret_cast<uv_handle_t*>(&m->drain_timer),
-                         reinterpret_cast<uv_handle_t*>(&m->check_timer)}) {
+                         reinterpret_cast<uv_handle_t*>(&m->sighup), reinterpret_cast<uv_handle_t*>(&m->drain_timer),
+                         reinterpret_cast<uv_handle_t*>(&m->check_timer),
+                         reinterpret_cast<uv_handle_t*>(&m->reload_timer)}) {
     if (!uv_is_closing(h)) uv_close(h, nullptr);
   }
 }
@@ -95,7 +98,7 @@ int RunServer(const Config& config) {
     LOG_INFO("listener %s (%s) listening on %s:%u -> %s:%u (TLS verify-%s, server name %s, %s) with %d workers",
              c.name.c_str(), ProtocolName(c.protocol), c.listen_host.c_str(), l->bound_port,
              c.backend_host.c_str(), c.backend_port, c.backend_tls.full_verify ? "full" : "ca",
-             c.backend_tls.server_name.c_str(), l->backend_tls->ca_description().c_str(), config.workers);
+             c.backend_tls.server_name.c_str(), l->tls()->backend->ca_description().c_str(), config.workers);
   }
 
   MainLoop m;
@@ -109,6 +112,19 @@ int RunServer(const Config& config) {
   m.sigterm.data = m.sigint.data = m.drain_timer.data = m.check_timer.data = &m;
   uv_signal_start(&m.sigterm, OnSignal, SIGTERM);
   uv_signal_start(&m.sigint, OnSignal, SIGINT);
+  Reloader reloader(config, raw);
+  m.reloader = &reloader;
+  uv_signal_init(&m.loop, &m.sighup);
+  uv_timer_init(&m.loop, &m.reload_timer);
+  m.sighup.data = m.reload_timer.data = &m;
+  uv_signal_start(&m.sighup, [](uv_signal_t* h, int) {
+    static_cast<MainLoop*>(h->data)->reloader->Check(true);
+  }, SIGHUP);
+  // Files are polled rather than watched: inotify misses the symlink swap a
+  // Kubernetes Secret update does on some kernels and volume types.
+  uv_timer_start(&m.reload_timer, [](uv_timer_t* t) {
+    static_cast<MainLoop*>(t->data)->reloader->Check(false);
+  }, 2000, 2000);
 
   for (auto& w : workers) w->Start();
   uv_run(&m.loop, UV_RUN_DEFAULT);

@@ -26,7 +26,11 @@ constexpr size_t kMaxTlsPlaintextRecord = 16384;
 }  // namespace
 
 Session::Session(Worker* worker, ListenerRuntime* listener, int client_fd, uint64_t id)
-    : worker_(worker), listener_(listener), id_(id), handler_(NewHandler(listener->config.protocol)) {
+    : worker_(worker),
+      listener_(listener),
+      id_(id),
+      tls_(listener->tls()),
+      handler_(NewHandler(listener->config.protocol)) {
   client_.set_fd(client_fd);
   client_addr_ = PeerAddress(client_fd);
   up_.src = &client_;
@@ -202,7 +206,7 @@ void Session::StartBackendTls(tls::Io* io) {
 void Session::BeginBackendTls() {
   backend_tls_pending_ = false;
   std::string error;
-  auto conn = tls::Connection::NewClient(listener_->backend_tls, listener_->config.backend_tls.server_name,
+  auto conn = tls::Connection::NewClient(tls_->backend, listener_->config.backend_tls.server_name,
                                          backend_tls_io_ != nullptr ? backend_tls_io_ : &backend_, &error);
   if (!conn) {
     BackendFailed("backend_tls_failed", error, "tls_error");
@@ -263,7 +267,7 @@ bool Session::AdvanceClient(int* events) {
   if (client_out_.empty() && client_tls_pending_) {
     client_tls_pending_ = false;
     std::string error;
-    std::shared_ptr<tls::Context> ctx = client_tls_ctx_ ? client_tls_ctx_ : listener_->client_tls;
+    std::shared_ptr<tls::Context> ctx = client_tls_ctx_ ? client_tls_ctx_ : tls_->client;
     if (!ctx) {
       FailWithMessage("error", "client TLS requested but client_tls is not configured", "internal", {});
       return false;

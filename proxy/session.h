@@ -73,6 +73,8 @@ class Session {
   bool backend_failed() const { return backend_failed_; }
   AuditInfo& audit() { return audit_; }
   const ListenerRuntime& listener() const { return *listener_; }
+  // The TLS material this session started with (reloads do not change it).
+  const TlsMaterial& tls() const { return *tls_; }
   Leg& client_leg() { return client_; }
   Leg& backend_leg() { return backend_; }
   uint64_t id() const { return id_; }
@@ -137,6 +139,7 @@ class Session {
   Worker* worker_;
   ListenerRuntime* listener_;
   uint64_t id_;
+  std::shared_ptr<const TlsMaterial> tls_;
   std::unique_ptr<ProtocolHandler> handler_;
   State state_ = State::kPreRelay;
   BackendPhase backend_phase_ = BackendPhase::kNone;

@@ -197,7 +197,7 @@ class TdsHandler final : public ProtocolHandler {
   }
 
   void StartStrictClient(Session& s) {
-    if (!s.listener().client_tls_strict) {
+    if (!s.tls().client_strict) {
       s.FailWithMessage("client_error",
                         "client uses TDS 8.0 strict encryption (TLS first) but this listener has no client_tls",
                         "no_client_tls", {});
@@ -211,7 +211,7 @@ class TdsHandler final : public ProtocolHandler {
     s.client_leg().Unread(s.client_in());
     s.client_in().clear();
     s.SetClientReading(false);
-    s.StartClientTls(nullptr, s.listener().client_tls_strict);
+    s.StartClientTls(nullptr, s.tls().client_strict);
   }
 
   void HandleClientPrelogin(Session& s) {
@@ -248,7 +248,7 @@ class TdsHandler final : public ProtocolHandler {
 
   void DecideClientLeg(Session& s, int enc) {
     const ListenerRuntime& l = s.listener();
-    bool have_tls = l.client_tls != nullptr;
+    bool have_tls = s.tls().client != nullptr;
     int base = enc < 0 ? tds::kEncryptOff : (enc & 0x7f);
     AuditInfo& a = s.audit();
     switch (base) {

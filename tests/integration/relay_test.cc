@@ -466,3 +466,62 @@ TEST_F(RelayTest, MaxConnectionsRefusesExtraClientsWithAuditEvent) {
 
 }  // namespace
 }  // namespace dbward::testing
+
+namespace dbward::testing {
+namespace {
+
+std::string ReadAll(const std::string& path) { return ReadFileText(path); }
+
+TEST_F(RelayTest, CertificatesReloadWhenFilesChangeWithoutDroppingSessions) {
+  auto backend = StartBackend(Echo());
+  DbwardProcess d;
+  // The CA file starts out as the wrong authority.
+  std::string ca = d.dir().Write("ca.pem", ReadAll(Cert("other-ca.pem")));
+  ConfigOptions o;
+  o.backend_port = backend->port();
+  std::string cfg = MakeConfig(o);
+  cfg.replace(cfg.find("ca_file: " + Cert("ca.pem")), 9 + Cert("ca.pem").size(), "ca_file: " + ca);
+  ASSERT_TRUE(d.Start(cfg)) << d.Log();
+  int fd = ConnectLoopback(d.port());
+  EXPECT_TRUE(ClosedWithoutData(fd, 5000));
+  close(fd);
+
+  // Fix the file (atomically, as a Secret update would): picked up without a restart.
+  std::string tmp = d.dir().Write("ca.pem.new", ReadAll(Cert("ca.pem")));
+  ASSERT_EQ(rename(tmp.c_str(), ca.c_str()), 0);
+  ASSERT_TRUE(d.WaitLog("reloaded TLS material", std::chrono::seconds(10))) << d.Log();
+  int open_fd = ConnectLoopback(d.port());
+  ASSERT_TRUE(SendAll(open_fd, "hi", 2));
+  std::string got;
+  RecvAll(open_fd, &got, 2, 5000);
+  EXPECT_EQ(got, "hi");
+
+  // A broken file keeps the working material, and the open session lives on.
+  tmp = d.dir().Write("ca.pem.bad", "not a certificate\n");
+  ASSERT_EQ(rename(tmp.c_str(), ca.c_str()), 0);
+  ASSERT_TRUE(d.WaitLog("reload failed, keeping the previous certificates", std::chrono::seconds(10))) << d.Log();
+  ASSERT_TRUE(SendAll(open_fd, "!", 1));
+  got.clear();
+  RecvAll(open_fd, &got, 1, 5000);
+  EXPECT_EQ(got, "!");
+  int fd2 = ConnectLoopback(d.port());
+  ASSERT_TRUE(SendAll(fd2, "ok", 2));
+  got.clear();
+  RecvAll(fd2, &got, 2, 5000);
+  EXPECT_EQ(got, "ok");
+  close(fd2);
+  close(open_fd);
+}
+
+TEST_F(RelayTest, SighupReloads) {
+  auto backend = StartBackend(Echo());
+  ConfigOptions o;
+  o.backend_port = backend->port();
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(MakeConfig(o))) << d.Log();
+  kill(d.pid(), SIGHUP);
+  EXPECT_TRUE(d.WaitLog("reloaded TLS material (SIGHUP)", std::chrono::seconds(5))) << d.Log();
+}
+
+}  // namespace
+}  // namespace dbward::testing
