@@ -13,6 +13,7 @@ packages=(
   stunnel4 haproxy
   postgresql postgresql-client pgbouncer
   mariadb-server mariadb-client sysbench
+  freetds-bin
 )
 
 missing=()
