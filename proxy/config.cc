@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+
+#include <arpa/inet.h>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -164,7 +166,7 @@ ClientTlsConfig ParseClientTls(const YAML::Node& n, const std::string& dir) {
 ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
   CheckKeys(n, "listener",
             {"name", "protocol", "listen", "backend", "backend_tls", "client_tls", "timeouts",
-             "max_connections", "plaintext_clients", "rsa_key_file", "client_encryption"});
+             "max_connections", "plaintext_clients", "rsa_key_file", "client_encryption", "canary"});
   ListenerConfig l;
   l.pos = PosOf(n);
   for (const char* required : {"name", "protocol", "listen", "backend", "backend_tls"}) {
@@ -243,6 +245,37 @@ ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
       Fail(n["client_encryption"], "client_encryption must be 'as-requested' or 'require'");
     }
   }
+  if (n["canary"]) {
+    const YAML::Node& c = n["canary"];
+    CheckKeys(c, "canary", {"mode", "sample", "clients", "remember"});
+    CanaryConfig cc;
+    cc.pos = PosOf(c);
+    if (c["mode"]) {
+      cc.mode = Scalar(c["mode"], "canary.mode");
+      if (cc.mode != "untrusted" && cc.mode != "wrong-name" && cc.mode != "expired") {
+        Fail(c["mode"], "canary.mode must be untrusted, wrong-name or expired");
+      }
+    }
+    if (!c["sample"]) Fail(c, "canary needs sample (0.0 to 1.0: the share of TLS clients to test)");
+    std::string sample = Scalar(c["sample"], "canary.sample");
+    char* end = nullptr;
+    cc.sample = strtod(sample.c_str(), &end);
+    if (sample.empty() || *end != '\0' || cc.sample < 0 || cc.sample > 1) {
+      Fail(c["sample"], "canary.sample must be a number from 0.0 to 1.0");
+    }
+    if (c["clients"]) {
+      if (!c["clients"].IsSequence()) Fail(c["clients"], "canary.clients must be a list of CIDRs");
+      for (const auto& item : c["clients"]) {
+        std::string cidr = Scalar(item, "canary.clients entry");
+        if (!ValidCidr(cidr)) Fail(item, "canary.clients entry '" + cidr + "' is not a CIDR like 10.0.0.0/8 or fd00::/8");
+        cc.clients.push_back(cidr);
+      }
+    }
+    if (c["remember"]) cc.remember_ms = Duration(c["remember"], "canary.remember");
+    if (l.protocol == Protocol::kTcp) Fail(c, "a tcp listener has no TLS clients to test; canary needs postgres, mysql or tds");
+    if (!l.client_tls) Fail(c, "canary needs client_tls: canary certificates are offered to clients that ask for TLS");
+    l.canary = cc;
+  }
   if (l.backend_tls.tds_strict && l.protocol != Protocol::kTds) {
     Fail(n["backend_tls"]["tds_strict"], "backend_tls.tds_strict is for protocol: tds (TDS 8.0)");
   }
@@ -257,6 +290,28 @@ ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
   }
   return l;
 }
+
+}  // namespace
+
+bool ValidCidr(const std::string& cidr) {
+  size_t slash = cidr.find('/');
+  std::string addr = cidr.substr(0, slash);
+  uint8_t buf[16];
+  int bits;
+  if (inet_pton(AF_INET, addr.c_str(), buf) == 1) {
+    bits = 32;
+  } else if (inet_pton(AF_INET6, addr.c_str(), buf) == 1) {
+    bits = 128;
+  } else {
+    return false;
+  }
+  if (slash == std::string::npos) return true;
+  std::string len = cidr.substr(slash + 1);
+  if (len.empty() || len.size() > 3 || len.find_first_not_of("0123456789") != std::string::npos) return false;
+  return std::stoi(len) <= bits;
+}
+
+namespace {
 
 std::string DirName(const std::string& path) {
   size_t slash = path.rfind('/');
@@ -340,7 +395,18 @@ bool ParseConfigText(const std::string& text, const std::string& path, Config* o
   try {
     YAML::Node root = YAML::Load(text);
     if (!root.IsMap()) throw Failure{PosOf(root), "the configuration must be a mapping with 'listeners'"};
-    CheckKeys(root, "the top level", {"listeners", "log", "workers", "drain_timeout"});
+    CheckKeys(root, "the top level", {"listeners", "log", "workers", "drain_timeout", "admin"});
+    if (root["admin"]) {
+      const YAML::Node& admin = root["admin"];
+      CheckKeys(admin, "admin", {"listen", "backend_check_interval"});
+      if (!admin["listen"] || !SplitHostPort(Scalar(admin["listen"], "admin.listen"), &cfg.admin_host, &cfg.admin_port)) {
+        Fail(admin["listen"] ? admin["listen"] : admin, "admin.listen must be HOST:PORT (e.g. 0.0.0.0:9090)");
+      }
+      if (admin["backend_check_interval"]) {
+        cfg.admin_check_interval_ms = Duration(admin["backend_check_interval"], "admin.backend_check_interval");
+        if (cfg.admin_check_interval_ms < 1000) Fail(admin["backend_check_interval"], "admin.backend_check_interval must be at least 1s");
+      }
+    }
     if (root["workers"]) {
       cfg.workers = static_cast<int>(Unsigned(root["workers"], "workers", 1, 256));
     }

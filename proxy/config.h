@@ -38,6 +38,16 @@ struct ClientTlsConfig {
   Position pos, cert_pos, key_pos, password_pos;
 };
 
+// Canary certificates: offered to a sample of TLS clients to find out which
+// ones do not validate certificates.
+struct CanaryConfig {
+  std::string mode = "untrusted";  // untrusted | wrong-name | expired
+  double sample = 0.0;             // share of TLS client connections tested
+  std::vector<std::string> clients;  // CIDRs; empty: every client
+  uint64_t remember_ms = 24 * 3'600'000ULL;  // a validating address is not tested again for this long
+  Position pos;
+};
+
 struct Timeouts {
   uint64_t connect_ms = 5'000;
   uint64_t handshake_ms = 15'000;  // from accept until the relay starts
@@ -58,6 +68,7 @@ struct ListenerConfig {
   bool plaintext_clients = true;  // plaintext_clients: allow | deny
   std::string rsa_key_file;       // mysql: key for caching_sha2 full auth on plaintext legs
   bool require_client_encryption = false;  // tds: client_encryption: require
+  std::optional<CanaryConfig> canary;
   Position rsa_key_pos;
   Position pos;
 };
@@ -70,6 +81,9 @@ struct Config {
   uint64_t drain_timeout_ms = 30'000;
   std::vector<ListenerConfig> listeners;
   LogLevel log_level = LogLevel::kInfo;
+  std::string admin_host;  // empty: no admin listener
+  uint16_t admin_port = 0;
+  uint64_t admin_check_interval_ms = 30'000;
   std::string audit = "stdout";  // stdout | stderr | off | a file path
 };
 
@@ -90,6 +104,8 @@ bool ParseConfigText(const std::string& text, const std::string& path, Config* o
 
 // "1500ms", "10s", "5m", "1h", or a bare number of seconds.
 bool ParseDuration(const std::string& text, uint64_t* out_ms);
+// "10.0.0.0/8", "fd00::/8", or a single address.
+bool ValidCidr(const std::string& cidr);
 // "host:port", "[v6]:port".
 bool SplitHostPort(const std::string& text, std::string* host, uint16_t* port);
 

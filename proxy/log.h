@@ -2,6 +2,7 @@
 // written by a dedicated thread so the event loops never wait on disk I/O).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
@@ -40,7 +41,7 @@ class AuditSink {
   void Emit(std::string line);
   // Flushes everything queued and stops the writer thread.
   void Close();
-  uint64_t dropped() const { return dropped_; }
+  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
   ~AuditSink() { Close(); }
 
  private:
@@ -53,7 +54,7 @@ class AuditSink {
   std::deque<std::string> queue_;
   bool stop_ = false;
   bool running_ = false;
-  uint64_t dropped_ = 0;
+  std::atomic<uint64_t> dropped_{0};
   std::thread thread_;
 };
 

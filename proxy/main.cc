@@ -3,6 +3,8 @@
 #include <string>
 
 #include "proxy/config.h"
+#include "proxy/probe.h"
+#include "proxy/report.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 
@@ -14,6 +16,8 @@ void Usage(FILE* out) {
   fprintf(out,
           "usage: dbward run --config FILE\n"
           "       dbward check-config FILE\n"
+          "       dbward report AUDIT_FILE [--format table|json|csv]\n"
+          "       dbward probe --protocol tds|postgres|mysql|tcp --backend HOST:PORT [--ca-file F] [--server-name N]\n"
           "       dbward --version\n");
 }
 
@@ -49,6 +53,8 @@ int main(int argc, char** argv) {
     Usage(stdout);
     return 0;
   }
+  if (cmd == "report") return dbward::proxy::RunReport(argc - 1, argv + 1);
+  if (cmd == "probe") return dbward::proxy::RunProbe(argc - 1, argv + 1);
   if (cmd == "check-config") {
     if (argc != 3) {
       Usage(stderr);

@@ -1,6 +1,13 @@
 #include "proxy/runtime.h"
 
+#include "tls/canary.h"
+
 #include <openssl/mem.h>
+#include <openssl/rand.h>
+
+#include <arpa/inet.h>
+
+#include <chrono>
 
 #include <cerrno>
 #include <cstring>
@@ -97,11 +104,25 @@ bool BuildTlsMaterial(const Config& config, const ListenerConfig& l, const TlsMa
     }
     so.cert.key_password = cpw.value;
     m->client = tls::Context::NewServer(so, &msg);
+    tls::CanaryMode mode = tls::CanaryMode::kUntrusted;
+    if (l.canary) {
+      mode = l.canary->mode == "expired" ? tls::CanaryMode::kExpired
+             : l.canary->mode == "wrong-name" ? tls::CanaryMode::kWrongName
+                                              : tls::CanaryMode::kUntrusted;
+      if (m->client) {
+        m->canary_client = tls::NewCanaryContext(mode, so, &msg);
+        if (!m->canary_client) m->client.reset();
+      }
+    }
     if (m->client && l.protocol == Protocol::kTds) {
       so.max_version = 0x0304;
       so.alpn = {"tds/8.0"};
       m->client_strict = tls::Context::NewServer(so, &msg);
       if (!m->client_strict) m->client.reset();
+      if (m->client && l.canary) {
+        m->canary_client_strict = tls::NewCanaryContext(mode, so, &msg);
+        if (!m->canary_client_strict) m->client.reset();
+      }
     }
     OPENSSL_cleanse(so.cert.key_password.data(), so.cert.key_password.size());
     if (!m->client) {
@@ -138,9 +159,78 @@ bool BuildListenerRuntimes(const Config& config,
     std::shared_ptr<const TlsMaterial> tls;
     if (!BuildTlsMaterial(config, l, nullptr, &tls, error)) return false;
     rt->SetTls(std::move(tls));
+    if (l.canary) rt->canary = std::make_unique<CanaryPolicy>(*l.canary);
     out->push_back(std::move(rt));
   }
   return true;
+}
+
+CanaryPolicy::CanaryPolicy(const CanaryConfig& config) : config_(config) {
+  for (const std::string& cidr : config.clients) {
+    Net n{};
+    size_t slash = cidr.find('/');
+    std::string addr = cidr.substr(0, slash);
+    if (inet_pton(AF_INET, addr.c_str(), n.addr) == 1) {
+      n.family = AF_INET;
+      n.prefix = 32;
+    } else if (inet_pton(AF_INET6, addr.c_str(), n.addr) == 1) {
+      n.family = AF_INET6;
+      n.prefix = 128;
+    } else {
+      continue;  // the config loader already rejected it
+    }
+    if (slash != std::string::npos) n.prefix = std::stoi(cidr.substr(slash + 1));
+    nets_.push_back(n);
+  }
+  uint8_t seed[8];
+  RAND_bytes(seed, sizeof seed);
+  memcpy(&rng_state_, seed, sizeof rng_state_);
+  rng_state_ |= 1;
+}
+
+bool CanaryPolicy::InScope(const std::string& ip) const {
+  if (nets_.empty()) return true;
+  uint8_t a[16];
+  int family = inet_pton(AF_INET, ip.c_str(), a) == 1 ? AF_INET : inet_pton(AF_INET6, ip.c_str(), a) == 1 ? AF_INET6 : 0;
+  for (const Net& n : nets_) {
+    if (n.family != family) continue;
+    int full = n.prefix / 8, rest = n.prefix % 8;
+    if (memcmp(a, n.addr, static_cast<size_t>(full)) != 0) continue;
+    if (rest != 0) {
+      uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
+      if ((a[full] & mask) != (n.addr[full] & mask)) continue;
+    }
+    return true;
+  }
+  return false;
+}
+
+bool CanaryPolicy::ShouldTest(const std::string& ip) {
+  if (config_.sample <= 0 || !InScope(ip)) return false;
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now().time_since_epoch())
+                    .count();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = validating_until_ms_.find(ip);
+  if (it != validating_until_ms_.end()) {
+    if (it->second > now) return false;
+    validating_until_ms_.erase(it);
+  }
+  if (config_.sample >= 1.0) return true;
+  // xorshift64: sampling needs spread, not secrecy.
+  rng_state_ ^= rng_state_ << 13;
+  rng_state_ ^= rng_state_ >> 7;
+  rng_state_ ^= rng_state_ << 17;
+  return static_cast<double>(rng_state_ >> 11) / static_cast<double>(1ULL << 53) < config_.sample;
+}
+
+void CanaryPolicy::RememberValidating(const std::string& ip) {
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now().time_since_epoch())
+                    .count();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (validating_until_ms_.size() > 100'000) validating_until_ms_.clear();  // bound the memory
+  validating_until_ms_[ip] = now + static_cast<int64_t>(config_.remember_ms);
 }
 
 std::vector<std::string> TlsFiles(const ListenerConfig& l) {

@@ -5,10 +5,12 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
 #include "proxy/config.h"
+#include "proxy/metrics.h"
 #include "tls/context.h"
 #include "tls/rsa_key.h"
 
@@ -24,6 +26,33 @@ struct TlsMaterial {
   // does for TDS 7.x; TDS 8.0 (strict) requires ALPN tds/8.0.
   std::shared_ptr<tls::Context> client_strict;
   std::shared_ptr<tls::RsaKey> rsa_key;         // mysql only
+  // Canary variants of client / client_strict (null without a canary).
+  std::shared_ptr<tls::Context> canary_client;
+  std::shared_ptr<tls::Context> canary_client_strict;
+};
+
+// Which TLS clients get the canary certificate, and which addresses have
+// already shown that they validate (they are not tested again for a while,
+// so a validating client sees at most one failed attempt).
+class CanaryPolicy {
+ public:
+  explicit CanaryPolicy(const CanaryConfig& config);
+  bool ShouldTest(const std::string& client_ip);
+  void RememberValidating(const std::string& client_ip);
+  const CanaryConfig& config() const { return config_; }
+
+ private:
+  struct Net {
+    int family;
+    uint8_t addr[16];
+    int prefix;
+  };
+  bool InScope(const std::string& ip) const;
+  CanaryConfig config_;
+  std::vector<Net> nets_;
+  std::mutex mu_;
+  std::unordered_map<std::string, int64_t> validating_until_ms_;
+  uint64_t rng_state_;
 };
 
 struct ListenerRuntime {
@@ -31,6 +60,26 @@ struct ListenerRuntime {
   uint16_t bound_port = 0;  // the real port when listen used port 0
   std::atomic<uint32_t> active{0};
   std::atomic<uint64_t> total{0};
+  ListenerMetrics metrics;
+  std::unique_ptr<CanaryPolicy> canary;  // null without canary
+
+  // What /readyz reports for the backend: the latest verdict from a session
+  // or from the periodic check.
+  void SetBackendHealth(bool ok, const std::string& reason) {
+    std::lock_guard<std::mutex> lock(mu_);
+    backend_known_ = true;
+    backend_ok_ = ok;
+    backend_reason_ = reason;
+  }
+  bool BackendHealthy(std::string* reason) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!backend_known_) {
+      *reason = "backend not checked yet";
+      return false;
+    }
+    *reason = backend_reason_;
+    return backend_ok_;
+  }
 
   std::shared_ptr<const TlsMaterial> tls() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -44,6 +93,9 @@ struct ListenerRuntime {
  private:
   mutable std::mutex mu_;
   std::shared_ptr<const TlsMaterial> tls_;
+  bool backend_known_ = false;
+  bool backend_ok_ = false;
+  std::string backend_reason_;
 };
 
 // Loads every certificate, key, password and CA named by the listener's

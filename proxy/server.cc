@@ -6,7 +6,9 @@
 #include <memory>
 #include <vector>
 
+#include "proxy/admin.h"
 #include "proxy/log.h"
+#include "proxy/probe_check.h"
 #include "proxy/reloader.h"
 #include "proxy/runtime.h"
 #include "proxy/worker.h"
@@ -19,6 +21,7 @@ struct MainLoop {
   uv_signal_t sigterm, sigint, sighup;
   uv_timer_t drain_timer, check_timer, reload_timer;
   Reloader* reloader = nullptr;
+  AdminServer* admin = nullptr;
   std::vector<std::unique_ptr<Worker>>* workers;
   uint64_t drain_timeout_ms;
   bool draining = false;
@@ -31,6 +34,7 @@ size_t ActiveSessions(const MainLoop* m) {
 }
 
 void CloseMainHandles(MainLoop* m) {
+  if (m->admin != nullptr) m->admin->Close();
   for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&m->sigterm), reinterpret_cast<uv_handle_t*>(&m->sigint),
                          reinterpret_cast<uv_handle_t*>(&m->sighup), reinterpret_cast<uv_handle_t*>(&m->drain_timer),
                          reinterpret_cast<uv_handle_t*>(&m->check_timer),
@@ -48,6 +52,7 @@ void OnSignal(uv_signal_t* handle, int signum) {
     return;
   }
   m->draining = true;
+  if (m->admin != nullptr) m->admin->SetDraining();
   LOG_INFO("%s: no longer accepting; draining %zu open sessions (up to %llu ms)",
            signum == SIGINT ? "SIGINT" : "SIGTERM", ActiveSessions(m),
            static_cast<unsigned long long>(m->drain_timeout_ms));
@@ -62,6 +67,34 @@ void OnSignal(uv_signal_t* handle, int signum) {
     auto* mm = static_cast<MainLoop*>(t->data);
     if (ActiveSessions(mm) == 0) CloseMainHandles(mm);
   }, 50, 50);
+}
+
+// /readyz's active check: the protocol's own TLS upgrade and a verify-full
+// handshake, exactly as a session would do it, without sending credentials.
+bool CheckBackend(const ListenerConfig& l, std::string* reason) {
+  probe::Target t;
+  switch (l.protocol) {
+    case Protocol::kTcp: t.protocol = probe::Protocol::kTcp; break;
+    case Protocol::kPostgres: t.protocol = probe::Protocol::kPostgres; break;
+    case Protocol::kMysql: t.protocol = probe::Protocol::kMysql; break;
+    case Protocol::kTds: t.protocol = probe::Protocol::kTds; break;
+  }
+  if (l.protocol == Protocol::kPostgres && l.backend_tls.direct) t.protocol = probe::Protocol::kTcp;
+  t.tds_strict = l.backend_tls.tds_strict;
+  t.host = l.backend_host;
+  t.port = l.backend_port;
+  t.server_name = l.backend_tls.server_name;
+  t.ca_file = l.backend_tls.ca_file;
+  t.timeout = std::chrono::milliseconds(l.timeouts.connect_ms);
+  probe::Prober prober(t);
+  if (!prober.Init(reason)) return false;
+  probe::Attempt a = prober.CheckVerifyFull();
+  if (a.ok()) {
+    *reason = "backend " + l.backend_host + ":" + std::to_string(l.backend_port) + " verified (" + a.version + ")";
+    return true;
+  }
+  *reason = !a.explanation.empty() ? a.explanation : a.message;
+  return false;
 }
 
 }  // namespace
@@ -126,6 +159,18 @@ int RunServer(const Config& config) {
     static_cast<MainLoop*>(t->data)->reloader->Check(false);
   }, 2000, 2000);
 
+  std::unique_ptr<AdminServer> admin;
+  if (!config.admin_host.empty()) {
+    admin = std::make_unique<AdminServer>(&m.loop, raw, &reloader, CheckBackend, config.admin_check_interval_ms);
+    if (!admin->Listen(config.admin_host, config.admin_port, &error)) {
+      LOG_ERROR("%s", error.c_str());
+      admin.reset();
+      Audit().Close();
+      return 1;
+    }
+    m.admin = admin.get();
+    LOG_INFO("admin listening on %s:%u (/metrics, /healthz, /readyz)", config.admin_host.c_str(), admin->port());
+  }
   for (auto& w : workers) w->Start();
   uv_run(&m.loop, UV_RUN_DEFAULT);
   for (auto& w : workers) w->Join();

@@ -233,6 +233,10 @@ bool Session::AdvanceClient(int* events) {
         *events |= UV_WRITABLE;
         return false;
       case tls::Connection::HandshakeStatus::kFailed:
+        if (canary_active_) {
+          CanaryRejected(conn->failure_detail());
+          return false;
+        }
         FailWithMessage("client_tls_failed",
                         "TLS handshake with the client failed: " + conn->failure_detail() +
                             (conn->io_eof() ? " (the client closed the connection; it may not trust dbward's "
@@ -242,6 +246,7 @@ bool Session::AdvanceClient(int* events) {
         return false;
       case tls::Connection::HandshakeStatus::kDone:
         client_handshaking_ = false;
+        canary_pending_ = canary_active_;
         audit_.client_tls_version = conn->version_name();
         audit_.client_tls_cipher = conn->cipher();
         audit_.client_alpn = conn->alpn();
@@ -268,6 +273,11 @@ bool Session::AdvanceClient(int* events) {
     client_tls_pending_ = false;
     std::string error;
     std::shared_ptr<tls::Context> ctx = client_tls_ctx_ ? client_tls_ctx_ : tls_->client;
+    if (ctx && listener_->canary && tls_->canary_client && listener_->canary->ShouldTest(ClientIp())) {
+      ctx = ctx == tls_->client_strict ? tls_->canary_client_strict : tls_->canary_client;
+      canary_active_ = true;
+      audit_.canary = listener_->canary->config().mode;
+    }
     if (!ctx) {
       FailWithMessage("error", "client TLS requested but client_tls is not configured", "internal", {});
       return false;
@@ -284,6 +294,16 @@ bool Session::AdvanceClient(int* events) {
   if (state_ == State::kLingering || (client_reading_ && client_out_.empty())) {
     uint8_t buf[16 * 1024];
     tls::IoResult r = client_.Recv(buf);
+    if (r.ok() && canary_pending_) {
+      // The client goes on over a connection with the canary certificate:
+      // it does not validate.
+      canary_pending_ = false;
+      audit_.validates = 0;
+      audit_.trust_bypass = true;
+      audit_.bypass_reason = listener_->canary->config().mode == "expired"      ? "accepted-expired"
+                             : listener_->canary->config().mode == "wrong-name" ? "accepted-wrong-name"
+                                                                                : "accepted-untrusted-certificate";
+    }
     if (r.ok()) {
       if (state_ == State::kLingering) return true;  // discard until the client closes
       if (client_in_.size() + r.n > kMaxStaged) {
@@ -299,6 +319,11 @@ bool Session::AdvanceClient(int* events) {
     } else {
       if (state_ == State::kLingering) {
         Finish();
+        return false;
+      }
+      if (canary_pending_) {
+        CanaryRejected(r.kind == tls::IoResult::kEof ? "closed the connection after the handshake"
+                                                     : "reset the connection after the handshake");
         return false;
       }
       bool eof = r.kind == tls::IoResult::kEof;
@@ -430,6 +455,7 @@ void Session::StartRelay() {
   state_ = State::kRelaying;
   uv_loop_t* loop = worker_->loop();
   last_activity_ms_ = uv_now(loop);
+  listener_->metrics.handshake_seconds.Observe(static_cast<double>(last_activity_ms_ - start_ms_) / 1000.0);
   uint64_t idle = listener_->config.timeouts.idle_ms;
   if (idle > 0) {
     ArmTimer(idle);
@@ -691,8 +717,28 @@ void Session::OnTimer(uv_timer_t* timer) {
   }
 }
 
+std::string Session::ClientIp() const {
+  if (!client_addr_.empty() && client_addr_[0] == '[') return client_addr_.substr(1, client_addr_.find(']') - 1);
+  return client_addr_.substr(0, client_addr_.rfind(':'));
+}
+
+void Session::CanaryRejected(const std::string& how) {
+  canary_pending_ = false;
+  audit_.validates = 1;
+  // A canary is only offered to a client that asked for TLS.
+  if (audit_.client_encryption == "none") audit_.client_encryption = "tls";
+  audit_.trust_bypass = false;
+  audit_.bypass_reason.clear();
+  listener_->canary->RememberValidating(ClientIp());
+  FailWithMessage("canary_rejected",
+                  "client refused the canary certificate (" + audit_.canary + "; " + how +
+                      "): it validates certificates; its next connections get dbward's real certificate",
+                  "canary_rejected", {});
+}
+
 void Session::LogFailure(const std::string& outcome, const std::string& error) {
-  bool quiet = outcome == "reset" || outcome == "idle_timeout" || outcome == "client_closed";
+  bool quiet = outcome == "reset" || outcome == "idle_timeout" || outcome == "client_closed" ||
+               outcome == "canary_rejected";
   if (quiet) {
     LOG_INFO("listener=%s session=%lu client=%s %s: %s", listener_->config.name.c_str(),
              static_cast<unsigned long>(id_), client_addr_.c_str(), outcome.c_str(), error.c_str());
@@ -796,10 +842,35 @@ void Session::OnClosed(uv_handle_t* handle) {
   if (--self->open_handles_ == 0 && !self->resolving_ && self->closing()) delete self;
 }
 
+void Session::RecordMetrics(bool backend_verified) {
+  ListenerMetrics& m = listener_->metrics;
+  m.bytes_up_total.fetch_add(up_.bytes, std::memory_order_relaxed);
+  m.bytes_down_total.fetch_add(down_.bytes, std::memory_order_relaxed);
+  m.client_encryption.Inc(audit_.client_encryption);
+  if (audit_.trust_bypass) m.trust_bypass.Inc(audit_.bypass_reason);
+  m.outcome.Inc(outcome_);
+  if (backend_verified) {
+    m.backend_verified_total.fetch_add(1, std::memory_order_relaxed);
+    listener_->SetBackendHealth(true, "backend " + backend_addr_ + " verified");
+  }
+  bool backend_fault = outcome_ == "backend_unreachable" || outcome_ == "backend_tls_failed" ||
+                       outcome_ == "backend_tls_refused" || outcome_ == "timeout";
+  if (outcome_ != "ok" && !cause_.empty() && outcome_ != "reset" && outcome_ != "idle_timeout" &&
+      outcome_ != "client_closed") {
+    m.handshake_failures.Inc(cause_);
+  }
+  if (backend_fault && !backend_verified) listener_->SetBackendHealth(false, error_);
+}
+
 void Session::EmitAudit() {
   const ListenerConfig& cfg = listener_->config;
   tls::Connection* btls = backend_.tls();
   bool tls_up = btls != nullptr && btls->handshake_done();
+  RecordMetrics(tls_up && btls->verified());
+  if (tls_up) {
+    int64_t not_after = btls->PeerCertificate().not_after_unix;
+    if (not_after != 0) listener_->metrics.backend_cert_not_after.store(not_after, std::memory_order_relaxed);
+  }
   JsonObject j;
   j.Str("ts", NowIsoMillis())
       .Str("event", "session")
@@ -830,6 +901,13 @@ void Session::EmitAudit() {
       .StrOrNull("error", error_)
       .StrOrNull("cause", cause_)
       .StrOrNull("note", audit_.note)
+      .StrOrNull("canary", audit_.canary);
+  if (audit_.validates < 0) {
+    j.Null("validates");
+  } else {
+    j.Bool("validates", audit_.validates == 1);
+  }
+  j
       .Int("bytes_up", static_cast<int64_t>(up_.bytes))
       .Int("bytes_down", static_cast<int64_t>(down_.bytes))
       .Int("duration_ms", static_cast<int64_t>(uv_now(worker_->loop()) - start_ms_))

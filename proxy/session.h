@@ -33,6 +33,8 @@ struct AuditInfo {
   std::string user, database, application, client_library, client_host, client_protocol_version;
   std::string client_tls_version, client_tls_cipher, client_alpn;
   std::string note;  // e.g. "cancel request forwarded"
+  std::string canary;  // canary mode offered to this client, or ""
+  int validates = -1;  // canary verdict: 1 validates, 0 accepted the canary, -1 not tested
 };
 
 class Session {
@@ -132,8 +134,13 @@ class Session {
   void ArmTimer(uint64_t ms);
   void Finish();
   void EmitAudit();
+  void RecordMetrics(bool backend_verified);
   void ReleaseBuffer(Direction* d);
   void LogFailure(const std::string& outcome, const std::string& error);
+  std::string ClientIp() const;
+  // The canary client refused the certificate (alert, or hung up before using
+  // the connection): it validates. Ends the session.
+  void CanaryRejected(const std::string& how);
   bool closing() const { return state_ == State::kClosing; }
 
   Worker* worker_;
@@ -161,6 +168,8 @@ class Session {
   bool client_handshaking_ = false;
   bool relay_requested_ = false;
   bool close_after_flush_ = false;
+  bool canary_active_ = false;   // this client got the canary certificate
+  bool canary_pending_ = false;  // handshake done, waiting for the client to use it
 
   uv_poll_t* client_poll_ = nullptr;   // heap: a failed connect attempt's poll
   uv_poll_t* backend_poll_ = nullptr;  // is closed while the session goes on

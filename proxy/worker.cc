@@ -139,6 +139,7 @@ void Worker::OnAccept(uv_poll_t* handle, int status, int /*events*/) {
     uint32_t active = l->active.fetch_add(1, std::memory_order_relaxed);
     if (active >= l->config.max_connections) {
       l->active.fetch_sub(1, std::memory_order_relaxed);
+      l->metrics.refused_total.fetch_add(1, std::memory_order_relaxed);
       std::string peer = PeerAddress(fd);
       close(fd);
       LOG_WARN("listener=%s refused %s: max_connections (%u) reached", l->config.name.c_str(), peer.c_str(),
@@ -155,6 +156,7 @@ void Worker::OnAccept(uv_poll_t* handle, int status, int /*events*/) {
       continue;
     }
     l->total.fetch_add(1, std::memory_order_relaxed);
+    l->metrics.sessions_total.fetch_add(1, std::memory_order_relaxed);
     SetNoDelay(fd);
     auto* s = new Session(self, l, fd, (self->next_id_++ << 8) | static_cast<uint64_t>(self->index_));
     s->Start();

@@ -9,7 +9,7 @@ packages=(
   android-libboringssl-dev libuv1-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # tests, demo and benchmarks: real peers
-  openssl ca-certificates python3 procps iproute2
+  openssl ca-certificates python3 python3-yaml procps iproute2 curl
   stunnel4 haproxy
   postgresql postgresql-client pgbouncer
   mariadb-server mariadb-client sysbench

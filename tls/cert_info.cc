@@ -61,6 +61,10 @@ CertSummary Summarize(X509* cert) {
   s.issuer = NameToString(X509_get_issuer_name(cert));
   s.not_before = TimeToIso(X509_get0_notBefore(cert));
   s.not_after = TimeToIso(X509_get0_notAfter(cert));
+  if (s.not_after.size() == 20) {
+    struct tm tm = {};
+    if (strptime(s.not_after.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm) != nullptr) s.not_after_unix = timegm(&tm);
+  }
 
   bssl::UniquePtr<GENERAL_NAMES> names(static_cast<GENERAL_NAMES*>(
       X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));

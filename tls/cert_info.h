@@ -4,6 +4,7 @@
 
 #include <openssl/base.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@ struct CertSummary {
   std::vector<std::string> sans;  // "DNS:db.internal", "IP:10.0.0.5"
   std::string not_before;   // ISO 8601 UTC
   std::string not_after;
+  int64_t not_after_unix = 0;  // for expiry metrics
   std::vector<std::string> eku;   // "serverAuth", "clientAuth", or dotted OIDs
   std::string key;          // "RSA 2048", "EC P-256", ...
   std::string sha256;       // hex fingerprint of the DER

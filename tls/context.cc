@@ -235,11 +235,15 @@ std::shared_ptr<Context> Context::NewServer(const ServerOptions& o, std::string*
   // NewSessionTicket records make a client's close() look like a reset.
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
   if (!LoadKeyPair(ctx.get(), o.cert, error)) return nullptr;
-  std::shared_ptr<Context> out(new Context(ctx.release(), false));
-  if (!o.alpn.empty()) {
-    // The vector must outlive the SSL_CTX; it lives in a static registry keyed
-    // by the context, freed with it.
-    auto* copy = new std::vector<std::string>(o.alpn);
+  return WrapServer(ctx.release(), o.alpn);
+}
+
+std::shared_ptr<Context> Context::WrapServer(SSL_CTX* ssl_ctx, const std::vector<std::string>& alpn) {
+  std::shared_ptr<Context> out(new Context(ssl_ctx, false));
+  if (!alpn.empty()) {
+    // The vector must outlive the SSL_CTX; it is stored as ex_data and freed
+    // with it.
+    auto* copy = new std::vector<std::string>(alpn);
     SSL_CTX_set_alpn_select_cb(out->ctx_, AlpnSelect, copy);
     static int index = SSL_CTX_get_ex_new_index(
         0, nullptr, nullptr, nullptr,

@@ -44,6 +44,9 @@ class Context {
  public:
   static std::shared_ptr<Context> NewClient(const ClientOptions& options, std::string* error);
   static std::shared_ptr<Context> NewServer(const ServerOptions& options, std::string* error);
+  // Adopts a server SSL_CTX built elsewhere (canary certificates) and adds
+  // the same ALPN selection NewServer installs.
+  static std::shared_ptr<Context> WrapServer(SSL_CTX* ctx, const std::vector<std::string>& alpn);
 
   ~Context();
   SSL_CTX* ssl_ctx() const { return ctx_; }

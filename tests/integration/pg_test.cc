@@ -507,6 +507,30 @@ TEST_F(PgTest, NodePostgresPlaintextAndVerifiedTls) {
   EXPECT_EQ(ev[1]["application"], "node-pg-test");
 }
 
+// psql sslmode=require takes any certificate; verify-full does not. The
+// canary tells them apart, and the validating client is left alone after
+// its one failed attempt.
+TEST_F(PgTest, CanarySeparatesSslmodeRequireFromVerifyFull) {
+  Options o;
+  o.extra = "    canary:\n      mode: untrusted\n      sample: 1.0\n";
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(o))) << d.Log();
+  std::string out;
+  ASSERT_EQ(Psql(d, "user=md5_user password=md5_pw sslmode=require", kSslQuery, &out), 0) << out;
+  std::string verify = "user=md5_user password=md5_pw sslmode=verify-full sslrootcert=" + Cert("ca.pem");
+  EXPECT_NE(Psql(d, verify, kSslQuery, &out, "localhost"), 0);
+  EXPECT_NE(out.find("certificate verify failed"), std::string::npos) << out;
+  ASSERT_EQ(Psql(d, verify, kSslQuery, &out, "localhost"), 0) << out;
+  auto ev = d.WaitAuditEvents(3);
+  ASSERT_EQ(ev.size(), 3u);
+  EXPECT_EQ(ev[0]["bypass_reason"], "accepted-untrusted-certificate");
+  EXPECT_EQ(ev[0]["validates"], "false");
+  EXPECT_EQ(ev[1]["outcome"], "canary_rejected");
+  EXPECT_EQ(ev[1]["validates"], "true");
+  EXPECT_EQ(ev[2]["canary"], "null");
+  EXPECT_EQ(ev[2]["trust_bypass"], "false");
+}
+
 TEST_F(PgTest, PgbenchSelectOnlyThroughDbward) {
   DbwardProcess d;
   ASSERT_TRUE(d.Start(Config({}))) << d.Log();

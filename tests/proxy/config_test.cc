@@ -235,7 +235,7 @@ TEST(ConfigErrorTest, ToStringFormat) {
 TEST(ConfigErrorTest, UnknownTopLevelKey) {
   EXPECT_EQ(ParseError(std::string(kMinimal) + "bogus: 1\n"),
             "/etc/dbward/x.yaml:8:1: unknown key 'bogus' in the top level "
-            "(allowed: drain_timeout, listeners, log, workers)");
+            "(allowed: admin, drain_timeout, listeners, log, workers)");
 }
 
 TEST(ConfigErrorTest, UnknownKeyInBackendTls) {

@@ -1,14 +1,16 @@
 // Connects with mysql2 and prints, as one JSON line, the TLS version the
 // server reports for this session. Usage:
 //   node mysql_client.js '{"host":..., "port":..., "user":..., "password":..., "database":...,
-//                          "ssl": false | {"ca": "path"}}'
+//                          "ssl": false | "insecure" | {"ca": "path"}}'
 'use strict';
 const fs = require('fs');
 const mysql = require('mysql2/promise');
 
 async function main() {
   const opts = JSON.parse(process.argv[2]);
-  if (opts.ssl && opts.ssl.ca) {
+  if (opts.ssl === 'insecure') {
+    opts.ssl = { rejectUnauthorized: false };
+  } else if (opts.ssl && opts.ssl.ca) {
     opts.ssl = { ca: fs.readFileSync(opts.ssl.ca, 'utf8'), rejectUnauthorized: true };
   }
   opts.connectAttributes = { program_name: 'node-mysql2-test' };
