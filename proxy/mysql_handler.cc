@@ -297,14 +297,8 @@ class MysqlHandler final : public ProtocolHandler {
         s.SendToClient(my::EncodePacket(seq, payload));
         // Authentication is over; sequence ids restart with every command,
         // so the relay needs no rewriting from here on.
-        s.SendToClient(std::span<const uint8_t>(in).subspan(off));
-        in.clear();
-        s.SendToBackend(s.client_in());
-        s.client_in().clear();
-        s.SetBackendReading(false);
-        s.SetClientReading(false);
         phase_ = Phase::kDone;
-        s.RequestRelay();
+        s.HandOffToRelay(off);
         return;
       }
       if (my::IsErr(p.payload)) {

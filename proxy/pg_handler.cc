@@ -229,14 +229,8 @@ class PostgresHandler final : public ProtocolHandler {
         if (code == pg::kAuthOk) {
           // Authentication is over: whatever follows (ParameterStatus,
           // BackendKeyData, ReadyForQuery) goes through the relay.
-          s.SendToClient(std::span<const uint8_t>(in).subspan(off));
-          in.clear();
-          s.SendToBackend(s.client_in());
-          s.client_in().clear();
-          s.SetBackendReading(false);
-          s.SetClientReading(false);
           phase_ = Phase::kDone;
-          s.RequestRelay();
+          s.HandOffToRelay(off);
           return;
         }
         continue;

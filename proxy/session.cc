@@ -90,6 +90,16 @@ void Session::SendToBackend(std::span<const uint8_t> bytes) {
   backend_out_.insert(backend_out_.end(), bytes.begin(), bytes.end());
 }
 
+void Session::HandOffToRelay(size_t backend_consumed) {
+  SendToClient(std::span<const uint8_t>(backend_in_).subspan(backend_consumed));
+  backend_in_.clear();
+  SendToBackend(client_in_);
+  client_in_.clear();
+  backend_reading_ = false;
+  client_reading_ = false;
+  relay_requested_ = true;
+}
+
 void Session::StartClientTls(tls::Io* io, std::shared_ptr<tls::Context> ctx) {
   client_tls_pending_ = true;
   client_tls_io_ = io;

@@ -63,6 +63,10 @@ class Session {
   // Switches to the relay once both staging queues are flushed; handlers move
   // any leftover input to the other side first.
   void RequestRelay() { relay_requested_ = true; }
+  // Authentication is over: staged input from either side after offset
+  // `backend_consumed` of backend_in() goes to the other side as is, reading
+  // stops, and the relay takes over once everything is flushed.
+  void HandOffToRelay(size_t backend_consumed);
   // Ends the session with a protocol-native message to the client (flushed,
   // then a graceful close) or, when message is empty, a plain close.
   void FailWithMessage(const std::string& outcome, const std::string& error, const std::string& cause,
