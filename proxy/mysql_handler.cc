@@ -272,7 +272,7 @@ class MysqlHandler final : public ProtocolHandler {
     seq_offset_ = static_cast<uint8_t>(backend_seq - p.seq);
     s.SendToBackend(my::EncodePacket(backend_seq, plain));
     OPENSSL_cleanse(plain.data(), plain.size());
-    s.audit().note = "caching_sha2 full authentication through dbward's RSA key";
+    s.audit().note = plugin_ + " full authentication through dbward's RSA key";
     rsa_state_ = RsaState::kDone;
     return true;
   }
@@ -317,6 +317,10 @@ class MysqlHandler final : public ProtocolHandler {
         if (my::ParseAuthSwitch(payload, &plugin, &scramble)) {
           plugin_ = plugin;
           if (!scramble.empty()) scramble_ = scramble;
+          // sha256_password on a plaintext client leg: the client will ask
+          // for the server's RSA key (0x01) where the backend, seeing TLS,
+          // expects the password in clear. Same interception as caching_sha2.
+          if (plugin == "sha256_password" && !client_tls_) rsa_state_ = RsaState::kFullAuthRequested;
         }
       } else if (payload.size() == 2 && payload[0] == 0x01 && payload[1] == 0x04 && !client_tls_ &&
                  plugin_ == "caching_sha2_password") {

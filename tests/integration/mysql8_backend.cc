@@ -668,6 +668,46 @@ bool Mysql8Backend::Login(Conn* conn, uint32_t* client_caps) {
     last_auth_path_ = path;
   };
 
+  if (options_.plugin == "sha256_password") {
+    // sha256_password: an AuthSwitchRequest, then the password in clear over
+    // TLS, or RSA-OAEP of (password XOR scramble) after the client asked for
+    // the key with 0x01.
+    Bytes sw = Payload().U8(0xfe).NulString("sha256_password").Raw(scramble, kScrambleLength).U8(0).bytes();
+    if (!conn->Send(seq, sw)) return false;
+    if (!read(&p, static_cast<uint8_t>(seq + 1), "AuthSwitchResponse")) return false;
+    seq = p.next_seq;
+    std::string password;
+    if (conn->tls()) {
+      set_path("sha256-tls");
+      if (p.payload.empty() || p.payload.back() != 0) return deny("clear password is not NUL-terminated", true);
+      password.assign(p.payload.begin(), p.payload.end() - 1);
+    } else {
+      set_path("sha256-rsa");
+      if (p.payload.size() == 1 && p.payload[0] == 0x01) {
+        if (!conn->Send(seq, Payload().U8(0x01).Raw(public_key_pem_).bytes())) return false;
+        if (!read(&p, static_cast<uint8_t>(seq + 1), "RSA-encrypted password")) return false;
+        seq = p.next_seq;
+      }
+      bssl::UniquePtr<EVP_PKEY_CTX> pctx(EVP_PKEY_CTX_new(rsa_key_.get(), nullptr));
+      size_t out_len = 0;
+      if (!pctx || !EVP_PKEY_decrypt_init(pctx.get()) ||
+          !EVP_PKEY_CTX_set_rsa_padding(pctx.get(), RSA_PKCS1_OAEP_PADDING) ||
+          !EVP_PKEY_decrypt(pctx.get(), nullptr, &out_len, p.payload.data(), p.payload.size())) {
+        return deny("RSA decryption setup failed: " + OpensslError(), true);
+      }
+      Bytes plain(out_len);
+      if (!EVP_PKEY_decrypt(pctx.get(), plain.data(), &out_len, p.payload.data(), p.payload.size())) {
+        return deny("RSA-OAEP decryption failed: " + OpensslError(), true);
+      }
+      plain.resize(out_len);
+      for (size_t i = 0; i < plain.size(); i++) plain[i] ^= scramble[i % kScrambleLength];
+      if (plain.empty() || plain.back() != 0) return deny("decrypted password is not NUL-terminated", true);
+      password.assign(plain.begin(), plain.end() - 1);
+    }
+    if (resp.user != options_.user || password != options_.password) return deny("wrong user or password", true);
+    return accept();
+  }
+
   if (answer.empty() || (answer.size() == 1 && answer[0] == '\0')) {
     return deny("empty scramble answer", false);
   }

@@ -34,6 +34,9 @@ class Mysql8Backend {
     // answer gets fast-auth success. When false, every login takes full
     // authentication (as for the first login after a server restart).
     bool cache_warm = false;
+    // The user's plugin: caching_sha2_password (MySQL 8's default) or
+    // sha256_password, which the server switches to after the handshake.
+    std::string plugin = "caching_sha2_password";
     // Print every packet (direction, sequence id, first bytes) to stderr.
     bool trace = false;
   };

@@ -235,6 +235,27 @@ TEST_F(Mysql8BackendTest, Mysql2FullAuthOverRsaWithoutTls) {
   EXPECT_EQ(backend.last_auth_path(), "fast");
 }
 
+// The sha256_password path, proven with mysql2 directly: in clear over TLS,
+// and with the server's RSA key (asked for with 0x01) without TLS.
+TEST_F(Mysql8BackendTest, Mysql2Sha256PasswordOverTlsAndRsa) {
+  Mysql8Backend::Options o = TlsOptions();
+  o.plugin = "sha256_password";
+  o.require_secure_transport = false;
+  Mysql8Backend backend(o);
+  std::string error;
+  ASSERT_TRUE(backend.Start(&error)) << error;
+  JsonFields r = Mysql2(backend.port(), true);
+  ASSERT_EQ(r["ok"], "true") << r["error"] << " / backend: " << backend.last_error();
+  EXPECT_EQ(r["one"], "1");
+  EXPECT_EQ(backend.last_auth_path(), "sha256-tls");
+  r = Mysql2(backend.port(), false);
+  ASSERT_EQ(r["ok"], "true") << r["error"] << " / backend: " << backend.last_error();
+  EXPECT_EQ(backend.last_auth_path(), "sha256-rsa");
+  r = Mysql2(backend.port(), false, "wrong");
+  EXPECT_EQ(r["ok"], "false");
+  EXPECT_EQ(backend.logins_ok(), 2);
+}
+
 TEST_F(Mysql8BackendTest, Mysql2WrongPasswordAndPlaintextAreRefused) {
   Mysql8Backend backend(TlsOptions());
   std::string error;

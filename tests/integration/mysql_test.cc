@@ -381,7 +381,7 @@ TEST_F(MysqlSha2Test, PlaintextMysql2FullAuthGoesThroughDbwardsRsaKey) {
   ASSERT_EQ(ev.size(), 1u);
   EXPECT_EQ(ev[0]["outcome"], "ok") << ev[0]["error"];
   EXPECT_EQ(ev[0]["client_encryption"], "none");
-  EXPECT_EQ(ev[0]["note"], "caching_sha2 full authentication through dbward's RSA key");
+  EXPECT_EQ(ev[0]["note"], "caching_sha2_password full authentication through dbward's RSA key");
   EXPECT_EQ(d_.Log().find("sha2_pw"), std::string::npos) << "the password must never be logged";
 }
 
@@ -417,6 +417,38 @@ TEST_F(MysqlSha2Test, TlsClientFullAuthPassesStraightThrough) {
   ASSERT_EQ(ev.size(), 1u);
   EXPECT_EQ(ev[0]["client_encryption"], "tls");
   EXPECT_EQ(ev[0]["note"], "null");
+}
+
+TEST_F(MysqlSha2Test, Sha256PasswordOnPlaintextLegGoesThroughDbwardsRsaKey) {
+  Mysql8Backend::Options o;
+  o.cert = Cert("server.pem");
+  o.key = Cert("server.key");
+  o.plugin = "sha256_password";
+  Mysql8Backend sha256(o);
+  std::string error;
+  ASSERT_TRUE(sha256.Start(&error)) << error;
+  std::string cfg =
+      "listeners:\n"
+      "  - name: my256\n"
+      "    protocol: mysql\n"
+      "    listen: 127.0.0.1:0\n"
+      "    backend: 127.0.0.1:" + std::to_string(sha256.port()) + "\n" +
+      "    backend_tls:\n"
+      "      ca_file: " + Cert("ca.pem") + "\n" +
+      "      server_name: localhost\n"
+      "log:\n  level: debug\n  audit: ${AUDIT}\n";
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(cfg)) << d.Log();
+  std::string out;
+  RunCommand({"timeout", "30", "node", SourceDir() + "/tests/integration/node/mysql_client.js",
+              "{\"host\":\"127.0.0.1\",\"port\":" + std::to_string(d.port()) +
+                  ",\"user\":\"sha2_user\",\"password\":\"sha2_pw\",\"database\":\"app\",\"ssl\":false}"},
+             &out);
+  EXPECT_EQ(out, "{\"ok\":true,\"ssl_version\":\"TLSv1.3\",\"one\":1}\n");
+  EXPECT_EQ(sha256.last_auth_path(), "sha256-tls") << sha256.last_error();
+  auto ev = d.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["note"], "sha256_password full authentication through dbward's RSA key");
 }
 
 TEST_F(MysqlSha2Test, WrongPasswordOverRsaPathIsDenied) {
