@@ -14,6 +14,8 @@ namespace dbward::proxy {
 namespace {
 
 constexpr size_t kMaxRequest = 8192;
+constexpr uint64_t kRequestTimeoutMs = 5000;
+constexpr int kMaxConnections = 64;
 
 std::string Escape(const std::string& v) {
   std::string out;
@@ -32,6 +34,8 @@ std::string Escape(const std::string& v) {
 
 struct AdminServer::Conn {
   uv_tcp_t tcp;
+  uv_timer_t timer;  // a request must arrive within kRequestTimeoutMs
+  int open = 2;      // handles still to close
   uv_write_t write;
   AdminServer* server;
   std::string request;
@@ -103,17 +107,37 @@ void AdminServer::CheckLoop() {
   }
 }
 
+void AdminServer::CloseConn(Conn* c) {
+  auto done = [](uv_handle_t* h) {
+    auto* conn = static_cast<Conn*>(h->data);
+    if (--conn->open == 0) {
+      conn->server->connections_--;
+      delete conn;
+    }
+  };
+  if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&c->tcp))) uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), done);
+  if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&c->timer))) uv_close(reinterpret_cast<uv_handle_t*>(&c->timer), done);
+}
+
 void AdminServer::OnConnection(uv_stream_t* server, int status) {
   if (status < 0) return;
   auto* self = static_cast<AdminServer*>(server->data);
   auto* c = new Conn;
   c->server = self;
+  self->connections_++;
   uv_tcp_init(self->loop_, &c->tcp);
+  uv_timer_init(self->loop_, &c->timer);
   c->tcp.data = c;
-  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), [](uv_handle_t* h) { delete static_cast<Conn*>(h->data); });
+  c->timer.data = c;
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0 || self->connections_ > kMaxConnections) {
+    self->CloseConn(c);
     return;
   }
+  // A client that connects and says nothing must not hold the socket.
+  uv_timer_start(&c->timer, [](uv_timer_t* t) {
+    auto* conn = static_cast<Conn*>(t->data);
+    conn->server->CloseConn(conn);
+  }, kRequestTimeoutMs, 0);
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&c->tcp),
       [](uv_handle_t*, size_t, uv_buf_t* buf) {
@@ -123,17 +147,13 @@ void AdminServer::OnConnection(uv_stream_t* server, int status) {
       },
       [](uv_stream_t* stream, ssize_t n, const uv_buf_t* buf) {
         auto* conn = static_cast<Conn*>(stream->data);
-        auto close = [conn] {
-          uv_close(reinterpret_cast<uv_handle_t*>(&conn->tcp),
-                   [](uv_handle_t* h) { delete static_cast<Conn*>(h->data); });
-        };
         if (n < 0) {
-          close();
+          conn->server->CloseConn(conn);
           return;
         }
         conn->request.append(buf->base, static_cast<size_t>(n));
         if (conn->request.size() > kMaxRequest) {
-          close();
+          conn->server->CloseConn(conn);
           return;
         }
         if (conn->request.find("\r\n\r\n") == std::string::npos) return;
@@ -158,15 +178,17 @@ void AdminServer::OnConnection(uv_stream_t* server, int status) {
             code = conn->server->Ready(&body);
           }
         }
-        const char* reason = code == 200 ? "OK" : code == 503 ? "Service Unavailable" : code == 405 ? "Method Not Allowed" : "Not Found";
+        const char* reason = code == 200   ? "OK"
+                             : code == 503 ? "Service Unavailable"
+                             : code == 405 ? "Method Not Allowed"
+                                           : "Not Found";
         conn->response = "HTTP/1.1 " + std::to_string(code) + " " + reason + "\r\nContent-Type: " + type +
                          "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
         uv_buf_t out = uv_buf_init(conn->response.data(), static_cast<unsigned>(conn->response.size()));
         conn->write.data = conn;
         uv_write(&conn->write, stream, &out, 1, [](uv_write_t* w, int) {
           auto* cc = static_cast<Conn*>(w->data);
-          uv_close(reinterpret_cast<uv_handle_t*>(&cc->tcp),
-                   [](uv_handle_t* h) { delete static_cast<Conn*>(h->data); });
+          cc->server->CloseConn(cc);
         });
       });
 }

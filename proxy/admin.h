@@ -40,6 +40,8 @@ class AdminServer {
  private:
   struct Conn;
   static void OnConnection(uv_stream_t* server, int status);
+  void CloseConn(Conn* c);
+  int connections_ = 0;  // loop thread only
   void CheckLoop();
 
   uv_loop_t* loop_;

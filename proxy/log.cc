@@ -44,9 +44,22 @@ void Log(LogLevel level, const char* fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  // Messages carry strings chosen by clients and servers (user names, error
+  // texts): control characters are escaped so one event stays one line.
+  std::string clean;
+  for (const char* p = msg; *p != '\0'; p++) {
+    unsigned char c = static_cast<unsigned char>(*p);
+    if (c < 0x20 || c == 0x7f) {
+      char hex[8];
+      snprintf(hex, sizeof hex, "\\x%02x", c);
+      clean += hex;
+    } else {
+      clean.push_back(static_cast<char>(c));
+    }
+  }
   std::string ts = NowIsoMillis();
   std::lock_guard<std::mutex> lock(g_log_mu);
-  fprintf(stderr, "%s %-5s %s\n", ts.c_str(), LevelName(level), msg);
+  fprintf(stderr, "%s %-5s %s\n", ts.c_str(), LevelName(level), clean.c_str());
   fflush(stderr);
 }
 

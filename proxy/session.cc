@@ -1,6 +1,7 @@
 #include "proxy/session.h"
 
 #include <netdb.h>
+#include <openssl/mem.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -139,9 +140,11 @@ void Session::ConnectBackend() {
 void Session::OnResolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
   auto* self = static_cast<Session*>(req->data);
   self->resolving_ = false;
-  if (self->closing()) {
+  if (self->closing() || self->backend_failed_) {
+    // Closed, or the handler already took over after a backend failure (a
+    // cancel that came too late for a lookup already running).
     if (res != nullptr) uv_freeaddrinfo(res);
-    if (self->open_handles_ == 0) delete self;
+    if (self->closing() && self->open_handles_ == 0) delete self;
     return;
   }
   if (status != 0) {
@@ -179,7 +182,7 @@ void Session::ConnectNext() {
     SetPoll(backend_poll_, &backend_events_, UV_WRITABLE);
     uint64_t now = uv_now(worker_->loop());
     connect_deadline_ms_ = std::min(deadline_ms_, now + cfg.timeouts.connect_ms);
-    ArmTimer(connect_deadline_ms_ - now);
+    ArmTimer(connect_deadline_ms_ > now ? connect_deadline_ms_ - now : 1);
     return;
   }
   BackendFailed("backend_unreachable",
@@ -379,6 +382,9 @@ bool Session::AdvanceBackend(int* events) {
   if (!backend_out_.empty()) {
     tls::IoResult r = backend_.Send(backend_out_);
     if (r.ok()) {
+      // Staged bytes may hold a password (MySQL full authentication): wipe
+      // them once sent.
+      OPENSSL_cleanse(backend_out_.data(), r.n);
       backend_out_.erase(backend_out_.begin(), backend_out_.begin() + static_cast<ptrdiff_t>(r.n));
       up_.bytes += r.n;
       progress = true;
@@ -462,6 +468,14 @@ void Session::Advance() {
 }
 
 void Session::StartRelay() {
+  // The one rule dbward never bends, checked where it matters rather than
+  // trusted to every protocol handler: no relay without a verified TLS
+  // backend leg.
+  tls::Connection* btls = backend_.tls();
+  if (btls == nullptr || !btls->handshake_done() || !btls->verified()) {
+    FailWithMessage("error", "internal: refusing to relay without a verified TLS backend leg", "internal", {});
+    return;
+  }
   state_ = State::kRelaying;
   uv_loop_t* loop = worker_->loop();
   last_activity_ms_ = uv_now(loop);
@@ -632,9 +646,11 @@ void Session::SetPoll(uv_poll_t* poll, int* current, int events) {
   }
 }
 
-void Session::OnClientPoll(uv_poll_t* handle, int /*status*/, int /*events*/) {
-  // Errors on the socket surface from the read or write that follows.
+void Session::OnClientPoll(uv_poll_t* handle, int status, int /*events*/) {
+  // Errors on the socket surface from the read or write that follows. libuv
+  // stops the poll on an error, so forget the cached interest to re-arm it.
   auto* self = static_cast<Session*>(handle->data);
+  if (status < 0) self->client_events_ = 0;
   self->last_activity_ms_ = uv_now(self->worker_->loop());
   if (self->state_ == State::kRelaying) {
     self->Pump();
@@ -643,8 +659,9 @@ void Session::OnClientPoll(uv_poll_t* handle, int /*status*/, int /*events*/) {
   }
 }
 
-void Session::OnBackendPoll(uv_poll_t* handle, int /*status*/, int /*events*/) {
+void Session::OnBackendPoll(uv_poll_t* handle, int status, int /*events*/) {
   auto* self = static_cast<Session*>(handle->data);
+  if (status < 0) self->backend_events_ = 0;
   self->last_activity_ms_ = uv_now(self->worker_->loop());
   if (self->state_ == State::kRelaying) {
     self->Pump();
@@ -775,6 +792,9 @@ void Session::BackendFailed(const std::string& outcome, const std::string& error
     backend_in_.clear();
     backend_tls_pending_ = false;
     if (resolving_) uv_cancel(reinterpret_cast<uv_req_t*>(&resolve_req_));
+    // The client still has to finish within the handshake deadline.
+    uint64_t now = uv_now(worker_->loop());
+    ArmTimer(deadline_ms_ > now ? deadline_ms_ - now : 1);
     if (!repump_pending_) {
       repump_pending_ = true;
       uv_timer_start(&repump_, OnRepump, 0, 0);

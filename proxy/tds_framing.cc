@@ -33,7 +33,7 @@ tls::IoResult PreloginFramingIo::Read(std::span<uint8_t> out) {
 }
 
 tls::IoResult PreloginFramingIo::Write(std::span<const uint8_t> in) {
-  if (!Flush()) return tls::IoResult::WantWrite();
+  if (!Flush()) return failed_ ? tls::IoResult::Error(error_code_) : tls::IoResult::WantWrite();
   size_t chunk = tds::kDefaultPacketSize - tds::kHeaderSize;
   for (size_t off = 0; off < in.size(); off += chunk) {
     size_t n = std::min(chunk, in.size() - off);
@@ -54,6 +54,12 @@ tls::IoResult PreloginFramingIo::Write(std::span<const uint8_t> in) {
 bool PreloginFramingIo::Flush() {
   while (!out_.empty()) {
     tls::IoResult r = leg_->Write(out_);
+    if (r.kind == tls::IoResult::kError || r.kind == tls::IoResult::kEof) {
+      failed_ = true;
+      error_code_ = r.err != 0 ? r.err : EPIPE;
+      out_.clear();
+      return false;
+    }
     if (!r.ok()) return false;
     out_.erase(out_.begin(), out_.begin() + static_cast<ptrdiff_t>(r.n));
   }

@@ -19,6 +19,7 @@ class PreloginFramingIo final : public tls::Io {
   tls::IoResult Read(std::span<uint8_t> out) override;
   tls::IoResult Write(std::span<const uint8_t> in) override;
   bool Flush() override;
+  int flush_error() const override { return failed_ ? error_code_ : 0; }
   // True when no partial packet is pending in either direction: the only
   // safe moment to hand the socket back to raw TLS.
   bool Idle() const { return in_remaining_ == 0 && header_fill_ == 0 && out_.empty(); }
@@ -31,6 +32,8 @@ class PreloginFramingIo final : public tls::Io {
   size_t in_remaining_ = 0;   // payload bytes left in the current packet
   std::vector<uint8_t> out_;  // framed bytes not yet on the socket
   uint8_t packet_id_ = 1;
+  bool failed_ = false;  // the socket failed under a write: stop retrying
+  int error_code_ = 0;
   std::string error_;
 };
 

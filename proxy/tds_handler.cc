@@ -228,7 +228,9 @@ class TdsHandler final : public ProtocolHandler {
     tds::Prelogin p;
     if (r.status == tds::Status::kOk) r = tds::ParsePrelogin(m.payload, &p);
     if (r.status != tds::Status::kOk) {
-      s.FailWithMessage("client_error", "bad PRELOGIN: " + r.error, "malformed", {});
+      // The client waits for a PRELOGIN answer; a tabular ERROR + DONE is the
+      // closest thing to an answer it can display.
+      s.FailWithMessage("client_error", "bad PRELOGIN: " + r.error, "malformed", LoginError("bad PRELOGIN: " + r.error));
       return;
     }
     if (in.size() > m.consumed) {

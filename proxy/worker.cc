@@ -53,6 +53,8 @@ void Worker::Start() {
   for (auto& a : acceptors_) {
     uv_poll_init_socket(&loop_, &a->poll, a->fd);
     a->poll.data = a.get();
+    uv_timer_init(&loop_, &a->backoff);
+    a->backoff.data = a.get();
     uv_poll_start(&a->poll, UV_READABLE, OnAccept);
   }
   accepting_ = true;
@@ -97,6 +99,7 @@ void Worker::StopAccepting() {
   if (!accepting_) return;
   accepting_ = false;
   for (auto& a : acceptors_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&a->backoff), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&a->poll), [](uv_handle_t* h) {
       auto* acc = static_cast<Acceptor*>(h->data);
       close(acc->fd);
@@ -131,8 +134,15 @@ void Worker::OnAccept(uv_poll_t* handle, int status, int /*events*/) {
     if (fd < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
       if (errno == ECONNABORTED) continue;
-      // EMFILE and friends: log and wait for the next readiness event.
-      LOG_ERROR("listener=%s accept failed: %s", a->listener->config.name.c_str(), strerror(errno));
+      // EMFILE and friends: the listening socket stays readable, so a
+      // level-triggered poll would spin. Pause accepting for a moment.
+      LOG_ERROR("listener=%s accept failed: %s; pausing accepts for 250 ms", a->listener->config.name.c_str(),
+                strerror(errno));
+      uv_poll_stop(&a->poll);
+      uv_timer_start(&a->backoff, [](uv_timer_t* t) {
+        auto* acc = static_cast<Acceptor*>(t->data);
+        if (acc->worker->accepting_) uv_poll_start(&acc->poll, UV_READABLE, OnAccept);
+      }, 250, 0);
       return;
     }
     ListenerRuntime* l = a->listener;

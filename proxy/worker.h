@@ -49,6 +49,7 @@ class Worker {
     ListenerRuntime* listener;
     int fd = -1;
     uv_poll_t poll;
+    uv_timer_t backoff;  // pauses accepting when out of file descriptors
   };
   static void OnAsync(uv_async_t* handle);
   static void OnAccept(uv_poll_t* handle, int status, int events);

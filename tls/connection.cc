@@ -67,6 +67,10 @@ struct BioGlue {
     auto* conn = static_cast<Connection*>(BIO_get_data(bio));
     BIO_clear_retry_flags(bio);
     if (conn->io_->Flush()) return 1;
+    if (int err = conn->io_->flush_error(); err != 0) {
+      conn->io_error_ = err;
+      return -1;  // no retry flag: the handshake fails instead of spinning
+    }
     BIO_set_retry_write(bio);
     return -1;
   }

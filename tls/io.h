@@ -39,6 +39,8 @@ class Io {
   // Pushes out anything the Io buffered itself (framing layers do); false
   // while it would block.
   virtual bool Flush() { return true; }
+  // Non-zero (an errno) once Flush can never succeed.
+  virtual int flush_error() const { return 0; }
 };
 
 }  // namespace dbward::tls

@@ -202,6 +202,30 @@ TEST_F(TdsTest, RequireClientEncryptionUpgradesLoginOnlyClients) {
   EXPECT_EQ(fixture->logins_ok(), 1) << "the refused client never reached the server";
 }
 
+TEST_F(TdsTest, PlaintextDeniedByPolicyRefusesClientsThatWillNotEncrypt) {
+  auto fixture = StartFixture(false);
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(fixture->port(), false, "    plaintext_clients: deny\n"))) << d.Log();
+  int status;
+  std::string out = Run(Client::kTediousOff, d.port(), &status);
+  EXPECT_NE(out.find("Server requires encryption"), std::string::npos) << out;
+  out = Run(Client::kTsqlOff, d.port(), &status);
+  EXPECT_NE(status, 0) << out;
+  // A client that asks for login-only encryption still gets in (its login is
+  // encrypted), and one that encrypts everything too.
+  out = Run(Client::kTsqlRequest, d.port(), &status);
+  EXPECT_EQ(status, 0) << out;
+  auto ev = d.WaitAuditEvents(3);
+  ASSERT_EQ(ev.size(), 3u);
+  EXPECT_EQ(ev[0]["outcome"], "refused");
+  EXPECT_EQ(ev[0]["cause"], "plaintext_denied");
+  EXPECT_EQ(ev[1]["outcome"], "refused");
+  EXPECT_EQ(ev[2]["outcome"], "ok");
+  EXPECT_EQ(ev[2]["client_encryption"], "login-only");
+  EXPECT_EQ(fixture->logins_ok(), 1);
+  EXPECT_EQ(d.Log().find("sa_pw"), std::string::npos) << "the password must never be logged";
+}
+
 TEST_F(TdsTest, BackendWithoutEncryptionFailsClosedWithLoginError) {
   auto fixture = StartFixture(false, Encryption::kNotSupported);
   DbwardProcess d;
@@ -255,14 +279,25 @@ TEST_F(TdsTest, LargeResultSetStreamsThrough) {
   EXPECT_NE(out.find("(50000 rows affected)"), std::string::npos) << out.substr(out.size() > 300 ? out.size() - 300 : 0);
 }
 
-TEST_F(TdsTest, GarbageInsteadOfPreloginIsDropped) {
+TEST_F(TdsTest, GarbageInsteadOfPreloginGetsAnErrorTokenAndIsDropped) {
   auto fixture = StartFixture(false);
   DbwardProcess d;
   ASSERT_TRUE(d.Start(Config(fixture->port(), false))) << d.Log();
   int fd = ConnectLoopback(d.port());
   ASSERT_TRUE(SendAll(fd, "\x12\x01\x00\x0e\x00\x00\x01\x00\x00\xff\x00\x00\x06\xff", 14));
-  EXPECT_TRUE(ClosedWithoutData(fd, 5000));
+  std::string got;
+  RecvAll(fd, &got, 65536, 5000);
   close(fd);
+  ASSERT_GT(got.size(), 9u);
+  EXPECT_EQ(static_cast<uint8_t>(got[0]), 0x04) << "a tabular-result packet";
+  EXPECT_EQ(static_cast<uint8_t>(got[8]), 0xAA) << "starting with an ERROR token";
+  // The message is UTF-16LE: look for "bad PRELOGIN" in it.
+  std::string utf16;
+  for (char c : std::string("bad PRELOGIN")) {
+    utf16.push_back(c);
+    utf16.push_back('\0');
+  }
+  EXPECT_NE(got.find(utf16), std::string::npos);
   auto ev = d.WaitAuditEvents(1);
   ASSERT_EQ(ev.size(), 1u);
   EXPECT_EQ(ev[0]["outcome"], "client_error");
