@@ -22,6 +22,11 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+# Node.js runs the real client libraries (node-postgres, mysql2, tedious). A
+# machine that already has node and npm keeps them; otherwise Debian's.
+if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
+  missing+=(nodejs npm)
+fi
 
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
@@ -34,21 +39,18 @@ if ((${#missing[@]})); then
   # Daemons pulled in by packages must not start on their own: the scripts
   # start their own instances on free ports.
   policy=/usr/sbin/policy-rc.d
-  created_policy=0
   if [[ ! -e $policy ]]; then
     printf '#!/bin/sh\nexit 101\n' > "$policy"
     chmod +x "$policy"
-    created_policy=1
+    trap 'rm -f "$policy"' EXIT
   fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" > /tmp/dbward-apt.log 2>&1 ||
     { tail -30 /tmp/dbward-apt.log >&2; exit 1; }
-  if ((created_policy)); then rm -f "$policy"; fi
 fi
 
-# Node.js runs the real client libraries (node-postgres, ...). A machine that
-# already has node (and npm) keeps it; otherwise Debian's packages.
-if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
-  echo "installing: nodejs npm"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm > /tmp/dbward-apt.log 2>&1 ||
-    { tail -30 /tmp/dbward-apt.log >&2; exit 1; }
+# tedious 19 and its Azure dependencies declare Node.js >= 20; Debian 12's own
+# nodejs is 18. Say so instead of failing in obscure ways later.
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if ((node_major < 20)); then
+  echo "warning: Node.js $(node --version 2>/dev/null) found; the tedious (SQL Server) client tests expect Node.js >= 20" >&2
 fi
