@@ -273,12 +273,23 @@ void AddEvent(const AuditEvent& e, std::map<ClientKey, ClientRow>* rows) {
   // EmitAudit writes bypass_reason only with trust_bypass true; an older
   // event with a reason and no flag still bypassed.
   bool bypass = e.trust_bypass.value_or(!e.bypass_reason.empty());
+  // A session can bypass trust in more than one way (login-only encryption
+  // and accepting the canary): the reasons are comma-separated.
+  bool accepted = false;
   if (bypass) {
     row.bypass = true;
-    if (!e.bypass_reason.empty()) row.bypass_reasons.insert(e.bypass_reason);
+    size_t start = 0;
+    while (start <= e.bypass_reason.size() && !e.bypass_reason.empty()) {
+      size_t comma = e.bypass_reason.find(',', start);
+      std::string reason = e.bypass_reason.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (!reason.empty()) row.bypass_reasons.insert(reason);
+      accepted |= reason.starts_with("accepted-");
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
   }
   if (e.validates == true) row.validates_true = true;
-  if (e.validates == false || (bypass && e.bypass_reason.starts_with("accepted-"))) row.validates_false = true;
+  if (e.validates == false || accepted) row.validates_false = true;
   // Events other than these two (none today) still tell how the client connects.
   if (e.event == "refused") {
     row.refused++;

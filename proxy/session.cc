@@ -312,10 +312,14 @@ bool Session::AdvanceClient(int* events) {
       // it does not validate.
       canary_pending_ = false;
       audit_.validates = 0;
-      audit_.trust_bypass = true;
-      audit_.bypass_reason = listener_->canary->config().mode == "expired"      ? "accepted-expired"
+      std::string accepted = listener_->canary->config().mode == "expired"      ? "accepted-expired"
                              : listener_->canary->config().mode == "wrong-name" ? "accepted-wrong-name"
                                                                                 : "accepted-untrusted-certificate";
+      // Login-only encryption stays on record next to the canary verdict.
+      audit_.bypass_reason = audit_.trust_bypass && !audit_.bypass_reason.empty()
+                                 ? audit_.bypass_reason + "," + accepted
+                                 : accepted;
+      audit_.trust_bypass = true;
     }
     if (r.ok()) {
       if (state_ == State::kLingering) return true;  // discard until the client closes
@@ -877,7 +881,15 @@ void Session::RecordMetrics(bool backend_verified) {
   m.bytes_up_total.fetch_add(up_.bytes, std::memory_order_relaxed);
   m.bytes_down_total.fetch_add(down_.bytes, std::memory_order_relaxed);
   m.client_encryption.Inc(audit_.client_encryption);
-  if (audit_.trust_bypass) m.trust_bypass.Inc(audit_.bypass_reason);
+  if (audit_.trust_bypass) {
+    size_t start = 0;
+    for (;;) {  // one count per reason (they are comma-separated)
+      size_t comma = audit_.bypass_reason.find(',', start);
+      m.trust_bypass.Inc(audit_.bypass_reason.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
   m.outcome.Inc(outcome_);
   if (backend_verified) {
     m.backend_verified_total.fetch_add(1, std::memory_order_relaxed);

@@ -137,8 +137,43 @@ TEST_F(CanaryTest, TsqlWithoutCaFileIsCaughtInsidePrelogin) {
       << out;
   auto ev = d.WaitAuditEvents(1);
   ASSERT_EQ(ev.size(), 1u) << d.Log();
-  ExpectAccepted(ev[0], "accepted-expired");
+  EXPECT_EQ(ev[0]["outcome"], "ok") << ev[0]["error"];
+  EXPECT_EQ(ev[0]["client_encryption"], "tls");
+  EXPECT_EQ(ev[0]["bypass_reason"], "accepted-expired");
+  EXPECT_EQ(ev[0]["validates"], "false");
   EXPECT_EQ(ev[0]["canary"], "expired");
+}
+
+// Login-only encryption and the canary verdict both stay on record, and
+// `dbward report` on the real audit file counts each.
+TEST_F(CanaryTest, LoginOnlyClientAcceptingTheCanaryHasBothReasonsInTheReport) {
+  TdsServer::Options o;
+  o.cert = Cert("server.pem");
+  o.key = Cert("server.key");
+  TdsServer fixture(o);
+  std::string error;
+  ASSERT_TRUE(fixture.Start(&error)) << error;
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Listener("tds", fixture.port(), "      sample: 1.0\n"))) << d.Log();
+  TempDir dir;
+  std::string conf = dir.Write("freetds.conf", "[global]\n[dbward]\n\thost = 127.0.0.1\n\tport = " +
+                                                   std::to_string(d.port()) + "\n\ttds version = 7.4\n\tencryption = request\n");
+  std::string input = dir.Write("in.sql", "SELECT 1\ngo\n");
+  std::string out;
+  ASSERT_EQ(RunCommand({"sh", "-c", "FREETDSCONF='" + conf + "' timeout 30 tsql -S dbward -U sa_user -P sa_pw < '" +
+                                        input + "'"},
+                       &out),
+            0)
+      << out;
+  auto ev = d.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u) << d.Log();
+  EXPECT_EQ(ev[0]["client_encryption"], "login-only");
+  EXPECT_EQ(ev[0]["bypass_reason"], "login-only-encryption,accepted-untrusted-certificate");
+  ASSERT_EQ(RunCommand({DBWARD_BINARY, "report", d.dir().path() + "/audit.jsonl"}, &out), 0) << out;
+  EXPECT_NE(out.find("1 clients, 1 bypass trust: 0 plaintext, 1 login-only, 1 accept untrusted certificates"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("TDS-Library"), std::string::npos) << out;
 }
 
 TEST_F(CanaryTest, ClientsOutsideTheConfiguredNetworksAreNotTested) {
