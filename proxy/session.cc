@@ -527,6 +527,10 @@ bool Session::PumpDirection(Direction* d, bool* progressed) {
     // side gets one large write instead of one per record.
     while (!d->src_eof && !drained && d->src_wait == Wait::kNone &&
            (d->buf == nullptr || BufferPool::kBufferSize - d->end >= kMinReadRoom)) {
+      if (!d->src_readable && (d->src->tls() == nullptr || !d->src->tls()->HasBufferedInput())) {
+        d->src_wait = Wait::kRead;
+        break;
+      }
       if (d->buf == nullptr) d->buf = worker_->pool().Get();
       size_t room = BufferPool::kBufferSize - d->end;
       tls::IoResult r = d->src->Recv(std::span<uint8_t>(d->buf + d->end, room));
@@ -538,6 +542,7 @@ bool Session::PumpDirection(Direction* d, bool* progressed) {
                                        : r.n < kMaxTlsPlaintextRecord && r.n < room && !t->HasBufferedInput();
         if (short_read) {
           drained = true;
+          d->src_readable = false;
           d->src_wait = Wait::kRead;
         }
       } else if (r.kind == tls::IoResult::kEof || (PeerAlreadyClosed(d) && IsResetError(r.err))) {
@@ -547,6 +552,7 @@ bool Session::PumpDirection(Direction* d, bool* progressed) {
         moved = true;
       } else if (r.blocked()) {
         d->src_wait = r.kind == tls::IoResult::kWantRead ? Wait::kRead : Wait::kWrite;
+        if (r.kind == tls::IoResult::kWantRead) d->src_readable = false;
       } else {
         std::string who = d->src == &client_ ? "client" : "backend";
         tls::Connection* t = d->src->tls();
@@ -650,11 +656,12 @@ void Session::SetPoll(uv_poll_t* poll, int* current, int events) {
   }
 }
 
-void Session::OnClientPoll(uv_poll_t* handle, int status, int /*events*/) {
+void Session::OnClientPoll(uv_poll_t* handle, int status, int events) {
   // Errors on the socket surface from the read or write that follows. libuv
   // stops the poll on an error, so forget the cached interest to re-arm it.
   auto* self = static_cast<Session*>(handle->data);
   if (status < 0) self->client_events_ = 0;
+  if (status < 0 || (events & (UV_READABLE | UV_DISCONNECT))) self->up_.src_readable = true;
   self->last_activity_ms_ = uv_now(self->worker_->loop());
   if (self->state_ == State::kRelaying) {
     self->Pump();
@@ -663,9 +670,10 @@ void Session::OnClientPoll(uv_poll_t* handle, int status, int /*events*/) {
   }
 }
 
-void Session::OnBackendPoll(uv_poll_t* handle, int status, int /*events*/) {
+void Session::OnBackendPoll(uv_poll_t* handle, int status, int events) {
   auto* self = static_cast<Session*>(handle->data);
   if (status < 0) self->backend_events_ = 0;
+  if (status < 0 || (events & (UV_READABLE | UV_DISCONNECT))) self->down_.src_readable = true;
   self->last_activity_ms_ = uv_now(self->worker_->loop());
   if (self->state_ == State::kRelaying) {
     self->Pump();
@@ -679,6 +687,9 @@ void Session::OnBackendPoll(uv_poll_t* handle, int status, int /*events*/) {
 void Session::OnRepump(uv_timer_t* timer) {
   auto* self = static_cast<Session*>(timer->data);
   self->repump_pending_ = false;
+  // Yielded with work left: both sources may still hold data.
+  self->up_.src_readable = true;
+  self->down_.src_readable = true;
   if (self->state_ == State::kRelaying) {
     self->Pump();
   } else {

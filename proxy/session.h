@@ -109,6 +109,10 @@ class Session {
     Wait src_wait = Wait::kNone;
     Wait dst_wait = Wait::kNone;
     uint64_t bytes = 0;
+    // The source socket may have data: set by its poll event, cleared when a
+    // read finds it empty. Without it a wake-up for one direction would probe
+    // the other with a read that can only return EAGAIN.
+    bool src_readable = true;
   };
 
   ~Session();
