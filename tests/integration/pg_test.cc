@@ -531,6 +531,75 @@ TEST_F(PgTest, CanarySeparatesSslmodeRequireFromVerifyFull) {
   EXPECT_EQ(ev[2]["trust_bypass"], "false");
 }
 
+// PostgreSQL 17's direct TLS towards the backend (backend_tls.direct): no
+// SSLRequest, TLS from the first byte with ALPN "postgresql". PostgreSQL 15
+// cannot do it, so a BoringSSL stand-in plays the server: it checks the ALPN,
+// reads the startup message and answers AuthenticationOk + ReadyForQuery.
+TEST_F(PgTest, DirectTlsToTheBackendSendsAlpnAndNoSslRequest) {
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  listen(lfd, 4);
+  socklen_t len = sizeof sa;
+  getsockname(lfd, reinterpret_cast<sockaddr*>(&sa), &len);
+  uint16_t port = ntohs(sa.sin_port);
+  std::string seen_alpn, seen_startup;
+  std::thread server([&] {
+    int c = accept(lfd, nullptr, nullptr);
+    if (c < 0) return;
+    bssl::UniquePtr<SSL_CTX> ctx(SSL_CTX_new(TLS_method()));
+    SSL_CTX_use_certificate_chain_file(ctx.get(), Cert("server.pem").c_str());
+    SSL_CTX_use_PrivateKey_file(ctx.get(), Cert("server.key").c_str(), SSL_FILETYPE_PEM);
+    SSL_CTX_set_alpn_select_cb(
+        ctx.get(),
+        [](SSL*, const uint8_t** out, uint8_t* out_len, const uint8_t* in, unsigned in_len, void*) {
+          if (in_len < 11 || memcmp(in, "\x0apostgresql", 11) != 0) return SSL_TLSEXT_ERR_ALERT_FATAL;
+          *out = in + 1;
+          *out_len = 10;
+          return SSL_TLSEXT_ERR_OK;
+        },
+        nullptr);
+    bssl::UniquePtr<SSL> ssl(SSL_new(ctx.get()));
+    SSL_set_fd(ssl.get(), c);
+    if (SSL_accept(ssl.get()) == 1) {
+      const uint8_t* alpn;
+      unsigned alpn_len;
+      SSL_get0_alpn_selected(ssl.get(), &alpn, &alpn_len);
+      seen_alpn.assign(reinterpret_cast<const char*>(alpn), alpn_len);
+      char buf[512];
+      int n = SSL_read(ssl.get(), buf, sizeof buf);
+      if (n > 0) seen_startup.assign(buf, static_cast<size_t>(n));
+      static const char kOkReady[] = "R\0\0\0\x08\0\0\0\0Z\0\0\0\x05I";
+      SSL_write(ssl.get(), kOkReady, sizeof kOkReady - 1);
+      SSL_read(ssl.get(), buf, sizeof buf);  // until the client goes away
+    }
+    close(c);
+  });
+  Options o;
+  o.backend_port = port;
+  o.client_cert = "";
+  std::string cfg = Config(o);
+  cfg.replace(cfg.find("      server_name: localhost\n"), 29, "      server_name: localhost\n      direct: true\n");
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(cfg)) << d.Log();
+  int fd = ConnectLoopback(d.port());
+  std::string startup = Startup("md5_user", "app");
+  ASSERT_TRUE(SendAll(fd, startup.data(), startup.size()));
+  std::string got;
+  RecvAll(fd, &got, 15, 5000);
+  close(fd);
+  server.join();
+  close(lfd);
+  EXPECT_EQ(got, std::string("R\0\0\0\x08\0\0\0\0Z\0\0\0\x05I", 15));
+  EXPECT_EQ(seen_alpn, "postgresql");
+  EXPECT_EQ(seen_startup, startup) << "the startup message goes first, inside TLS, with no SSLRequest before it";
+  auto ev = d.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["backend_verified"], "true");
+}
+
 TEST_F(PgTest, PgbenchSelectOnlyThroughDbward) {
   DbwardProcess d;
   ASSERT_TRUE(d.Start(Config({}))) << d.Log();
