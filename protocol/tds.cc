@@ -19,6 +19,18 @@ void PutU32LE(std::vector<uint8_t>* out, uint32_t v) {
   for (int i = 0; i < 4; i++) out->push_back(static_cast<uint8_t>(v >> (8 * i)));
 }
 
+std::string Hex8(uint8_t v) {
+  char buf[8];
+  snprintf(buf, sizeof buf, "0x%02x", v);
+  return buf;
+}
+
+// EncodePrelogin lays the options out one after the other behind their table
+// with 16-bit offsets, and SetEncryption may add one option (a 5-byte entry
+// and a 1-byte value) first. Option data may overlap on the wire, so what
+// parsed can re-encode larger than it came; beyond this the offsets would wrap.
+constexpr size_t kMaxEncodedPrelogin = 0xffff - 6;
+
 }  // namespace
 
 Result DecodeHeader(std::span<const uint8_t> in, Header* out) {
@@ -56,7 +68,7 @@ Result DecodeMessage(std::span<const uint8_t> in, size_t max_payload, Message* o
       m.type = h.type;
       first = false;
     } else if (h.type != m.type) {
-      return Malformed("TDS packet of type 0x" + std::to_string(h.type) + " inside a message of another type");
+      return Malformed("TDS packet of type " + Hex8(h.type) + " inside a message of type " + Hex8(m.type));
     }
     if (m.payload.size() + (h.length - kHeaderSize) > max_payload) {
       return Malformed("TDS message exceeds the pre-login limit of " + std::to_string(max_payload) + " bytes");
@@ -73,6 +85,9 @@ Result DecodeMessage(std::span<const uint8_t> in, size_t max_payload, Message* o
 
 std::vector<uint8_t> EncodeMessage(uint8_t type, std::span<const uint8_t> payload, size_t packet_size) {
   std::vector<uint8_t> out;
+  // At least one payload byte per packet (or the loop never ends) and no
+  // more than the 16-bit length field can say.
+  packet_size = std::clamp(packet_size, kHeaderSize + 1, size_t{0xffff});
   size_t chunk = packet_size - kHeaderSize;
   size_t off = 0;
   uint8_t id = 1;
@@ -133,6 +148,7 @@ std::string Prelogin::Version() const {
 Result ParsePrelogin(std::span<const uint8_t> payload, Prelogin* out) {
   Cursor table(payload);
   Prelogin p;
+  size_t encoded = 1;  // the terminator
   for (int i = 0;; i++) {
     uint8_t token;
     if (!table.GetU8(&token)) return Malformed("PRELOGIN option table has no terminator");
@@ -155,6 +171,10 @@ Result ParsePrelogin(std::span<const uint8_t> payload, Prelogin* out) {
     }
     for (const auto& o : p.options) {
       if (o.token == token) return Malformed("PRELOGIN option " + std::to_string(token) + " appears twice");
+    }
+    encoded += 5 + length;
+    if (encoded > kMaxEncodedPrelogin) {
+      return Malformed("PRELOGIN options add up to more than " + std::to_string(kMaxEncodedPrelogin) + " bytes");
     }
     auto bytes = data.Rest();
     p.options.push_back({token, std::vector<uint8_t>(bytes.begin(), bytes.end())});
@@ -219,27 +239,41 @@ std::vector<uint8_t> Utf8ToUtf16Le(const std::string& in) {
   size_t i = 0;
   while (i < in.size()) {
     uint8_t c = static_cast<uint8_t>(in[i]);
-    uint32_t cp;
-    size_t n;
+    // Well-formed sequences as in Unicode table 3-7: the lead byte fixes the
+    // length and the range of the second byte, which rules out overlong forms,
+    // surrogates (ED A0..BF) and code points above U+10FFFF.
+    size_t n = 0;
+    uint32_t cp = 0;
+    uint8_t lo = 0x80, hi = 0xBF;
     if (c < 0x80) {
+      n = 1;
       cp = c;
-      n = 1;
-    } else if ((c & 0xE0) == 0xC0 && i + 1 < in.size()) {
-      cp = ((c & 0x1Fu) << 6) | (static_cast<uint8_t>(in[i + 1]) & 0x3Fu);
+    } else if (c >= 0xC2 && c <= 0xDF) {
       n = 2;
-    } else if ((c & 0xF0) == 0xE0 && i + 2 < in.size()) {
-      cp = ((c & 0x0Fu) << 12) | ((static_cast<uint8_t>(in[i + 1]) & 0x3Fu) << 6) |
-           (static_cast<uint8_t>(in[i + 2]) & 0x3Fu);
+      cp = c & 0x1Fu;
+    } else if (c >= 0xE0 && c <= 0xEF) {
       n = 3;
-    } else if ((c & 0xF8) == 0xF0 && i + 3 < in.size()) {
-      cp = ((c & 0x07u) << 18) | ((static_cast<uint8_t>(in[i + 1]) & 0x3Fu) << 12) |
-           ((static_cast<uint8_t>(in[i + 2]) & 0x3Fu) << 6) | (static_cast<uint8_t>(in[i + 3]) & 0x3Fu);
+      cp = c & 0x0Fu;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
       n = 4;
-    } else {
-      cp = 0xFFFD;
-      n = 1;
+      cp = c & 0x07u;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
     }
-    i += n;
+    // An ill-formed sequence becomes one U+FFFD for its longest valid prefix
+    // (at least the lead byte), and decoding resumes at the first byte that
+    // did not fit, so an ASCII byte after a cut sequence is kept.
+    size_t used = 1;
+    for (; n != 0 && used < n; used++) {
+      if (i + used >= in.size()) break;
+      uint8_t b = static_cast<uint8_t>(in[i + used]);
+      if (b < (used == 1 ? lo : 0x80) || b > (used == 1 ? hi : 0xBF)) break;
+      cp = (cp << 6) | (b & 0x3Fu);
+    }
+    if (n == 0 || used < n) cp = 0xFFFD;
+    i += used;
     if (cp >= 0x10000) {
       cp -= 0x10000;
       PutU16LE(&out, static_cast<uint16_t>(0xD800 + (cp >> 10)));

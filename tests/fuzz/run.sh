@@ -12,7 +12,7 @@ seconds=${1:-30}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(pg_first_message pg_message mysql_greeting mysql_handshake_response)
+  targets=(pg_first_message pg_message mysql_greeting mysql_handshake_response tds_prelogin tds_login7)
 fi
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 
@@ -31,7 +31,9 @@ for t in "${targets[@]}"; do
   echo "== $t: ${seconds}s"
   # -max_len covers the 10000-byte startup cap and the 16 KiB auth-message cap.
   # MySQL's 64 KiB connection-phase cap is a check on the 4-byte header, which
-  # needs no payload that long to reach.
+  # needs no payload that long to reach. TDS's 64 KiB pre-login cap counts
+  # reassembled packets (the unit tests reach it); overlapping PRELOGIN options
+  # reach the 65529-byte re-encoding limit well inside 16500 bytes.
   if "$build/tests/fuzz/${t}_fuzz" -max_total_time="$seconds" -max_len=16500 -print_final_stats=1 \
       -artifact_prefix="$work/artifacts/" "$work/corpus" "$root/tests/fuzz/corpus/$t" > "$work/log" 2>&1; then
     result=ok
