@@ -329,6 +329,28 @@ uint16_t FreePort() {
   return ntohs(sa.sin_port);
 }
 
+bool ScriptedServer::Start(std::string* error) {
+  // Under /tmp directly: the database runs as its own OS user and cannot
+  // enter the 0700 directories mkdtemp makes.
+  dir_ = "/tmp/dbward-" + script_.substr(0, script_.find('-')) + "-" + std::to_string(getpid());
+  port_ = FreePort();
+  std::string out;
+  if (RunCommand({SourceDir() + "/tests/" + script_, "start", dir_, std::to_string(port_), CertDir()}, &out) != 0) {
+    *error = script_ + " start failed: " + out;
+    return false;
+  }
+  up_ = true;
+  return true;
+}
+
+void ScriptedServer::Stop() {
+  if (!up_) return;
+  std::string out;
+  RunCommand({SourceDir() + "/tests/" + script_, "stop", dir_}, &out);
+  RunCommand({"rm", "-rf", dir_}, &out);
+  up_ = false;
+}
+
 OpensslServer::~OpensslServer() {
   if (pid_ > 0) {
     kill(pid_, SIGKILL);

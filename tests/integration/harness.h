@@ -3,6 +3,7 @@
 // file, and can start `openssl s_server` as a reference TLS backend.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -77,6 +78,54 @@ ssize_t RecvAll(int fd, std::string* out, size_t max, int timeout_ms);
 // without sending any data.
 bool ClosedWithoutData(int fd, int timeout_ms);
 uint16_t FreePort();
+
+// A throwaway database server started by one of the tests/*-server.sh
+// scripts (`start DIR PORT CERTDIR` / `stop DIR`) for a test suite.
+class ScriptedServer {
+ public:
+  explicit ScriptedServer(std::string script) : script_(std::move(script)) {}
+  ~ScriptedServer() { Stop(); }
+  // false with *error holding the script's output.
+  bool Start(std::string* error);
+  void Stop();
+  uint16_t port() const { return port_; }
+  bool up() const { return up_; }
+
+ private:
+  std::string script_;
+  std::string dir_;
+  uint16_t port_ = 0;
+  bool up_ = false;
+};
+
+// A GoogleTest suite that shares one scripted database server between its
+// tests; Script names the tests/*-server.sh script (see PostgresScript).
+template <typename Script>
+class ScriptedServerSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (CertDir().empty()) return;
+    server_ = new ScriptedServer(Script::kName);
+    if (server_->Start(&start_error_)) port_ = server_->port();
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    if (CertDir().empty()) GTEST_SKIP() << "DBWARD_TEST_CERTS not set (run through ctest)";
+    ASSERT_TRUE(server_ != nullptr && server_->up()) << start_error_;
+  }
+  static inline ScriptedServer* server_ = nullptr;
+  static inline uint16_t port_ = 0;
+  static inline std::string start_error_;
+};
+struct PostgresScript {
+  static constexpr const char* kName = "pg-server.sh";  // TLS-only PostgreSQL
+};
+struct MariadbScript {
+  static constexpr const char* kName = "mariadb-server.sh";  // require_secure_transport MariaDB
+};
 
 // `openssl s_server` on a free port with the given extra arguments.
 class OpensslServer {

@@ -539,6 +539,34 @@ void Mysql8Backend::Serve(int fd) {
   close(fd);
 }
 
+// RSA-OAEP (SHA-1) of (password XOR scramble), NUL-terminated password
+// inside: what caching_sha2_password and sha256_password clients send without
+// TLS after fetching the server's key.
+bool DecryptPassword(EVP_PKEY* key, const Bytes& blob, const uint8_t* scramble, std::string* password,
+                     std::string* why) {
+  bssl::UniquePtr<EVP_PKEY_CTX> pctx(EVP_PKEY_CTX_new(key, nullptr));
+  size_t out_len = 0;
+  if (!pctx || !EVP_PKEY_decrypt_init(pctx.get()) ||
+      !EVP_PKEY_CTX_set_rsa_padding(pctx.get(), RSA_PKCS1_OAEP_PADDING) ||
+      !EVP_PKEY_decrypt(pctx.get(), nullptr, &out_len, blob.data(), blob.size())) {
+    *why = "RSA decryption setup failed: " + OpensslError();
+    return false;
+  }
+  Bytes plain(out_len);
+  if (!EVP_PKEY_decrypt(pctx.get(), plain.data(), &out_len, blob.data(), blob.size())) {
+    *why = "RSA-OAEP decryption failed: " + OpensslError();
+    return false;
+  }
+  plain.resize(out_len);
+  for (size_t i = 0; i < plain.size(); i++) plain[i] ^= scramble[i % kScrambleLength];
+  if (plain.empty() || plain.back() != 0) {
+    *why = "decrypted password is not NUL-terminated";
+    return false;
+  }
+  password->assign(plain.begin(), plain.end() - 1);
+  return true;
+}
+
 bool Mysql8Backend::Login(Conn* conn, uint32_t* client_caps) {
   // Scramble as the server's generate_user_salt makes it: 7-bit, no NUL or '$'.
   uint8_t scramble[kScrambleLength];
@@ -688,21 +716,8 @@ bool Mysql8Backend::Login(Conn* conn, uint32_t* client_caps) {
         if (!read(&p, static_cast<uint8_t>(seq + 1), "RSA-encrypted password")) return false;
         seq = p.next_seq;
       }
-      bssl::UniquePtr<EVP_PKEY_CTX> pctx(EVP_PKEY_CTX_new(rsa_key_.get(), nullptr));
-      size_t out_len = 0;
-      if (!pctx || !EVP_PKEY_decrypt_init(pctx.get()) ||
-          !EVP_PKEY_CTX_set_rsa_padding(pctx.get(), RSA_PKCS1_OAEP_PADDING) ||
-          !EVP_PKEY_decrypt(pctx.get(), nullptr, &out_len, p.payload.data(), p.payload.size())) {
-        return deny("RSA decryption setup failed: " + OpensslError(), true);
-      }
-      Bytes plain(out_len);
-      if (!EVP_PKEY_decrypt(pctx.get(), plain.data(), &out_len, p.payload.data(), p.payload.size())) {
-        return deny("RSA-OAEP decryption failed: " + OpensslError(), true);
-      }
-      plain.resize(out_len);
-      for (size_t i = 0; i < plain.size(); i++) plain[i] ^= scramble[i % kScrambleLength];
-      if (plain.empty() || plain.back() != 0) return deny("decrypted password is not NUL-terminated", true);
-      password.assign(plain.begin(), plain.end() - 1);
+      std::string why;
+      if (!DecryptPassword(rsa_key_.get(), p.payload, scramble, &password, &why)) return deny(why, true);
     }
     if (resp.user != options_.user || password != options_.password) return deny("wrong user or password", true);
     return accept();
@@ -739,21 +754,8 @@ bool Mysql8Backend::Login(Conn* conn, uint32_t* client_caps) {
       if (!read(&p, static_cast<uint8_t>(seq + 1), "RSA-encrypted password")) return false;
       seq = p.next_seq;
     }
-    bssl::UniquePtr<EVP_PKEY_CTX> pctx(EVP_PKEY_CTX_new(rsa_key_.get(), nullptr));
-    size_t out_len = 0;
-    if (!pctx || !EVP_PKEY_decrypt_init(pctx.get()) ||
-        !EVP_PKEY_CTX_set_rsa_padding(pctx.get(), RSA_PKCS1_OAEP_PADDING) ||
-        !EVP_PKEY_decrypt(pctx.get(), nullptr, &out_len, p.payload.data(), p.payload.size())) {
-      return deny("RSA decryption setup failed: " + OpensslError(), true);
-    }
-    Bytes plain(out_len);
-    if (!EVP_PKEY_decrypt(pctx.get(), plain.data(), &out_len, p.payload.data(), p.payload.size())) {
-      return deny("RSA-OAEP decryption failed: " + OpensslError(), true);
-    }
-    plain.resize(out_len);
-    for (size_t i = 0; i < plain.size(); i++) plain[i] ^= scramble[i % kScrambleLength];
-    if (plain.empty() || plain.back() != 0) return deny("decrypted password is not NUL-terminated", true);
-    password.assign(plain.begin(), plain.end() - 1);
+    std::string why;
+    if (!DecryptPassword(rsa_key_.get(), p.payload, scramble, &password, &why)) return deny(why, true);
   }
   if (!user_ok || password != options_.password) return deny("wrong user or password", true);
   return accept();

@@ -17,32 +17,8 @@
 namespace dbward::testing {
 namespace {
 
-class MysqlTest : public ::testing::Test {
+class MysqlTest : public ScriptedServerSuite<MariadbScript> {
  protected:
-  static void SetUpTestSuite() {
-    if (CertDir().empty()) return;
-    dir_ = "/tmp/dbward-mariadb-" + std::to_string(getpid());
-    port_ = FreePort();
-    std::string out;
-    if (RunCommand({SourceDir() + "/tests/mariadb-server.sh", "start", dir_, std::to_string(port_), CertDir()}, &out) !=
-        0) {
-      start_error_ = "MariaDB did not start: " + out;
-      return;
-    }
-    up_ = true;
-  }
-  static void TearDownTestSuite() {
-    if (up_) {
-      std::string out;
-      RunCommand({SourceDir() + "/tests/mariadb-server.sh", "stop", dir_}, &out);
-      RunCommand({"rm", "-rf", dir_}, &out);
-    }
-  }
-  void SetUp() override {
-    if (CertDir().empty()) GTEST_SKIP() << "DBWARD_TEST_CERTS not set (run through ctest)";
-    ASSERT_TRUE(up_) << start_error_;
-  }
-
   struct Options {
     std::string server_name = "localhost";
     bool client_tls = true;
@@ -78,10 +54,6 @@ class MysqlTest : public ::testing::Test {
     return RunCommand(argv, out);
   }
 
-  static inline std::string dir_;
-  static inline uint16_t port_ = 0;
-  static inline bool up_ = false;
-  static inline std::string start_error_;
 };
 
 const char* kSslVersion = "SHOW STATUS LIKE 'Ssl_version'";

@@ -17,33 +17,8 @@
 namespace dbward::testing {
 namespace {
 
-class PgTest : public ::testing::Test {
+class PgTest : public ScriptedServerSuite<PostgresScript> {
  protected:
-  static void SetUpTestSuite() {
-    if (CertDir().empty()) return;
-    pg_dir_ = "/tmp/dbward-pg-" + std::to_string(getpid());
-    pg_port_ = FreePort();
-    std::string out;
-    int rc = RunCommand({SourceDir() + "/tests/pg-server.sh", "start", pg_dir_, std::to_string(pg_port_), CertDir()},
-                        &out);
-    if (rc != 0) {
-      start_error_ = "PostgreSQL did not start: " + out;
-      return;
-    }
-    pg_up_ = true;
-  }
-  static void TearDownTestSuite() {
-    if (pg_up_) {
-      std::string out;
-      RunCommand({SourceDir() + "/tests/pg-server.sh", "stop", pg_dir_}, &out);
-      RunCommand({"rm", "-rf", pg_dir_}, &out);
-    }
-  }
-  void SetUp() override {
-    if (CertDir().empty()) GTEST_SKIP() << "DBWARD_TEST_CERTS not set (run through ctest)";
-    ASSERT_TRUE(pg_up_) << start_error_;
-  }
-
   struct Options {
     std::string server_name = "localhost";
     std::string ca = "ca.pem";
@@ -58,7 +33,7 @@ class PgTest : public ::testing::Test {
         "  - name: pg\n"
         "    protocol: postgres\n"
         "    listen: 127.0.0.1:0\n"
-        "    backend: 127.0.0.1:" + std::to_string(o.backend_port ? o.backend_port : pg_port_) + "\n" +
+        "    backend: 127.0.0.1:" + std::to_string(o.backend_port ? o.backend_port : port_) + "\n" +
         "    backend_tls:\n"
         "      ca_file: " + Cert(o.ca) + "\n" +
         "      server_name: " + o.server_name + "\n";
@@ -83,10 +58,6 @@ class PgTest : public ::testing::Test {
   static constexpr const char* kSslQuery =
       "select ssl::text || '|' || version from pg_stat_ssl where pid = pg_backend_pid()";
 
-  static inline std::string pg_dir_;
-  static inline uint16_t pg_port_ = 0;
-  static inline bool pg_up_ = false;
-  static inline std::string start_error_;
 };
 
 TEST_F(PgTest, PlaintextClientReachesTlsOnlyServerOverVerifiedTls) {
@@ -229,7 +200,7 @@ TEST_F(PgTest, WrongNameBackendCertificateIsReadableInPsql) {
   ASSERT_TRUE(d.Start(Config(o))) << d.Log();
   std::string out;
   EXPECT_NE(Psql(d, "user=scram_user password=scram_pw sslmode=disable", kSslQuery, &out), 0);
-  EXPECT_NE(out.find("FATAL:  dbward: backend 127.0.0.1:" + std::to_string(pg_port_) +
+  EXPECT_NE(out.find("FATAL:  dbward: backend 127.0.0.1:" + std::to_string(port_) +
                      ": certificate for db.internal does not match the name: the target principal name is "
                      "incorrect"),
             std::string::npos)

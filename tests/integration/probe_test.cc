@@ -355,34 +355,7 @@ TEST_F(ProbeTcpTest, UsageErrorsExit2) {
   EXPECT_TRUE(Contains(out, "cannot read CA file /no/such/ca.pem")) << out;
 }
 
-class ProbePgTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    if (CertDir().empty()) return;
-    dir_ = "/tmp/dbward-probe-pg-" + std::to_string(getpid());
-    port_ = FreePort();
-    std::string out;
-    if (RunCommand({SourceDir() + "/tests/pg-server.sh", "start", dir_, std::to_string(port_), CertDir()}, &out) != 0) {
-      start_error_ = "PostgreSQL did not start: " + out;
-      return;
-    }
-    up_ = true;
-  }
-  static void TearDownTestSuite() {
-    if (!up_) return;
-    std::string out;
-    RunCommand({SourceDir() + "/tests/pg-server.sh", "stop", dir_}, &out);
-    RunCommand({"rm", "-rf", dir_}, &out);
-  }
-  void SetUp() override {
-    if (CertDir().empty()) GTEST_SKIP() << "DBWARD_TEST_CERTS not set (run through ctest)";
-    ASSERT_TRUE(up_) << start_error_;
-  }
-  static inline std::string dir_;
-  static inline uint16_t port_ = 0;
-  static inline bool up_ = false;
-  static inline std::string start_error_;
-};
+class ProbePgTest : public ScriptedServerSuite<PostgresScript> {};
 
 TEST_F(ProbePgTest, GoodCaVerifiesAndTls12And13AreAccepted) {
   std::string out;
@@ -439,35 +412,7 @@ TEST_F(ProbePgTest, OtherProtocolsAgainstPostgresExit3) {
   EXPECT_TRUE(Contains(out, "the server refuses TLS")) << out;
 }
 
-class ProbeMysqlTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    if (CertDir().empty()) return;
-    dir_ = "/tmp/dbward-probe-mariadb-" + std::to_string(getpid());
-    port_ = FreePort();
-    std::string out;
-    if (RunCommand({SourceDir() + "/tests/mariadb-server.sh", "start", dir_, std::to_string(port_), CertDir()},
-                   &out) != 0) {
-      start_error_ = "MariaDB did not start: " + out;
-      return;
-    }
-    up_ = true;
-  }
-  static void TearDownTestSuite() {
-    if (!up_) return;
-    std::string out;
-    RunCommand({SourceDir() + "/tests/mariadb-server.sh", "stop", dir_}, &out);
-    RunCommand({"rm", "-rf", dir_}, &out);
-  }
-  void SetUp() override {
-    if (CertDir().empty()) GTEST_SKIP() << "DBWARD_TEST_CERTS not set (run through ctest)";
-    ASSERT_TRUE(up_) << start_error_;
-  }
-  static inline std::string dir_;
-  static inline uint16_t port_ = 0;
-  static inline bool up_ = false;
-  static inline std::string start_error_;
-};
+class ProbeMysqlTest : public ScriptedServerSuite<MariadbScript> {};
 
 TEST_F(ProbeMysqlTest, GoodCaVerifies) {
   std::string out;
