@@ -262,3 +262,108 @@ TEST_F(CanaryTest, ReadinessFailsWhenTheBackendCertificateDoesNotValidate) {
 
 }  // namespace
 }  // namespace dbward::testing
+
+namespace dbward::testing {
+namespace {
+
+std::string Fingerprint(const std::string& pem) {
+  std::string out;
+  RunCommand({"openssl", "x509", "-in", pem, "-noout", "-fingerprint", "-sha256"}, &out);
+  return out.substr(out.find('=') + 1, 95);  // "AB:CD:..." (32 bytes)
+}
+
+// dbward's own certificate for clients (client_tls) reloads too: `dbward
+// probe` against the listener shows the fingerprint dbward presents.
+TEST_F(CanaryTest, ClientTlsCertificateReloadsWhenItsFilesChange) {
+  DbwardProcess d;
+  std::string cert = d.dir().Write("proxy.pem", ReadFileText(Cert("proxy.pem")));
+  std::string key = d.dir().Write("proxy.key", ReadFileText(Cert("proxy.key")));
+  std::string cfg = "listeners:\n"
+                    "  - name: pg\n"
+                    "    protocol: postgres\n"
+                    "    listen: 127.0.0.1:0\n"
+                    "    backend: 127.0.0.1:" + std::to_string(FreePort()) + "\n" +
+                    "    backend_tls:\n"
+                    "      ca_file: " + Cert("ca.pem") + "\n" +
+                    "    client_tls:\n"
+                    "      cert_file: " + cert + "\n" +
+                    "      key_file: " + key + "\n" +
+                    "log:\n  level: info\n  audit: ${AUDIT}\n";
+  ASSERT_TRUE(d.Start(cfg)) << d.Log();
+  auto presented = [&] {
+    std::string out;
+    RunCommand({DBWARD_BINARY, "probe", "--protocol", "postgres", "--backend", "127.0.0.1:" + std::to_string(d.port()),
+                "--ca-file", Cert("ca.pem"), "--server-name", "localhost"},
+               &out);
+    return out;
+  };
+  std::string before = presented();
+  EXPECT_NE(before.find(Fingerprint(Cert("proxy.pem"))), std::string::npos) << before;
+  // Swap in another certificate and key (the server one: same CA, same names).
+  std::string tmp_key = d.dir().Write("proxy.key.new", ReadFileText(Cert("server.key")));
+  std::string tmp_cert = d.dir().Write("proxy.pem.new", ReadFileText(Cert("server.pem")));
+  ASSERT_EQ(rename(tmp_key.c_str(), key.c_str()), 0);
+  ASSERT_EQ(rename(tmp_cert.c_str(), cert.c_str()), 0);
+  ASSERT_TRUE(d.WaitLog("reloaded TLS material", std::chrono::seconds(10))) << d.Log();
+  std::string after;
+  for (int i = 0; i < 30; i++) {
+    after = presented();
+    if (after.find(Fingerprint(Cert("server.pem"))) != std::string::npos) break;
+    usleep(100'000);
+  }
+  EXPECT_NE(after.find(Fingerprint(Cert("server.pem"))), std::string::npos) << after;
+}
+
+// A validating client is left alone for `remember`, then tested again.
+TEST_F(CanaryTest, ValidatingClientIsTestedAgainAfterTheRememberWindow) {
+  Mysql8Backend::Options o;
+  o.cert = Cert("server.pem");
+  o.key = Cert("server.key");
+  Mysql8Backend backend(o);
+  std::string error;
+  ASSERT_TRUE(backend.Start(&error)) << error;
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Listener("mysql", backend.port(), "      sample: 1.0\n      remember: 1s\n"))) << d.Log();
+  std::string verify = "{\"ca\":\"" + Cert("ca.pem") + "\"}";
+  EXPECT_NE(Mysql2(d.port(), verify).find("\"ok\":false"), std::string::npos);
+  EXPECT_EQ(Mysql2(d.port(), verify), "{\"ok\":true,\"ssl_version\":\"TLSv1.3\",\"one\":1}\n");
+  usleep(1'300'000);
+  EXPECT_NE(Mysql2(d.port(), verify).find("\"ok\":false"), std::string::npos);
+  auto ev = d.WaitAuditEvents(3);
+  ASSERT_EQ(ev.size(), 3u);
+  ExpectRejected(ev[0]);
+  ExpectReal(ev[1]);
+  ExpectRejected(ev[2]);
+}
+
+// TDS 8.0: the canary rides on the TLS-first handshake too.
+TEST_F(CanaryTest, TediousStrictValidatesAndIsRememberedThroughTds8) {
+  TdsServer::Options o;
+  o.cert = Cert("server.pem");
+  o.key = Cert("server.key");
+  TdsServer fixture(o);
+  std::string error;
+  ASSERT_TRUE(fixture.Start(&error)) << error;
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Listener("tds", fixture.port(), "      sample: 1.0\n"))) << d.Log();
+  auto strict = [&] {
+    std::string out;
+    RunCommand({"timeout", "60", "node", SourceDir() + "/tests/fixtures/tds_tedious_client.js",
+                "{\"tedious\":\"" + SourceDir() + "/tests/integration/node/node_modules/tedious\",\"port\":" +
+                    std::to_string(d.port()) + ",\"user\":\"sa_user\",\"password\":\"sa_pw\",\"queries\":[\"SELECT 1\"]" +
+                    ",\"encrypt\":\"strict\",\"ca\":\"" + Cert("ca.pem") + "\",\"serverName\":\"localhost\"}"},
+               &out);
+    return out;
+  };
+  EXPECT_NE(strict().find("{\"ok\":false"), std::string::npos);
+  EXPECT_NE(strict().find("{\"ok\":true"), std::string::npos);
+  auto ev = d.WaitAuditEvents(2);
+  ASSERT_EQ(ev.size(), 2u);
+  ExpectRejected(ev[0]);
+  EXPECT_EQ(ev[0]["client_encryption"], "tls-strict");
+  ExpectReal(ev[1]);
+  EXPECT_EQ(ev[1]["client_encryption"], "tls-strict");
+}
+
+}  // namespace
+}  // namespace dbward::testing
