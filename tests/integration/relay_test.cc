@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <random>
@@ -521,6 +522,45 @@ TEST_F(RelayTest, SighupReloads) {
   ASSERT_TRUE(d.Start(MakeConfig(o))) << d.Log();
   kill(d.pid(), SIGHUP);
   EXPECT_TRUE(d.WaitLog("reloaded TLS material (SIGHUP)", std::chrono::seconds(5))) << d.Log();
+}
+
+}  // namespace
+}  // namespace dbward::testing
+
+namespace dbward::testing {
+namespace {
+
+// How Kubernetes updates a mounted Secret: the files are symlinks through
+// "..data", which is swapped atomically to a new directory.
+TEST_F(RelayTest, KubernetesStyleSecretSymlinkSwapReloads) {
+  auto backend = StartBackend(Echo());
+  DbwardProcess d;
+  std::string base = d.dir().path() + "/secret";
+  ASSERT_EQ(mkdir(base.c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((base + "/v1").c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((base + "/v2").c_str(), 0755), 0);
+  d.dir().Write("secret/v1/ca.pem", ReadFileText(Cert("other-ca.pem")));
+  d.dir().Write("secret/v2/ca.pem", ReadFileText(Cert("ca.pem")));
+  ASSERT_EQ(symlink("v1", (base + "/..data").c_str()), 0);
+  ASSERT_EQ(symlink("..data/ca.pem", (base + "/ca.pem").c_str()), 0);
+  ConfigOptions o;
+  o.backend_port = backend->port();
+  std::string cfg = MakeConfig(o);
+  cfg.replace(cfg.find("ca_file: " + Cert("ca.pem")), 9 + Cert("ca.pem").size(), "ca_file: " + base + "/ca.pem");
+  ASSERT_TRUE(d.Start(cfg)) << d.Log();
+  int fd = ConnectLoopback(d.port());
+  EXPECT_TRUE(ClosedWithoutData(fd, 5000));
+  close(fd);
+  // The atomic swap: a new link, renamed over "..data".
+  ASSERT_EQ(symlink("v2", (base + "/..data_tmp").c_str()), 0);
+  ASSERT_EQ(rename((base + "/..data_tmp").c_str(), (base + "/..data").c_str()), 0);
+  ASSERT_TRUE(d.WaitLog("reloaded TLS material", std::chrono::seconds(10))) << d.Log();
+  fd = ConnectLoopback(d.port());
+  ASSERT_TRUE(SendAll(fd, "k8s", 3));
+  std::string got;
+  RecvAll(fd, &got, 3, 5000);
+  EXPECT_EQ(got, "k8s");
+  close(fd);
 }
 
 }  // namespace
