@@ -160,8 +160,15 @@ void Worker::OnAccept(uv_poll_t* handle, int status, int /*events*/) {
           .Str("listener", l->config.name)
           .Str("protocol", ProtocolName(l->config.protocol))
           .Str("client", peer)
+          .Str("backend", l->config.backend_host + ":" + std::to_string(l->config.backend_port))
+          .Null("client_encryption")  // refused before the client said anything
           .Str("outcome", "refused")
-          .Str("error", "max_connections reached");
+          .Str("error", "max_connections reached")
+          .Str("cause", "max_connections")
+          .Int("bytes_up", 0)
+          .Int("bytes_down", 0)
+          .Int("duration_ms", 0)
+          .Int("worker", self->index_);
       Audit().Emit(j.Finish());
       continue;
     }

@@ -100,6 +100,15 @@ TEST_F(CliTest, RunRefusesBadConfigurationWithExitOne) {
   EXPECT_NE(out.find(path + ":1:12: listeners must be a non-empty list"), std::string::npos) << out;
 }
 
+// BoringSSL only: system OpenSSL must never be linked into the same binary.
+TEST_F(CliTest, BinaryLinksBoringSslNotSystemOpenssl) {
+  std::string out;
+  ASSERT_EQ(RunCommand({"ldd", DBWARD_BINARY}, &out), 0) << out;
+  EXPECT_NE(out.find("libssl"), std::string::npos) << out;
+  EXPECT_EQ(out.find("libssl.so.3"), std::string::npos) << out;
+  EXPECT_EQ(out.find("libcrypto.so.3"), std::string::npos) << out;
+}
+
 TEST_F(CliTest, UnknownCommandIsUsageError) {
   std::string out;
   EXPECT_EQ(RunCommand({DBWARD_BINARY, "frobnicate"}, &out), 2);

@@ -2,13 +2,16 @@
 // backend. Proves the relay is byte-exact, that every bad backend certificate
 // is refused with the right cause in the log and the audit event (and that no
 // client byte reaches such a backend), backpressure, timeouts and draining.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <random>
+#include <set>
 #include <thread>
 
 #include "harness.h"
@@ -561,6 +564,71 @@ TEST_F(RelayTest, KubernetesStyleSecretSymlinkSwapReloads) {
   RecvAll(fd, &got, 3, 5000);
   EXPECT_EQ(got, "k8s");
   close(fd);
+}
+
+}  // namespace
+}  // namespace dbward::testing
+
+namespace dbward::testing {
+namespace {
+
+// A backend whose accept queue is full drops SYNs, so connect() hangs: the
+// connect timeout must end it with a clear cause.
+TEST_F(RelayTest, ConnectTimeoutEndsAHangingConnect) {
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(listen(lfd, 0), 0);  // never accepted
+  socklen_t len = sizeof sa;
+  getsockname(lfd, reinterpret_cast<sockaddr*>(&sa), &len);
+  std::vector<int> fillers;
+  for (int i = 0; i < 3; i++) {
+    int f = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    connect(f, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    fillers.push_back(f);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ConfigOptions o;
+  o.backend_port = ntohs(sa.sin_port);
+  o.listener_extra = "    timeouts:\n      connect: 300ms\n";
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(MakeConfig(o))) << d.Log();
+  auto t0 = std::chrono::steady_clock::now();
+  int fd = ConnectLoopback(d.port());
+  EXPECT_TRUE(ClosedWithoutData(fd, 5000));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+  close(fd);
+  auto ev = d.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["outcome"], "backend_unreachable");
+  EXPECT_EQ(ev[0]["cause"], "connect_timeout");
+  EXPECT_NE(ev[0]["error"].find("timed out after 300 ms (timeouts.connect)"), std::string::npos) << ev[0]["error"];
+  for (int f : fillers) close(f);
+  close(lfd);
+}
+
+// Each worker owns a SO_REUSEPORT socket: the kernel spreads connections.
+TEST_F(RelayTest, ConnectionsSpreadOverWorkers) {
+  auto backend = StartBackend(Echo());
+  ConfigOptions o;
+  o.backend_port = backend->port();
+  o.workers = 2;
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(MakeConfig(o))) << d.Log();
+  for (int i = 0; i < 24; i++) {
+    int fd = ConnectLoopback(d.port());
+    ASSERT_TRUE(SendAll(fd, "x", 1));
+    std::string got;
+    RecvAll(fd, &got, 1, 5000);
+    close(fd);
+  }
+  auto ev = d.WaitAuditEvents(24);
+  ASSERT_EQ(ev.size(), 24u);
+  std::set<std::string> workers;
+  for (auto& e : ev) workers.insert(e["worker"]);
+  EXPECT_EQ(workers, (std::set<std::string>{"0", "1"}));
 }
 
 }  // namespace
