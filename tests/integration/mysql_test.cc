@@ -178,8 +178,10 @@ class NoTlsServer {
       // Protocol 10, "5.7.44", id 7, scramble, caps without CLIENT_SSL (0xf7ff),
       // charset 33, status 2, caps high 0x81ff, auth data 21, 10 zero bytes,
       // scramble part 2, mysql_native_password.
-      std::string p("\x0a" "5.7.44\0" "\x07\0\0\0" "abcdefgh\0" "\xff\xf7" "\x21" "\x02\0" "\xff\x81" "\x15"
-                    "\0\0\0\0\0\0\0\0\0\0" "ijklmnopqrst\0" "mysql_native_password\0", 78);
+      static const char kGreeting[] = "\x0a" "5.7.44\0" "\x07\0\0\0" "abcdefgh\0" "\xff\xf7" "\x21" "\x02\0"
+                                      "\xff\x81" "\x15" "\0\0\0\0\0\0\0\0\0\0" "ijklmnopqrst\0"
+                                      "mysql_native_password";  // the array's own NUL ends the plugin name
+      std::string p(kGreeting, sizeof kGreeting);
       std::string pkt = std::string(1, static_cast<char>(p.size())) + std::string("\0\0\0", 3) + p;
       send(c, pkt.data(), pkt.size(), MSG_NOSIGNAL);
       char buf[256];
