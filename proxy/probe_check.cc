@@ -5,6 +5,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "proxy/tds_framing.h"
 #include "tls/connection.h"
 
 namespace dbward::proxy::probe {
@@ -124,7 +125,7 @@ Attempt Prober::Connect(const std::shared_ptr<tls::Context>& ctx) {
     return a;
   }
   a.stage = Attempt::kHandshake;
-  PreloginIo prelogin(&socket);
+  PreloginFramingIo prelogin(&socket);
   bool framed = target_.protocol == Protocol::kTds && !target_.tds_strict;
   std::string error;
   std::unique_ptr<tls::Connection> conn =

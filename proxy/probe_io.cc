@@ -12,11 +12,9 @@
 #include <cerrno>
 #include <cstring>
 
-#include "protocol/tds.h"
 
 namespace dbward::proxy::probe {
 
-namespace tds = protocol::tds;
 
 SocketIo::~SocketIo() {
   if (fd_ >= 0) ::close(fd_);
@@ -133,54 +131,6 @@ bool SocketIo::WriteAll(std::span<const uint8_t> in, std::string* error) {
   if (r.ok()) return true;
   *error = timed_out_ ? "the server did not accept data before the timeout" : strerror(r.err);
   return false;
-}
-
-tls::IoResult PreloginIo::Read(std::span<uint8_t> out) {
-  if (failed_errno_ != 0) return tls::IoResult::Error(failed_errno_);
-  while (in_remaining_ == 0) {
-    uint8_t header[tds::kHeaderSize];
-    std::string why;
-    if (!socket_->ReadExact(header, &why)) {
-      // A clean close between packets is EOF to the TLS layer, which reports
-      // it as a reset during the handshake.
-      error_ = why;
-      return socket_->timed_out() ? tls::IoResult::Error(ETIMEDOUT) : tls::IoResult::Eof();
-    }
-    tds::Header h;
-    tds::Result res = tds::DecodeHeader(header, &h);
-    if (res.status != tds::Status::kOk) {
-      error_ = "malformed TDS packet header during the TLS handshake: " + res.error;
-      return tls::IoResult::Error(EPROTO);
-    }
-    if (h.type != tds::kPrelogin) {
-      error_ = "expected a PRELOGIN packet carrying TLS, got TDS packet type " + std::to_string(h.type);
-      return tls::IoResult::Error(EPROTO);
-    }
-    in_remaining_ = h.length - tds::kHeaderSize;
-  }
-  size_t n = std::min(out.size(), in_remaining_);
-  tls::IoResult r = socket_->Read(out.first(n));
-  if (r.ok()) in_remaining_ -= r.n;
-  return r;
-}
-
-tls::IoResult PreloginIo::Write(std::span<const uint8_t> in) {
-  out_.insert(out_.end(), in.begin(), in.end());
-  return tls::IoResult::Ok(in.size());
-}
-
-bool PreloginIo::Flush() {
-  if (out_.empty()) return true;
-  std::vector<uint8_t> framed = tds::EncodeMessage(tds::kPrelogin, out_);
-  out_.clear();
-  std::string why;
-  if (!socket_->WriteAll(framed, &why)) {
-    // Returning false would make BoringSSL retry the flush forever on a
-    // blocking transport; the failure surfaces on the next read instead.
-    error_ = why;
-    failed_errno_ = socket_->timed_out() ? ETIMEDOUT : EPIPE;
-  }
-  return true;
 }
 
 }  // namespace dbward::proxy::probe

@@ -1,8 +1,8 @@
 // Blocking transports for `dbward probe`. The probe is a one-shot CLI, not the
 // event loop: every read and write waits with poll() until the connection's
 // deadline, so tls::Connection never sees WantRead/WantWrite and a handshake
-// is a plain loop. The TDS 7.x variant carries TLS records inside PRELOGIN
-// packets, one message per TLS flight, as SQL Server's drivers send them.
+// is a plain loop. TDS 7.x wraps this socket in proxy/tds_framing's
+// PreloginFramingIo, the same framing the sessions use.
 #pragma once
 
 #include <chrono>
@@ -47,26 +47,6 @@ class SocketIo final : public tls::Io {
   Clock::time_point deadline_;
   int fd_ = -1;
   bool timed_out_ = false;
-};
-
-// TDS 7.x: what BoringSSL writes is collected until it flushes the flight and
-// then sent as one PRELOGIN (0x12) message; what it reads is the payload of
-// the server's PRELOGIN packets. Used only for the handshake.
-class PreloginIo final : public tls::Io {
- public:
-  explicit PreloginIo(SocketIo* socket) : socket_(socket) {}
-  tls::IoResult Read(std::span<uint8_t> out) override;
-  tls::IoResult Write(std::span<const uint8_t> in) override;
-  bool Flush() override;
-  // Why the framing failed (a non-PRELOGIN packet, a lost connection), or "".
-  const std::string& error() const { return error_; }
-
- private:
-  SocketIo* socket_;
-  size_t in_remaining_ = 0;  // payload bytes left in the current packet
-  std::vector<uint8_t> out_;
-  int failed_errno_ = 0;     // a failed flush; the next read reports it
-  std::string error_;
 };
 
 }  // namespace dbward::proxy::probe
