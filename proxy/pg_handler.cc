@@ -11,6 +11,7 @@
 #include "proxy/pg_handler.h"
 
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <algorithm>
 
@@ -18,7 +19,6 @@
 #include "protocol/preread.h"
 #include "proxy/log.h"
 #include "proxy/session.h"
-#include "tls/cert_info.h"
 
 namespace dbward::proxy {
 namespace {
@@ -283,10 +283,8 @@ class PostgresHandler final : public ProtocolHandler {
     tls::Connection* b = s.backend_leg().tls();
     if (c == nullptr || b == nullptr) return false;
     X509* ours = SSL_get_certificate(c->ssl());
-    if (ours == nullptr) return false;
-    tls::CertSummary mine = tls::Summarize(ours);
-    tls::CertSummary theirs = b->PeerCertificate();
-    return !mine.sha256.empty() && mine.sha256 == theirs.sha256;
+    bssl::UniquePtr<X509> theirs(SSL_get_peer_certificate(b->ssl()));
+    return ours != nullptr && theirs != nullptr && X509_cmp(ours, theirs.get()) == 0;
   }
 
   void ForwardSasl(Session& s, const pg::Message& msg, std::span<const uint8_t> raw) {

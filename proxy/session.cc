@@ -921,7 +921,7 @@ void Session::EmitAudit() {
   bool tls_up = btls != nullptr && btls->handshake_done();
   RecordMetrics(tls_up && btls->verified());
   if (tls_up) {
-    int64_t not_after = btls->PeerCertificate().not_after_unix;
+    int64_t not_after = btls->PeerNotAfterUnix();
     if (not_after != 0) listener_->metrics.backend_cert_not_after.store(not_after, std::memory_order_relaxed);
   }
   JsonObject j;

@@ -53,6 +53,13 @@ std::string IpToString(const ASN1_OCTET_STRING* ip) {
 
 }  // namespace
 
+int64_t NotAfterUnix(X509* cert) {
+  std::string iso = cert ? TimeToIso(X509_get0_notAfter(cert)) : "";
+  struct tm tm = {};
+  if (iso.size() != 20 || strptime(iso.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm) == nullptr) return 0;
+  return timegm(&tm);
+}
+
 CertSummary Summarize(X509* cert) {
   CertSummary s;
   if (cert == nullptr) return s;
@@ -61,10 +68,7 @@ CertSummary Summarize(X509* cert) {
   s.issuer = NameToString(X509_get_issuer_name(cert));
   s.not_before = TimeToIso(X509_get0_notBefore(cert));
   s.not_after = TimeToIso(X509_get0_notAfter(cert));
-  if (s.not_after.size() == 20) {
-    struct tm tm = {};
-    if (strptime(s.not_after.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm) != nullptr) s.not_after_unix = timegm(&tm);
-  }
+  s.not_after_unix = NotAfterUnix(cert);
 
   bssl::UniquePtr<GENERAL_NAMES> names(static_cast<GENERAL_NAMES*>(
       X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));

@@ -27,6 +27,8 @@ struct CertSummary {
 };
 
 CertSummary Summarize(X509* cert);
+// notAfter as Unix seconds (0 if unreadable): cheap, for expiry metrics.
+int64_t NotAfterUnix(X509* cert);
 
 // Why a handshake towards a server failed; stable tokens for metrics and audit.
 enum class FailureCause {

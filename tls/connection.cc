@@ -402,6 +402,11 @@ std::string Connection::alpn() const {
   return std::string(reinterpret_cast<const char*>(data), len);
 }
 
+int64_t Connection::PeerNotAfterUnix() const {
+  bssl::UniquePtr<X509> cert(SSL_get_peer_certificate(ssl_));
+  return NotAfterUnix(cert.get());
+}
+
 CertSummary Connection::PeerCertificate() const {
   bssl::UniquePtr<X509> cert(SSL_get_peer_certificate(ssl_));
   return Summarize(cert.get());

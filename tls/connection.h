@@ -52,6 +52,8 @@ class Connection {
   std::string alpn() const;
   bool verified() const { return verified_; }
   CertSummary PeerCertificate() const;
+  // The peer certificate's notAfter, without building a full CertSummary.
+  int64_t PeerNotAfterUnix() const;
   SSL* ssl() const { return ssl_; }
 
   FailureCause failure_cause() const { return cause_; }
