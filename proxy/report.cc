@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "proxy/audit_reader.h"
+#include "proxy/bypass_reasons.h"
 #include "proxy/json.h"
 
 namespace dbward::proxy {
@@ -278,14 +279,9 @@ void AddEvent(const AuditEvent& e, std::map<ClientKey, ClientRow>* rows) {
   bool accepted = false;
   if (bypass) {
     row.bypass = true;
-    size_t start = 0;
-    while (start <= e.bypass_reason.size() && !e.bypass_reason.empty()) {
-      size_t comma = e.bypass_reason.find(',', start);
-      std::string reason = e.bypass_reason.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      if (!reason.empty()) row.bypass_reasons.insert(reason);
+    for (std::string_view reason : SplitBypassReasons(e.bypass_reason)) {
+      row.bypass_reasons.emplace(reason);
       accepted |= reason.starts_with("accepted-");
-      if (comma == std::string::npos) break;
-      start = comma + 1;
     }
   }
   if (e.validates == true) row.validates_true = true;

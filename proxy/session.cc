@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "proxy/bypass_reasons.h"
 #include "proxy/json.h"
 #include "proxy/log.h"
 #include "proxy/net.h"
@@ -893,13 +894,7 @@ void Session::RecordMetrics(bool backend_verified) {
   m.bytes_down_total.fetch_add(down_.bytes, std::memory_order_relaxed);
   m.client_encryption.Inc(audit_.client_encryption);
   if (audit_.trust_bypass) {
-    size_t start = 0;
-    for (;;) {  // one count per reason (they are comma-separated)
-      size_t comma = audit_.bypass_reason.find(',', start);
-      m.trust_bypass.Inc(audit_.bypass_reason.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-      if (comma == std::string::npos) break;
-      start = comma + 1;
-    }
+    for (std::string_view reason : SplitBypassReasons(audit_.bypass_reason)) m.trust_bypass.Inc(std::string(reason));
   }
   m.outcome.Inc(outcome_);
   if (backend_verified) {
