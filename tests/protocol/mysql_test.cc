@@ -12,10 +12,12 @@
 #include <utility>
 #include <vector>
 
+#include "tests/protocol/bytes_util.h"
+
 namespace dbward::protocol::mysql {
 namespace {
 
-using Bytes = std::vector<uint8_t>;
+using namespace dbward::protocol::testutil;  // Bytes, FromHex, Append..., Concat, Prefix
 using Attrs = std::vector<std::pair<std::string, std::string>>;
 
 // Real MySQL / MariaDB wire bytes, copied from the shared vector file
@@ -64,37 +66,10 @@ constexpr std::string_view kResponse8021Hex =
     "745f6e616d65086c69626d7973716c076f735f757365720a6e756c6c6e6f746e696c0f5f636c69656e745f76657273696f6e06382e"
     "302e32310c70726f6772616d5f6e616d65056d7973716c";
 
-Bytes FromHex(std::string_view hex) {
-  auto nibble = [](char c) -> uint8_t {
-    if (c >= '0' && c <= '9') return static_cast<uint8_t>(c - '0');
-    return static_cast<uint8_t>(c - 'a' + 10);
-  };
-  Bytes out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<uint8_t>(nibble(hex[i]) << 4 | nibble(hex[i + 1])));
-  }
-  return out;
-}
 
-void Append(Bytes* out, std::string_view s) { out->insert(out->end(), s.begin(), s.end()); }
-void AppendBytes(Bytes* out, const Bytes& b) { out->insert(out->end(), b.begin(), b.end()); }
-void AppendCString(Bytes* out, std::string_view s) {
-  Append(out, s);
-  out->push_back(0);
-}
-void AppendU16LE(Bytes* out, uint16_t v) {
-  out->push_back(static_cast<uint8_t>(v));
-  out->push_back(static_cast<uint8_t>(v >> 8));
-}
 void AppendU32LE(Bytes* out, uint32_t v) {
   for (int i = 0; i < 4; i++) out->push_back(static_cast<uint8_t>(v >> (8 * i)));
 }
-Bytes Concat(Bytes a, const Bytes& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-Bytes Prefix(const Bytes& b, size_t n) { return Bytes(b.begin(), b.begin() + static_cast<ptrdiff_t>(n)); }
-Bytes StrBytes(std::string_view s) { return Bytes(s.begin(), s.end()); }
 
 // ---------------------------------------------------------------------------
 // DecodePacket / EncodePacket.

@@ -11,10 +11,12 @@
 #include <utility>
 #include <vector>
 
+#include "tests/protocol/bytes_util.h"
+
 namespace dbward::protocol::pg {
 namespace {
 
-using Bytes = std::vector<uint8_t>;
+using namespace dbward::protocol::testutil;  // Bytes, FromHex, Append..., Concat, Prefix
 using Params = std::vector<std::pair<std::string, std::string>>;
 
 // Real PostgreSQL wire bytes, copied from the shared vector file
@@ -39,32 +41,12 @@ constexpr std::string_view kAuthSaslHex =
 constexpr std::string_view kSaslInitialResponseHex =
     "7000000036534352414d2d5348412d32353600000000206e2c2c6e3d2c723d2f7a2b67695a6954784148377238734e4165487237637670";
 
-Bytes FromHex(std::string_view hex) {
-  auto nibble = [](char c) -> uint8_t {
-    if (c >= '0' && c <= '9') return static_cast<uint8_t>(c - '0');
-    return static_cast<uint8_t>(c - 'a' + 10);
-  };
-  Bytes out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<uint8_t>(nibble(hex[i]) << 4 | nibble(hex[i + 1])));
-  }
-  return out;
-}
 
-void Append(Bytes* out, std::string_view s) { out->insert(out->end(), s.begin(), s.end()); }
-void AppendCString(Bytes* out, std::string_view s) {
-  Append(out, s);
-  out->push_back(0);
-}
 void AppendU32(Bytes* out, uint32_t v) {
   out->push_back(static_cast<uint8_t>(v >> 24));
   out->push_back(static_cast<uint8_t>(v >> 16));
   out->push_back(static_cast<uint8_t>(v >> 8));
   out->push_back(static_cast<uint8_t>(v));
-}
-Bytes Concat(Bytes a, const Bytes& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
 }
 
 // An untyped first message: length (self-included) + code + body, with the

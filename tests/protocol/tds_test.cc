@@ -10,10 +10,12 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/protocol/bytes_util.h"
+
 namespace dbward::protocol::tds {
 namespace {
 
-using Bytes = std::vector<uint8_t>;
+using namespace dbward::protocol::testutil;  // Bytes, FromHex, Append..., Concat, Prefix
 
 // Real TDS wire bytes, copied from the shared vector file (vectors/tds.json)
 // so that CI does not depend on where it lives. Each constant names its vector
@@ -83,29 +85,7 @@ constexpr std::string_view kLoginResponseHex =
     "043400300039003600ae090200000001010a0100000001012e000000000900608114ffe7ffff0002020701040100050"
     "4ffffffff060100070102080800000000000000000904fffffffffffd000000000000000000000000";
 
-Bytes FromHex(std::string_view hex) {
-  auto nibble = [](char c) -> uint8_t {
-    if (c >= '0' && c <= '9') return static_cast<uint8_t>(c - '0');
-    return static_cast<uint8_t>(c - 'a' + 10);
-  };
-  Bytes out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<uint8_t>(nibble(hex[i]) << 4 | nibble(hex[i + 1])));
-  }
-  return out;
-}
 
-Bytes Concat(Bytes a, const Bytes& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-Bytes Prefix(const Bytes& b, size_t n) { return Bytes(b.begin(), b.begin() + static_cast<ptrdiff_t>(n)); }
-Bytes Suffix(const Bytes& b, size_t from) { return Bytes(b.begin() + static_cast<ptrdiff_t>(from), b.end()); }
-Bytes StrBytes(std::string_view s) { return Bytes(s.begin(), s.end()); }
-void AppendU16LE(Bytes* out, uint16_t v) {
-  out->push_back(static_cast<uint8_t>(v));
-  out->push_back(static_cast<uint8_t>(v >> 8));
-}
 void PutU16BE(Bytes* b, size_t at, uint16_t v) {
   (*b)[at] = static_cast<uint8_t>(v >> 8);
   (*b)[at + 1] = static_cast<uint8_t>(v);
