@@ -52,104 +52,23 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DBWARD=${DBWARD:-$BUILD/dbward}
 STUNNEL=${STUNNEL:-/usr/bin/stunnel4}
 
-log() { printf '[mysql_compare] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 2; }
+BENCH_NAME=mysql_compare
+DB_SCRIPT=mariadb-server.sh
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 
 [[ -x $DBWARD ]] || die "dbward not found at $DBWARD"
 command -v sysbench >/dev/null || die "sysbench not found"
 command -v openssl >/dev/null || die "openssl not found"
 command -v ss >/dev/null || die "ss (iproute2) not found"
 
-CLK_TCK=$(getconf CLK_TCK)
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/mysql_compare.XXXXXX")
-# MariaDB runs as the mysql OS user and must reach into TMP.
-chmod 755 "$TMP"
-
-declare -A LIVE=()   # pid -> name, every long-running process we started
-MY_STARTED=0
-FAILED=0
-ROWS=()
-NOTES=()
-
-cleanup() {
-  local rc=$? pid
-  set +e
-  for pid in "${!LIVE[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-  for pid in "${!LIVE[@]}"; do
-    for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  done
-  [[ $MY_STARTED -eq 1 ]] && "$REPO/tests/mariadb-server.sh" stop "$TMP/my"
-  if [[ $BENCH_KEEP_TMP == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# A TCP port no socket uses (listening or not), below the kernel's ephemeral
-# range so outgoing connections cannot grab it meanwhile, and not handed out
-# before in this run.
-declare -A USED_PORTS=()
-read -r EPH_LO _ < /proc/sys/net/ipv4/ip_local_port_range
-PORT_LO=10000
-PORT_SPAN=$((EPH_LO - PORT_LO))
-((PORT_SPAN > 1000)) || { PORT_LO=$((EPH_LO > 2048 ? 1024 : 61000)); PORT_SPAN=1000; }
-free_port() {
-  local p
-  while :; do
-    p=$((PORT_LO + (RANDOM * 32768 + RANDOM) % PORT_SPAN))
-    [[ -z ${USED_PORTS[$p]:-} ]] || continue
-    [[ -z $(ss -Htan "sport = :$p") ]] || continue
-    USED_PORTS[$p]=1
-    echo "$p"
-    return
-  done
-}
-
-# wait_listen PORT PID NAME LOGFILE: wait until PORT listens while PID lives.
-wait_listen() {
-  local port=$1 pid=$2 name=$3 logf=$4
-  for _ in $(seq 100); do
-    [[ -n $(ss -Hltn "sport = :$port") ]] && return 0
-    if ! kill -0 "$pid" 2>/dev/null; then
-      log "$name exited before listening; its log:"; cat "$logf" >&2 || true
-      die "$name did not start"
-    fi
-    sleep 0.1
-  done
-  log "$name log:"; cat "$logf" >&2 || true
-  die "$name did not listen on $port within 10 s"
-}
-
-# CPU ticks (utime+stime, all threads) of PID; fields after the ")" of comm.
-cpu_ticks() {
-  local stat rest
-  stat=$(< "/proc/$1/stat")
-  rest=${stat##*) }
-  # rest starts at field 3 (state): utime is field 14 -> index 11, stime 12.
-  read -r -a f <<< "$rest"
-  echo $((f[11] + f[12]))
-}
+bench_init
 
 # ---------------------------------------------------------------- set-up
-CERTS=$TMP/certs
-CA=$CERTS/ca.pem
-log "generating test PKI"
-"$REPO/tests/gen-test-certs.sh" "$CERTS" > "$TMP/certs.log" 2>&1 || { cat "$TMP/certs.log" >&2; die "gen-test-certs.sh failed"; }
-chmod 755 "$CERTS"
-
-MY_STARTED=1
-for attempt in 1 2 3; do
-  MYPORT=$(free_port)
-  log "starting MariaDB on 127.0.0.1:$MYPORT"
-  if "$REPO/tests/mariadb-server.sh" start "$TMP/my" "$MYPORT" "$CERTS" 2> "$TMP/my-start.err"; then break; fi
-  cat "$TMP/my-start.err" >&2
-  [[ $attempt -lt 3 ]] || die "mariadb-server.sh start failed"
-  log "retrying with another port"
-done
-MY_VERSION=$(mariadb --no-defaults --socket="$TMP/my/mysqld.sock" -u "$([[ $(id -u) -eq 0 ]] && echo root || id -un)" \
+bench_pki
+bench_start_db MariaDB
+MYPORT=$DB_PORT
+MY_VERSION=$(mariadb --no-defaults --socket="$TMP/db/mysqld.sock" -u "$([[ $(id -u) -eq 0 ]] && echo root || id -un)" \
   --batch --skip-column-names -e 'SELECT VERSION()' 2>/dev/null || echo unknown)
 
 # sysbench's TLS files (fixed names, read from its working directory).
