@@ -78,6 +78,8 @@ TEST_F(PgTest, PlaintextClientReachesTlsOnlyServerOverVerifiedTls) {
   EXPECT_EQ(ev[0]["application"], "psql");
   EXPECT_EQ(ev[0]["backend_verified"], "true");
   EXPECT_EQ(ev[0]["backend_tls"], "TLSv1.3");
+  EXPECT_EQ(d.Log().find("scram_pw"), std::string::npos) << "the password must never be logged";
+  EXPECT_EQ(ReadFileText(d.dir().path() + "/audit.jsonl").find("scram_pw"), std::string::npos);
 }
 
 TEST_F(PgTest, Md5UserWithSslmodeRequireUsesDbwardCertificate) {
@@ -92,6 +94,7 @@ TEST_F(PgTest, Md5UserWithSslmodeRequireUsesDbwardCertificate) {
   EXPECT_EQ(ev[0]["client_tls"], "TLSv1.3");
   EXPECT_EQ(ev[0]["trust_bypass"], "false");
   EXPECT_EQ(ev[0]["user"], "md5_user");
+  EXPECT_EQ(d.Log().find("md5_pw"), std::string::npos) << "the password must never be logged";
 }
 
 TEST_F(PgTest, VerifyFullClientValidatesDbwardCertificate) {
