@@ -1,12 +1,13 @@
 #include "protocol/mysql.h"
 
+#include "protocol/builder.h"
 #include "protocol/cursor.h"
 
 namespace dbward::protocol::mysql {
 namespace {
 
-Result Malformed(std::string why) { return {Status::kMalformed, std::move(why)}; }
-Result Ok() { return {Status::kOk, {}}; }
+Result Malformed(std::string why) { return Result::Malformed(std::move(why)); }
+Result Ok() { return Result::Ok(); }
 
 bool GetLenenc(Cursor* c, uint64_t* out) {
   uint8_t first;
@@ -65,16 +66,16 @@ Result DecodePacket(std::span<const uint8_t> in, size_t max_payload, Packet* out
   return Ok();
 }
 
+int PeekSequenceId(std::span<const uint8_t> in) {
+  Cursor c(in);
+  uint8_t seq;
+  return c.Skip(3) && c.GetU8(&seq) ? seq : -1;
+}
+
 std::vector<uint8_t> EncodePacket(uint8_t seq, std::span<const uint8_t> payload) {
-  std::vector<uint8_t> out;
-  out.reserve(4 + payload.size());
-  size_t len = payload.size();
-  out.push_back(static_cast<uint8_t>(len));
-  out.push_back(static_cast<uint8_t>(len >> 8));
-  out.push_back(static_cast<uint8_t>(len >> 16));
-  out.push_back(seq);
-  out.insert(out.end(), payload.begin(), payload.end());
-  return out;
+  Builder b(4 + payload.size());
+  b.U24LE(static_cast<uint32_t>(payload.size())).U8(seq).Bytes(payload);
+  return b.Take();
 }
 
 Result ParseGreeting(std::span<const uint8_t> payload, Greeting* out) {
@@ -231,6 +232,61 @@ void SetSslBit(std::vector<uint8_t>* payload) {
   if (payload->size() >= 2) (*payload)[1] = static_cast<uint8_t>((*payload)[1] | (kClientSsl >> 8));
 }
 
+std::string ServerProduct(const Greeting& g) {
+  std::string version = g.server_version;
+  // MariaDB prefixes "5.5.5-" for clients that parse the major version.
+  if (version.starts_with("5.5.5-")) version = version.substr(6);
+  return (version.find("MariaDB") != std::string::npos ? "MariaDB " : "MySQL ") + version;
+}
+
+std::vector<uint8_t> DefaultSslRequest(const Greeting& g) {
+  uint32_t caps = (g.capabilities & (kClientLongPassword | kClientSecureConnection | kClientPluginAuth |
+                                     kClientPluginAuthLenencData)) |
+                  kClientProtocol41 | kClientSsl;
+  Builder b(kSslRequestLength);
+  b.U32LE(caps).U32LE(16 * 1024 * 1024).U8(g.charset != 0 ? g.charset : 45 /* utf8mb4_general_ci */);
+  b.Zeros(kSslRequestLength - b.size());
+  return b.Take();
+}
+
+std::string ClientLibrary(const HandshakeResponse& r) {
+  std::string lib = r.Attribute("_client_name");
+  std::string version = r.Attribute("_client_version");
+  if (!version.empty()) {
+    if (!lib.empty()) lib.push_back(' ');
+    lib.append(version);
+  }
+  return lib;
+}
+
+AuthPacket ClassifyServerAuthPacket(std::span<const uint8_t> payload) {
+  Cursor c(payload);
+  uint8_t first, second;
+  if (!c.GetU8(&first)) return AuthPacket::kOther;
+  switch (first) {
+    case 0x00: return AuthPacket::kOk;
+    case 0xff: return AuthPacket::kErr;
+    case 0xfe: return AuthPacket::kAuthSwitch;
+    case 0x01:
+      if (c.size() == 1 && c.GetU8(&second)) {
+        if (second == 0x03) return AuthPacket::kFastAuthOk;
+        if (second == 0x04) return AuthPacket::kFullAuthRequired;
+      }
+      return AuthPacket::kOther;
+    default: return AuthPacket::kOther;
+  }
+}
+
+bool IsPublicKeyRequest(std::span<const uint8_t> payload) {
+  return payload.size() == 1 && (payload[0] == 0x02 || payload[0] == 0x01);
+}
+
+std::vector<uint8_t> EncodePublicKeyResponse(const std::string& pem) {
+  Builder b(1 + pem.size());
+  b.U8(0x01).Text(pem);
+  return b.Take();
+}
+
 bool IsOk(std::span<const uint8_t> payload) { return !payload.empty() && payload[0] == 0x00; }
 bool IsErr(std::span<const uint8_t> payload) { return !payload.empty() && payload[0] == 0xff; }
 
@@ -253,18 +309,11 @@ bool ParseErr(std::span<const uint8_t> payload, ErrInfo* out) {
 }
 
 std::vector<uint8_t> EncodeErr(uint16_t code, const std::string& sqlstate, const std::string& message) {
-  std::vector<uint8_t> out;
-  out.reserve(9 + message.size());
-  out.push_back(0xff);
-  out.push_back(static_cast<uint8_t>(code));
-  out.push_back(static_cast<uint8_t>(code >> 8));
-  if (!sqlstate.empty()) {
-    std::string state = sqlstate.size() == 5 ? sqlstate : "HY000";
-    out.push_back('#');
-    for (char ch : state) out.push_back(static_cast<uint8_t>(ch));
-  }
-  for (char ch : message) out.push_back(static_cast<uint8_t>(ch));
-  return out;
+  Builder b(9 + message.size());
+  b.U8(0xff).U16LE(code);
+  if (!sqlstate.empty()) b.U8('#').Text(sqlstate.size() == 5 ? sqlstate : "HY000");
+  b.Text(message);
+  return b.Take();
 }
 
 bool ParseAuthSwitch(std::span<const uint8_t> payload, std::string* plugin, std::vector<uint8_t>* scramble) {

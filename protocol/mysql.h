@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "protocol/result.h"
+
 namespace dbward::protocol::mysql {
 
 constexpr uint32_t kClientLongPassword = 0x1;
@@ -27,12 +29,8 @@ constexpr uint32_t kClientDeprecateEof = 0x1000000;
 constexpr size_t kMaxPreAuthPayload = 64 * 1024;
 constexpr size_t kSslRequestLength = 32;
 
-enum class Status { kNeedMore, kOk, kMalformed };
-
-struct Result {
-  Status status = Status::kNeedMore;
-  std::string error;
-};
+using protocol::Result;
+using protocol::Status;
 
 struct Packet {
   uint8_t seq = 0;
@@ -41,6 +39,9 @@ struct Packet {
 };
 Result DecodePacket(std::span<const uint8_t> in, size_t max_payload, Packet* out);
 std::vector<uint8_t> EncodePacket(uint8_t seq, std::span<const uint8_t> payload);
+// The sequence id in a packet header, even when the rest cannot be decoded
+// (an error then answers that packet); -1 before the header is complete.
+int PeekSequenceId(std::span<const uint8_t> in);
 
 struct Greeting {
   uint8_t protocol_version = 0;
@@ -58,6 +59,8 @@ struct Greeting {
 Result ParseGreeting(std::span<const uint8_t> payload, Greeting* out);
 // The greeting payload with CLIENT_SSL set or cleared, every other byte kept.
 std::vector<uint8_t> GreetingWithSsl(std::span<const uint8_t> payload, const Greeting& g, bool ssl);
+// "MariaDB 10.11.6" or "MySQL 8.0.36" (MariaDB's "5.5.5-" prefix removed).
+std::string ServerProduct(const Greeting& g);
 
 struct HandshakeResponse {
   bool ssl_request = false;  // the 32-byte SSLRequest
@@ -79,6 +82,29 @@ Result ParseHandshakeResponse(std::span<const uint8_t> payload, HandshakeRespons
 std::vector<uint8_t> SslRequestFrom(std::span<const uint8_t> response_payload);
 // Sets CLIENT_SSL in a HandshakeResponse41 payload (in place, same length).
 void SetSslBit(std::vector<uint8_t>* response_payload);
+// The SSLRequest dbward sends when it has no client response to take the
+// capabilities from (dbward probe, /readyz): protocol 4.1, secure
+// connection and plugin auth as far as the server offers them, the server's
+// character set (utf8mb4 when it names none).
+std::vector<uint8_t> DefaultSslRequest(const Greeting& g);
+// "_client_name _client_version" from the connect attributes, or "".
+std::string ClientLibrary(const HandshakeResponse& r);
+
+// What a server packet means during authentication.
+enum class AuthPacket {
+  kOk,                // authentication is over
+  kErr,               // refused
+  kAuthSwitch,        // 0xFE: another plugin, with its own scramble
+  kFastAuthOk,        // caching_sha2_password 0x01 0x03
+  kFullAuthRequired,  // caching_sha2_password 0x01 0x04: the password itself is needed
+  kOther,             // other AuthMoreData (e.g. a public key) and anything else
+};
+AuthPacket ClassifyServerAuthPacket(std::span<const uint8_t> payload);
+// A client's request for the server's RSA public key during full
+// authentication: 0x02 (caching_sha2_password) or 0x01 (sha256_password).
+bool IsPublicKeyRequest(std::span<const uint8_t> payload);
+// AuthMoreData carrying a PEM public key, as servers answer that request.
+std::vector<uint8_t> EncodePublicKeyResponse(const std::string& pem);
 
 bool IsOk(std::span<const uint8_t> payload);
 bool IsErr(std::span<const uint8_t> payload);

@@ -1,26 +1,20 @@
 #include "protocol/postgres.h"
 
+#include "protocol/builder.h"
 #include "protocol/cursor.h"
 
 namespace dbward::protocol::pg {
 namespace {
 
-Result Malformed(std::string why) { return {Status::kMalformed, std::move(why)}; }
-Result Ok() { return {Status::kOk, {}}; }
+using Width = Builder::Width;
+using Counts = Builder::Counts;
 
-void PutU32(std::vector<uint8_t>* out, uint32_t v) {
-  out->push_back(static_cast<uint8_t>(v >> 24));
-  out->push_back(static_cast<uint8_t>(v >> 16));
-  out->push_back(static_cast<uint8_t>(v >> 8));
-  out->push_back(static_cast<uint8_t>(v));
-}
-
-void PatchLength(std::vector<uint8_t>* out, size_t at) {
-  uint32_t len = static_cast<uint32_t>(out->size() - at);
-  (*out)[at] = static_cast<uint8_t>(len >> 24);
-  (*out)[at + 1] = static_cast<uint8_t>(len >> 16);
-  (*out)[at + 2] = static_cast<uint8_t>(len >> 8);
-  (*out)[at + 3] = static_cast<uint8_t>(len);
+// A typed message: type byte, then an int32 length that counts itself.
+template <typename Body>
+std::vector<uint8_t> Typed(uint8_t type, Body&& body) {
+  Builder b;
+  b.U8(type).Prefixed(Width::kU32BE, Counts::kInclusive, [&] { body(b); });
+  return b.Take();
 }
 
 }  // namespace
@@ -39,70 +33,105 @@ std::string FirstMessage::Param(std::string_view key) const {
 Result DecodeFirstMessage(std::span<const uint8_t> in, FirstMessage* out) {
   Cursor c(in);
   uint32_t len;
-  if (!c.GetU32BE(&len)) return {};
-  if (len < 8) return Malformed("invalid length of startup packet (" + std::to_string(len) + ")");
+  if (!c.GetU32BE(&len)) return Result::NeedMore();
+  if (len < 8) return Result::Malformed("invalid length of startup packet (" + std::to_string(len) + ")");
   if (len > kMaxStartupPacket) {
-    return Malformed("startup packet too long (" + std::to_string(len) + " bytes, the limit is " +
-                     std::to_string(kMaxStartupPacket) + ")");
+    return Result::Malformed("startup packet too long (" + std::to_string(len) + " bytes, the limit is " +
+                             std::to_string(kMaxStartupPacket) + ")");
   }
   Cursor body;
-  if (!c.GetBytes(len - 4, &body)) return {};
+  if (!c.GetBytes(len - 4, &body)) return Result::NeedMore();
   uint32_t code;
   body.GetU32BE(&code);  // len >= 8 guarantees 4 bytes
   FirstMessage m;
   m.length = len;
   if (code == kSslRequestCode || code == kGssEncRequestCode) {
-    if (len != 8) return Malformed("SSLRequest/GSSENCRequest with length " + std::to_string(len));
+    if (len != 8) return Result::Malformed("SSLRequest/GSSENCRequest with length " + std::to_string(len));
     m.kind = code == kSslRequestCode ? FirstMessageKind::kSslRequest : FirstMessageKind::kGssEncRequest;
     *out = std::move(m);
-    return Ok();
+    return Result::Ok();
   }
   if (code == kCancelRequestCode) {
-    if (len < 16 || len > 12 + kMaxCancelKey || !body.GetU32BE(&m.cancel_pid) || !body.GetU32BE(&m.cancel_secret)) {
-      return Malformed("CancelRequest with length " + std::to_string(len));
+    Cursor key;
+    if (len < 16 || len > 12 + kMaxCancelKey || !body.GetU32BE(&m.cancel_pid)) {
+      return Result::Malformed("CancelRequest with length " + std::to_string(len));
     }
+    key = body;
+    key.GetU32BE(&m.cancel_secret);  // at least 4 bytes: len >= 16
+    auto k = body.Rest();
+    m.cancel_key.assign(k.begin(), k.end());
     m.kind = FirstMessageKind::kCancelRequest;
     *out = std::move(m);
-    return Ok();
+    return Result::Ok();
   }
   uint16_t major = static_cast<uint16_t>(code >> 16);
   uint16_t minor = static_cast<uint16_t>(code & 0xffff);
   if (major != 3) {
-    return Malformed("unsupported frontend protocol " + std::to_string(major) + "." + std::to_string(minor) +
-                     ": dbward supports protocol 3.0");
+    return Result::Malformed("unsupported frontend protocol " + std::to_string(major) + "." +
+                             std::to_string(minor) + ": dbward supports protocol 3.0");
   }
   m.kind = FirstMessageKind::kStartup;
   m.protocol = code;
   for (;;) {
     std::string_view key;
-    if (!body.GetCString(&key)) return Malformed("startup packet is not NUL-terminated");
+    if (!body.GetCString(&key)) return Result::Malformed("startup packet is not NUL-terminated");
     if (key.empty()) break;
     std::string_view value;
-    if (!body.GetCString(&value)) return Malformed("startup parameter '" + std::string(key) + "' has no value");
+    if (!body.GetCString(&value)) {
+      return Result::Malformed("startup parameter '" + std::string(key) + "' has no value");
+    }
     m.params.emplace_back(std::string(key), std::string(value));
   }
-  if (!body.Empty()) return Malformed("trailing bytes after the startup parameters");
-  if (m.Param("user").empty()) return Malformed("no PostgreSQL user name specified in startup packet");
+  if (!body.Empty()) return Result::Malformed("trailing bytes after the startup parameters");
+  if (m.Param("user").empty()) return Result::Malformed("no PostgreSQL user name specified in startup packet");
   *out = std::move(m);
-  return Ok();
+  return Result::Ok();
+}
+
+std::string ProtocolVersionName(uint32_t protocol) {
+  return std::to_string(protocol >> 16) + "." + std::to_string(protocol & 0xffff);
+}
+
+Result ParseEncryptionAnswer(std::span<const uint8_t> in, EncryptionAnswer* out) {
+  Cursor c(in);
+  uint8_t byte;
+  if (!c.GetU8(&byte)) return Result::NeedMore();
+  EncryptionAnswer a;
+  a.byte = byte;
+  a.kind = byte == 'S'   ? EncryptionAnswer::kAccepted
+           : byte == 'N' ? EncryptionAnswer::kRefused
+           : byte == 'E' ? EncryptionAnswer::kErrorMessage
+                         : EncryptionAnswer::kOther;
+  a.trailing = !c.Empty();
+  *out = a;
+  return Result::Ok();
 }
 
 Result DecodeMessage(std::span<const uint8_t> in, size_t max_body, Message* out) {
   Cursor c(in);
   uint8_t type;
   uint32_t len;
-  if (!c.GetU8(&type) || !c.GetU32BE(&len)) return {};
-  if (len < 4) return Malformed("message length " + std::to_string(len) + " is below the minimum of 4");
+  if (!c.GetU8(&type) || !c.GetU32BE(&len)) return Result::NeedMore();
+  if (len < 4) return Result::Malformed("message length " + std::to_string(len) + " is below the minimum of 4");
   if (len - 4 > max_body) {
-    return Malformed("message '" + std::string(1, static_cast<char>(type)) + "' of " + std::to_string(len) +
-                     " bytes exceeds the pre-authentication limit of " + std::to_string(max_body));
+    return Result::Malformed("message '" + std::string(1, static_cast<char>(type)) + "' of " + std::to_string(len) +
+                             " bytes exceeds the pre-authentication limit of " + std::to_string(max_body));
   }
   std::span<const uint8_t> body;
-  if (!c.GetSpan(len - 4, &body)) return {};
+  if (!c.GetSpan(len - 4, &body)) return Result::NeedMore();
   out->type = type;
   out->body = body;
   out->wire_length = 1 + static_cast<size_t>(len);
-  return Ok();
+  return Result::Ok();
+}
+
+AuthMessage ClassifyAuthMessage(const Message& m) {
+  if (m.type == 'E') return AuthMessage::kError;
+  uint32_t code;
+  if (m.type != 'R' || !ParseAuthCode(m.body, &code)) return AuthMessage::kOther;
+  if (code == kAuthOk) return AuthMessage::kOk;
+  if (code == kAuthSasl) return AuthMessage::kSasl;
+  return AuthMessage::kOtherRequest;
 }
 
 bool ParseAuthCode(std::span<const uint8_t> body, uint32_t* code) {
@@ -125,34 +154,29 @@ bool ParseSaslMechanisms(std::span<const uint8_t> body, std::vector<std::string>
 }
 
 std::vector<uint8_t> EncodeAuthenticationSasl(const std::vector<std::string>& mechanisms) {
-  std::vector<uint8_t> out{'R', 0, 0, 0, 0};
-  PutU32(&out, kAuthSasl);
-  for (const auto& m : mechanisms) {
-    out.insert(out.end(), m.begin(), m.end());
-    out.push_back(0);
-  }
-  out.push_back(0);
-  PatchLength(&out, 1);
-  return out;
+  return Typed('R', [&](Builder& b) {
+    b.U32BE(kAuthSasl);
+    for (const auto& m : mechanisms) b.CString(m);
+    b.U8(0);
+  });
 }
 
+bool IsChannelBindingMechanism(std::string_view m) { return m.size() > 5 && m.ends_with("-PLUS"); }
+
 std::vector<uint8_t> EncodeErrorResponse(const ErrorFields& f) {
-  std::vector<uint8_t> out{'E', 0, 0, 0, 0};
-  auto field = [&](char code, const std::string& value) {
-    if (value.empty()) return;
-    out.push_back(static_cast<uint8_t>(code));
-    for (char ch : value) out.push_back(ch == '\0' ? ' ' : static_cast<uint8_t>(ch));
-    out.push_back(0);
-  };
-  field('S', f.severity);
-  field('V', f.severity);
-  field('C', f.sqlstate);
-  field('M', f.message);
-  field('D', f.detail);
-  field('H', f.hint);
-  out.push_back(0);
-  PatchLength(&out, 1);
-  return out;
+  return Typed('E', [&](Builder& b) {
+    auto field = [&](char code, const std::string& value) {
+      if (value.empty()) return;
+      b.U8(static_cast<uint8_t>(code)).CString(value);
+    };
+    field('S', f.severity);
+    field('V', f.severity);
+    field('C', f.sqlstate);
+    field('M', f.message);
+    field('D', f.detail);
+    field('H', f.hint);
+    b.U8(0);
+  });
 }
 
 bool ParseErrorResponse(std::span<const uint8_t> body, ErrorFields* out) {
@@ -180,43 +204,47 @@ bool ParseErrorResponse(std::span<const uint8_t> body, ErrorFields* out) {
 }
 
 bool ErrorResponseWithHint(std::span<const uint8_t> body, const std::string& hint, std::vector<uint8_t>* out) {
+  // Parse first: nothing is built from a body that does not hold together.
+  struct Field {
+    uint8_t code;
+    std::string_view value;
+  };
+  std::vector<Field> fields;
   Cursor c(body);
-  std::vector<uint8_t> msg{'E', 0, 0, 0, 0};
   for (;;) {
     uint8_t code;
     if (!c.GetU8(&code)) return false;
     if (code == 0) break;
     std::string_view value;
     if (!c.GetCString(&value)) return false;
-    if (code == 'H') continue;
-    msg.push_back(code);
-    msg.insert(msg.end(), value.begin(), value.end());
-    msg.push_back(0);
+    if (code != 'H') fields.push_back({code, value});
   }
   if (!c.Empty()) return false;
-  msg.push_back('H');
-  for (char ch : hint) msg.push_back(ch == '\0' ? ' ' : static_cast<uint8_t>(ch));
-  msg.push_back(0);
-  msg.push_back(0);
-  PatchLength(&msg, 1);
-  *out = std::move(msg);
+  *out = Typed('E', [&](Builder& b) {
+    for (const Field& f : fields) b.U8(f.code).CString(f.value);
+    b.U8('H').CString(hint).U8(0);
+  });
   return true;
 }
 
+bool IsAuthorizationFailure(std::string_view sqlstate) { return sqlstate.starts_with("28"); }
+
 std::vector<uint8_t> EncodeSslRequest() {
-  std::vector<uint8_t> out;
-  PutU32(&out, 8);
-  PutU32(&out, kSslRequestCode);
-  return out;
+  Builder b;
+  b.U32BE(8).U32BE(kSslRequestCode);
+  return b.Take();
+}
+
+std::vector<uint8_t> EncodeCancelRequest(uint32_t pid, std::span<const uint8_t> key) {
+  Builder b;
+  b.Prefixed(Width::kU32BE, Counts::kInclusive, [&] { b.U32BE(kCancelRequestCode).U32BE(pid).Bytes(key); });
+  return b.Take();
 }
 
 std::vector<uint8_t> EncodeCancelRequest(uint32_t pid, uint32_t secret) {
-  std::vector<uint8_t> out;
-  PutU32(&out, 16);
-  PutU32(&out, kCancelRequestCode);
-  PutU32(&out, pid);
-  PutU32(&out, secret);
-  return out;
+  const uint8_t key[4] = {static_cast<uint8_t>(secret >> 24), static_cast<uint8_t>(secret >> 16),
+                          static_cast<uint8_t>(secret >> 8), static_cast<uint8_t>(secret)};
+  return EncodeCancelRequest(pid, key);
 }
 
 }  // namespace dbward::protocol::pg

@@ -1,7 +1,9 @@
 // PostgreSQL frontend/backend protocol, the parts a TLS-upgrading proxy needs
 // before authentication completes: the untyped first message (SSLRequest,
-// GSSENCRequest, CancelRequest, StartupMessage), typed message framing,
-// AuthenticationSASL mechanism lists, and ErrorResponse.
+// GSSENCRequest, CancelRequest, StartupMessage), the one-byte answer to an
+// encryption request, typed message framing and the authentication messages
+// a proxy has to tell apart, AuthenticationSASL mechanism lists, and
+// ErrorResponse.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +13,12 @@
 #include <utility>
 #include <vector>
 
+#include "protocol/result.h"
+
 namespace dbward::protocol::pg {
+
+using protocol::Result;
+using protocol::Status;
 
 constexpr uint32_t kSslRequestCode = 80877103;     // 0x04D2162F
 constexpr uint32_t kGssEncRequestCode = 80877104;  // 0x04D21630
@@ -21,10 +28,10 @@ constexpr uint32_t kProtocol3 = 0x00030000;
 constexpr size_t kMaxStartupPacket = 10000;
 constexpr uint32_t kAuthOk = 0;
 constexpr uint32_t kAuthSasl = 10;
+constexpr uint32_t kAuthSaslContinue = 11;
+constexpr uint32_t kAuthSaslFinal = 12;
 // Protocol 3.2 (PostgreSQL 18) allows cancel keys of up to 256 bytes.
 constexpr size_t kMaxCancelKey = 256;
-
-enum class Status { kNeedMore, kOk, kMalformed };
 
 enum class FirstMessageKind { kSslRequest, kGssEncRequest, kCancelRequest, kStartup };
 
@@ -33,18 +40,27 @@ struct FirstMessage {
   size_t length = 0;              // bytes on the wire
   uint32_t protocol = 0;          // StartupMessage: requested protocol version
   uint32_t cancel_pid = 0;        // CancelRequest
-  uint32_t cancel_secret = 0;     // first 4 bytes of the key (protocol 3.2 keys are longer)
+  uint32_t cancel_secret = 0;     // first 4 bytes of the key
+  std::vector<uint8_t> cancel_key;  // the whole key (4 bytes before protocol 3.2, up to 256 after)
   std::vector<std::pair<std::string, std::string>> params;  // StartupMessage
   std::string Param(std::string_view key) const;
 };
 
-struct Result {
-  Status status = Status::kNeedMore;
-  std::string error;  // for kMalformed: what is wrong, for the log and the client
-};
-
 // Decodes the first message a client sends on a connection (no type byte).
 Result DecodeFirstMessage(std::span<const uint8_t> in, FirstMessage* out);
+// "3.0" for 0x00030000.
+std::string ProtocolVersionName(uint32_t protocol);
+
+// The server's one-byte answer to SSLRequest or GSSENCRequest.
+struct EncryptionAnswer {
+  enum Kind { kAccepted, kRefused, kErrorMessage, kOther };
+  Kind kind = kOther;  // 'S', 'N', 'E' (a pre-7.0 server or a proxy refusing), anything else
+  uint8_t byte = 0;
+  // Bytes behind the answer before the TLS handshake: a man-in-the-middle
+  // could have injected them (CVE-2021-23222).
+  bool trailing = false;
+};
+Result ParseEncryptionAnswer(std::span<const uint8_t> in, EncryptionAnswer* out);
 
 // A typed message: type byte + int32 length (self-included) + body.
 struct Message {
@@ -55,11 +71,23 @@ struct Message {
 // max_body caps the length a peer may announce before authentication.
 Result DecodeMessage(std::span<const uint8_t> in, size_t max_body, Message* out);
 
+// What a backend message during authentication means to a proxy.
+enum class AuthMessage {
+  kOk,            // AuthenticationOk: authentication is over
+  kSasl,          // AuthenticationSASL: the mechanism list
+  kOtherRequest,  // any other Authentication request (md5, SASL continue/final, ...)
+  kError,         // ErrorResponse
+  kOther,         // NoticeResponse, NegotiateProtocolVersion, ...
+};
+AuthMessage ClassifyAuthMessage(const Message& m);
+
 // AuthenticationXXX ('R'): the int32 request code.
 bool ParseAuthCode(std::span<const uint8_t> body, uint32_t* code);
 // AuthenticationSASL body: int32 10, NUL-terminated names, final NUL.
 bool ParseSaslMechanisms(std::span<const uint8_t> body, std::vector<std::string>* mechanisms);
 std::vector<uint8_t> EncodeAuthenticationSasl(const std::vector<std::string>& mechanisms);
+// SCRAM-SHA-256-PLUS and other channel-binding ("-PLUS") mechanisms.
+bool IsChannelBindingMechanism(std::string_view mechanism);
 
 struct ErrorFields {
   std::string severity = "FATAL";
@@ -74,8 +102,12 @@ bool ParseErrorResponse(std::span<const uint8_t> body, ErrorFields* out);
 // The same ErrorResponse with its hint (H) replaced or added; every other
 // field (localized and unlocalized severity, file, line, routine, ...) is kept.
 bool ErrorResponseWithHint(std::span<const uint8_t> body, const std::string& hint, std::vector<uint8_t>* out);
+// SQLSTATE class 28: invalid authorization specification (wrong password,
+// no pg_hba.conf entry, ...).
+bool IsAuthorizationFailure(std::string_view sqlstate);
 
 std::vector<uint8_t> EncodeSslRequest();
 std::vector<uint8_t> EncodeCancelRequest(uint32_t pid, uint32_t secret);
+std::vector<uint8_t> EncodeCancelRequest(uint32_t pid, std::span<const uint8_t> key);
 
 }  // namespace dbward::protocol::pg

@@ -1,5 +1,6 @@
 #include "protocol/tds.h"
 
+#include "protocol/builder.h"
 #include "protocol/cursor.h"
 
 #include <algorithm>
@@ -8,15 +9,12 @@
 namespace dbward::protocol::tds {
 namespace {
 
-Result Malformed(std::string why) { return {Status::kMalformed, std::move(why)}; }
-Result Ok() { return {Status::kOk, {}}; }
+Result Malformed(std::string why) { return Result::Malformed(std::move(why)); }
+Result Ok() { return Result::Ok(); }
 
 void PutU16LE(std::vector<uint8_t>* out, uint16_t v) {
   out->push_back(static_cast<uint8_t>(v));
   out->push_back(static_cast<uint8_t>(v >> 8));
-}
-void PutU32LE(std::vector<uint8_t>* out, uint32_t v) {
-  for (int i = 0; i < 4; i++) out->push_back(static_cast<uint8_t>(v >> (8 * i)));
 }
 
 std::string Hex8(uint8_t v) {
@@ -43,6 +41,12 @@ Result DecodeHeader(std::span<const uint8_t> in, Header* out) {
   if (h.length < kHeaderSize) return Malformed("TDS packet length " + std::to_string(h.length) + " is below 8");
   *out = h;
   return Ok();
+}
+
+int PeekPacketType(std::span<const uint8_t> in) {
+  Cursor c(in);
+  uint8_t type;
+  return c.PeekU8(&type) ? type : -1;
 }
 
 void EncodeHeader(const Header& h, uint8_t out[kHeaderSize]) {
@@ -184,20 +188,49 @@ Result ParsePrelogin(std::span<const uint8_t> payload, Prelogin* out) {
 }
 
 std::vector<uint8_t> EncodePrelogin(const Prelogin& p) {
-  std::vector<uint8_t> out;
-  size_t table = p.options.size() * 5 + 1;
-  size_t offset = table;
+  Builder b;
+  size_t offset = p.options.size() * 5 + 1;
   for (const auto& o : p.options) {
-    out.push_back(o.token);
-    out.push_back(static_cast<uint8_t>(offset >> 8));
-    out.push_back(static_cast<uint8_t>(offset));
-    out.push_back(static_cast<uint8_t>(o.data.size() >> 8));
-    out.push_back(static_cast<uint8_t>(o.data.size()));
+    b.U8(o.token).U16BE(static_cast<uint16_t>(offset)).U16BE(static_cast<uint16_t>(o.data.size()));
     offset += o.data.size();
   }
-  out.push_back(kOptTerminator);
-  for (const auto& o : p.options) out.insert(out.end(), o.data.begin(), o.data.end());
-  return out;
+  b.U8(kOptTerminator);
+  for (const auto& o : p.options) b.Bytes(o.data);
+  return b.Take();
+}
+
+Prelogin DefaultClientPrelogin() {
+  Prelogin p;
+  p.options.push_back({kOptVersion, {0x10, 0x00, 0x00, 0x00, 0x00, 0x00}});
+  p.options.push_back({kOptEncryption, {kEncryptOn}});
+  p.options.push_back({kOptInstOpt, {0}});
+  p.options.push_back({kOptThreadId, {0, 0, 0, 0}});
+  p.options.push_back({kOptMars, {0}});
+  return p;
+}
+
+Prelogin OwnServerPrelogin(uint8_t encryption) {
+  Prelogin p;
+  // VERSION 16.0.1000: what SQL Server 2022 answers; drivers only display it.
+  p.options.push_back({kOptVersion, {16, 0, 0x03, 0xe8, 0, 0}});
+  p.options.push_back({kOptEncryption, {encryption}});
+  p.options.push_back({kOptInstOpt, {0}});
+  p.options.push_back({kOptThreadId, {}});
+  p.options.push_back({kOptMars, {0}});
+  return p;
+}
+
+int EncryptionBase(int encryption) { return encryption < 0 ? -1 : (encryption & 0x7f); }
+
+std::string EncryptionName(int encryption) {
+  switch (EncryptionBase(encryption)) {
+    case kEncryptOff: return "OFF";
+    case kEncryptOn: return "ON";
+    case kEncryptNotSup: return "NOT_SUP";
+    case kEncryptReq: return "REQ";
+    case -1: return "(absent)";
+    default: return Hex8(static_cast<uint8_t>(encryption));
+  }
 }
 
 std::string Utf16LeToUtf8(std::span<const uint8_t> in) {
@@ -345,25 +378,20 @@ std::vector<uint8_t> EncodeLoginError(int32_t number, uint8_t state, uint8_t cls
                                       const std::string& server_name) {
   std::vector<uint8_t> msg16 = Utf8ToUtf16Le(message.size() > 4000 ? message.substr(0, 4000) : message);
   std::vector<uint8_t> srv16 = Utf8ToUtf16Le(server_name.size() > 120 ? server_name.substr(0, 120) : server_name);
-  std::vector<uint8_t> body;
-  PutU32LE(&body, static_cast<uint32_t>(number));
-  body.push_back(state);
-  body.push_back(cls);
-  PutU16LE(&body, static_cast<uint16_t>(msg16.size() / 2));
-  body.insert(body.end(), msg16.begin(), msg16.end());
-  body.push_back(static_cast<uint8_t>(srv16.size() / 2));
-  body.insert(body.end(), srv16.begin(), srv16.end());
-  body.push_back(0);        // procedure name: empty
-  PutU32LE(&body, 1);       // line number
-  std::vector<uint8_t> out;
-  out.push_back(0xAA);      // ERROR
-  PutU16LE(&out, static_cast<uint16_t>(body.size()));
-  out.insert(out.end(), body.begin(), body.end());
-  out.push_back(0xFD);      // DONE
-  PutU16LE(&out, 0x0002);   // DONE_ERROR, final
-  PutU16LE(&out, 0);        // current command
-  for (int i = 0; i < 8; i++) out.push_back(0);  // row count (TDS 7.2+)
-  return out;
+  Builder b;
+  b.U8(0xAA);  // ERROR
+  b.Prefixed(Builder::Width::kU16LE, Builder::Counts::kBodyOnly, [&] {
+    b.U32LE(static_cast<uint32_t>(number)).U8(state).U8(cls);
+    b.U16LE(static_cast<uint16_t>(msg16.size() / 2)).Bytes(msg16);
+    b.U8(static_cast<uint8_t>(srv16.size() / 2)).Bytes(srv16);
+    b.U8(0);      // procedure name: empty
+    b.U32LE(1);   // line number
+  });
+  b.U8(0xFD);     // DONE
+  b.U16LE(0x0002);  // DONE_ERROR, final
+  b.U16LE(0);       // current command
+  b.U64LE(0);       // row count (TDS 7.2+)
+  return b.Take();
 }
 
 }  // namespace dbward::protocol::tds

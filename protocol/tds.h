@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "protocol/result.h"
+
 namespace dbward::protocol::tds {
 
 constexpr uint8_t kSqlBatch = 0x01;
@@ -40,12 +42,14 @@ constexpr uint8_t kOptFedAuthRequired = 0x06;
 constexpr uint8_t kOptNonce = 0x07;
 constexpr uint8_t kOptTerminator = 0xff;
 
-enum class Status { kNeedMore, kOk, kMalformed };
+using protocol::Result;
+using protocol::Status;
 
-struct Result {
-  Status status = Status::kNeedMore;
-  std::string error;
-};
+// The ENCRYPTION value without the CLIENT_CERT bit; -1 (absent) stays -1.
+int EncryptionBase(int encryption);
+// "OFF", "ON", "NOT_SUP", "REQ", "(absent)" for -1, or "0x.." for other values
+// (the CLIENT_CERT bit is ignored).
+std::string EncryptionName(int encryption);
 
 struct Header {
   uint8_t type = 0;
@@ -56,6 +60,8 @@ struct Header {
   uint8_t window = 0;
 };
 Result DecodeHeader(std::span<const uint8_t> in, Header* out);
+// The type of the packet that in starts with, or -1 with no byte yet.
+int PeekPacketType(std::span<const uint8_t> in);
 void EncodeHeader(const Header& h, uint8_t out[kHeaderSize]);
 
 // A message: consecutive packets of one type up to the one with EOM.
@@ -84,6 +90,13 @@ struct Prelogin {
 };
 Result ParsePrelogin(std::span<const uint8_t> payload, Prelogin* out);
 std::vector<uint8_t> EncodePrelogin(const Prelogin& p);
+// The PRELOGIN dbward sends as a client when it has none of a client's to
+// pass on (dbward probe, /readyz): VERSION, ENCRYPTION=ON, INSTOPT, THREADID
+// and MARS off, as drivers send it.
+Prelogin DefaultClientPrelogin();
+// The PRELOGIN answer dbward gives a client in place of a server's (when the
+// backend failed and the failure is reported as the answer to LOGIN7).
+Prelogin OwnServerPrelogin(uint8_t encryption);
 
 struct Login7 {
   uint32_t tds_version = 0;

@@ -35,9 +35,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(m.length == 8);
       break;
     case pg::FirstMessageKind::kCancelRequest:
-      FUZZ_CHECK(m.length == 16);
-      FUZZ_CHECK(pg::EncodeCancelRequest(m.cancel_pid, m.cancel_secret) ==
-                 std::vector<uint8_t>(in.begin(), in.begin() + 16));
+      // Protocol 3.2 keys are 4 to 256 bytes; the message is the key's length
+      // plus 12, and re-encoding it gives back the same bytes.
+      FUZZ_CHECK(m.length >= 16 && m.length <= 12 + pg::kMaxCancelKey);
+      FUZZ_CHECK(m.cancel_key.size() == m.length - 12);
+      FUZZ_CHECK(pg::EncodeCancelRequest(m.cancel_pid, m.cancel_key) ==
+                 std::vector<uint8_t>(in.begin(), in.begin() + static_cast<ptrdiff_t>(m.length)));
       break;
     case pg::FirstMessageKind::kStartup:
       FUZZ_CHECK(m.protocol >> 16 == 3);
@@ -59,7 +62,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(pg::DecodeFirstMessage(in.first(m.length), &again).status == pg::Status::kOk);
   FUZZ_CHECK(again.kind == m.kind && again.length == m.length && again.params == m.params &&
              again.protocol == m.protocol && again.cancel_pid == m.cancel_pid &&
-             again.cancel_secret == m.cancel_secret);
+             again.cancel_secret == m.cancel_secret && again.cancel_key == m.cancel_key);
   FUZZ_CHECK(pg::DecodeFirstMessage(in.first(m.length - 1), &again).status == pg::Status::kNeedMore);
   return 0;
 }
