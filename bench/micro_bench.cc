@@ -82,12 +82,13 @@ void BM_TlsRecordTransform(benchmark::State& state) {
   }
   std::string dir = certs;
   std::string error;
+  dbward::tls::LoadError load;
   dbward::tls::ServerOptions so;
   so.cert = {dir + "/server.pem", dir + "/server.key", ""};
-  auto server_ctx = dbward::tls::Context::NewServer(so, &error);
+  auto server_ctx = dbward::tls::Context::NewServer(so, &load);
   dbward::tls::ClientOptions co;
   co.ca_file = dir + "/ca.pem";
-  auto client_ctx = dbward::tls::Context::NewClient(co, &error);
+  auto client_ctx = dbward::tls::Context::NewClient(co, &load);
   std::deque<uint8_t> c2s, s2c;
   Pipe client_io(&s2c, &c2s), server_io(&c2s, &s2c);
   auto client = dbward::tls::Connection::NewClient(client_ctx, "localhost", &client_io, &error);

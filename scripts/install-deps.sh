@@ -6,8 +6,10 @@ set -euo pipefail
 packages=(
   # build
   build-essential cmake ninja-build pkg-config
-  android-libboringssl-dev libuv1-dev libyaml-cpp-dev
+  android-libboringssl-dev libuv1-dev libyaml-cpp-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # fuzzing (libFuzzer with ASan and UBSan)
+  clang libclang-rt-14-dev
   # tests, demo and benchmarks: real peers
   openssl ca-certificates python3 python3-yaml procps iproute2 curl
   stunnel4 haproxy

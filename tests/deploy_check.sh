@@ -683,8 +683,8 @@ if check(os.path.isfile(dockerfile), "deploy/Dockerfile exists"):
 
         bpk, rpk = installed(build), installed(final)
         need_build = {"build-essential", "cmake", "ninja-build", "pkg-config", "android-libboringssl-dev",
-                      "libuv1-dev", "libyaml-cpp-dev"}
-        need_run = {"android-libboringssl", "libuv1", "libyaml-cpp0.7", "ca-certificates"}
+                      "libuv1-dev", "libyaml-cpp-dev", "libfmt-dev", "libcli11-dev"}
+        need_run = {"android-libboringssl", "libuv1", "libyaml-cpp0.7", "libfmt9", "ca-certificates"}
         check(need_build <= set(bpk), f"deploy/Dockerfile: build stage installs {sorted(need_build)}")
         check(set(rpk) == need_run, f"deploy/Dockerfile: runtime stage installs exactly {sorted(need_run)} (has {rpk})")
         runs = " ".join(text_of(build, "RUN"))

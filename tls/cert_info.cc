@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 
 #include <cstdio>
+#include <vector>
 #include <ctime>
 #include <string>
 
@@ -165,6 +166,43 @@ const char* CauseToken(FailureCause cause) {
     case FailureCause::kTlsOther: return "tls_error";
   }
   return "tls_error";
+}
+
+bool IsCertificateFailure(FailureCause cause) {
+  switch (cause) {
+    case FailureCause::kUntrusted:
+    case FailureCause::kNameMismatch:
+    case FailureCause::kExpired:
+    case FailureCause::kNotYetValid:
+    case FailureCause::kBadPurpose:
+    case FailureCause::kVerifyOther:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsIpLiteral(const std::string& s) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+bool CertificateMatchesName(X509* cert, const std::string& name) {
+  if (cert == nullptr || name.empty()) return false;
+  return IsIpLiteral(name) ? X509_check_ip_asc(cert, name.c_str(), 0) == 1
+                           : X509_check_host(cert, name.data(), name.size(), 0, nullptr) == 1;
+}
+
+std::vector<uint8_t> ServerEndPoint(X509* cert) {
+  if (cert == nullptr) return {};
+  int md_nid = NID_undef;
+  if (!OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, nullptr)) return {};
+  const EVP_MD* md = md_nid == NID_md5 || md_nid == NID_sha1 ? EVP_sha256() : EVP_get_digestbynid(md_nid);
+  if (md == nullptr) return {};
+  uint8_t out[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  if (!X509_digest(cert, md, out, &len)) return {};
+  return std::vector<uint8_t>(out, out + len);
 }
 
 FailureCause CauseFromVerifyError(long e) {

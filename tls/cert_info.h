@@ -49,8 +49,36 @@ enum class FailureCause {
 };
 
 const char* CauseToken(FailureCause cause);
+// The failure lies with the certificate the peer presented (chain, names,
+// validity, purpose), as opposed to the transport or the TLS parameters.
+bool IsCertificateFailure(FailureCause cause);
 
 // Maps an X509_V_ERR_* code to a cause.
 FailureCause CauseFromVerifyError(long x509_error);
+
+// Everything known about a failed handshake, for proxy/ to explain in its
+// own words (with its configuration names) and for the probe to show.
+struct Diagnosis {
+  FailureCause cause = FailureCause::kNone;
+  std::string detail;        // the raw reason: X.509 error string, TLS alert or error, errno text
+  int depth = -1;            // where in the chain verification failed (0: the leaf)
+  std::string server_name;   // the name dbward checked and sent as SNI ("" on the server side)
+  CertSummary failed;        // the certificate at fault (the leaf or a chain element)
+  CertSummary leaf;
+  std::string trust_path;    // what was trusted: a CA file ...
+  bool trust_system = false; // ... or the system bundle at trust_path
+  uint16_t min_version = 0;  // the lowest TLS version dbward offered
+  bool peer_closed = false;  // the peer hung up during the handshake
+};
+
+// DNS name vs. IP literal decides SNI and how a name is matched.
+bool IsIpLiteral(const std::string& name);
+// The name check verify-full performs: DNS names against DNS SANs, IP
+// literals against IP SANs.
+bool CertificateMatchesName(X509* cert, const std::string& name);
+// RFC 5929 tls-server-end-point channel binding data: the certificate's hash
+// with its signature's hash function (SHA-256 for MD5 and SHA-1); empty when
+// it cannot be computed.
+std::vector<uint8_t> ServerEndPoint(X509* cert);
 
 }  // namespace dbward::tls

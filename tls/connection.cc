@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
-#include <ctime>
 
 namespace dbward::tls {
 
@@ -98,26 +97,6 @@ int ConnIndex() {
   return index;
 }
 
-bool IsIpLiteral(const std::string& s) {
-  unsigned char buf[16];
-  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
-}
-
-std::string NowIso() {
-  time_t t = time(nullptr);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-std::string Join(const std::vector<std::string>& v) {
-  std::string out;
-  for (size_t i = 0; i < v.size(); i++) out += (i ? ", " : "") + v[i];
-  return out;
-}
-
 }  // namespace
 
 Connection::Connection(std::shared_ptr<Context> ctx, SSL* ssl, Io* io)
@@ -143,7 +122,7 @@ std::unique_ptr<Connection> Connection::NewClient(std::shared_ptr<Context> ctx,
   bool ip = IsIpLiteral(server_name);
   if (ctx->verify() == VerifyMode::kFull) {
     if (server_name.empty()) {
-      *error = "verify: full needs a server name";
+      *error = "name verification needs a server name";
       return nullptr;
     }
     int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, server_name.c_str())
@@ -274,68 +253,19 @@ void Connection::ClassifyFailure(int ssl_error) {
   }
 }
 
-std::string Connection::Explain(const std::string& section) const {
-  const std::string who = server_name_.empty() ? "the server" : server_name_;
-  const CertSummary& bad = failed_cert_.present ? failed_cert_ : leaf_cert_;
-  const std::string cert = "certificate: " + bad.OneLine();
-  switch (cause_) {
-    case FailureCause::kNone:
-      return "no failure";
-    case FailureCause::kUntrusted:
-      return "certificate for " + who + " is not trusted: the certificate chain was issued by an "
-             "authority that is not trusted (" + detail_ + " at depth " +
-             std::to_string(verify_depth_) + "; trusted: " + ctx_->ca_description() + "); " + cert +
-             "; fix: set " + section + ".ca_file to the CA that issued \"" + bad.issuer + "\"";
-    case FailureCause::kNameMismatch:
-      return "certificate for " + who + " does not match the name: the target principal name is "
-             "incorrect (" + section + ".server_name \"" + server_name_ + "\" is not among the "
-             "certificate's names [" + Join(leaf_cert_.sans) + "], subject \"" + leaf_cert_.subject +
-             "\"); fix: set " + section + ".server_name to one of those names, or reissue the "
-             "certificate with a subjectAltName for " + server_name_;
-    case FailureCause::kExpired:
-      return "certificate for " + who + " has expired: " +
-             (verify_depth_ > 0 ? "an issuing CA certificate" : "the server certificate") +
-             " was valid until " + bad.not_after + " (now " + NowIso() + "); " + cert +
-             "; fix: renew the certificate on the server";
-    case FailureCause::kNotYetValid:
-      return "certificate for " + who + " is not yet valid: valid from " + bad.not_before +
-             " (now " + NowIso() + "); " + cert +
-             "; fix: check the clocks on this host and the server, or reissue the certificate";
-    case FailureCause::kBadPurpose:
-      return "certificate for " + who + " is not allowed for TLS server authentication "
-             "(extended key usage: [" + Join(bad.eku) + "]); " + cert +
-             "; fix: reissue it with extendedKeyUsage = serverAuth";
-    case FailureCause::kVerifyOther:
-      return "certificate for " + who + " failed verification: " + detail_ + " at depth " +
-             std::to_string(verify_depth_) + "; " + cert;
-    case FailureCause::kProtocolVersion:
-      return "TLS version mismatch with " + who + ": no common protocol version (dbward accepts " +
-             std::string(TlsVersionName(static_cast<uint16_t>(
-                 SSL_CTX_get_min_proto_version(ctx_->ssl_ctx())))) +
-             " to TLSv1.3; the server may only speak TLS 1.0/1.1); fix: enable TLS 1.2 or 1.3 on "
-             "the server" + (SSL_CTX_get_min_proto_version(ctx_->ssl_ctx()) == TLS1_3_VERSION
-                                 ? ", or set " + section + ".min_version: \"1.2\""
-                                 : std::string()) + " (" + detail_ + ")";
-    case FailureCause::kNoSharedCipher:
-      return "TLS handshake with " + who + " failed: no cipher suite or key exchange in common (" +
-             detail_ + "); fix: enable modern AES-GCM or ChaCha20 suites on the server";
-    case FailureCause::kClientCertRequired:
-      return who + " requires a client certificate and none was sent; fix: set " + section +
-             ".cert_file and " + section + ".key_file (" + detail_ + ")";
-    case FailureCause::kPeerRejectedUs:
-      return who + " rejected dbward's certificate (" + detail_ + "); fix: make the server trust "
-             "the CA that issued " + section + ".cert_file, or check that certificate's validity";
-    case FailureCause::kNotTls:
-      return who + " did not answer with TLS (" + detail_ + "); check the port and that TLS is "
-             "enabled on the server";
-    case FailureCause::kReset:
-      return "connection reset during the TLS handshake with " + who + " (" + detail_ +
-             "); the server closed the connection: check that it has TLS enabled and accepts "
-             "this host";
-    case FailureCause::kTlsOther:
-      return "TLS handshake with " + who + " failed: " + detail_;
-  }
-  return detail_;
+Diagnosis Connection::diagnosis() const {
+  Diagnosis d;
+  d.cause = cause_;
+  d.detail = detail_;
+  d.depth = verify_depth_;
+  d.server_name = server_name_;
+  d.failed = failed_cert_.present ? failed_cert_ : leaf_cert_;
+  d.leaf = leaf_cert_;
+  d.trust_path = ctx_->trust().path;
+  d.trust_system = ctx_->trust().system;
+  d.min_version = static_cast<uint16_t>(SSL_CTX_get_min_proto_version(ctx_->ssl_ctx()));
+  d.peer_closed = io_eof_;
+  return d;
 }
 
 IoResult Connection::MapResult(int ret) {
@@ -405,6 +335,14 @@ std::string Connection::alpn() const {
 int64_t Connection::PeerNotAfterUnix() const {
   bssl::UniquePtr<X509> cert(SSL_get_peer_certificate(ssl_));
   return NotAfterUnix(cert.get());
+}
+
+std::vector<uint8_t> Connection::ServerEndPoint() const {
+  if (ctx_->is_client()) {
+    bssl::UniquePtr<X509> cert(SSL_get_peer_certificate(ssl_));
+    return tls::ServerEndPoint(cert.get());
+  }
+  return tls::ServerEndPoint(SSL_get_certificate(ssl_));
 }
 
 CertSummary Connection::PeerCertificate() const {

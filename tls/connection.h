@@ -1,7 +1,7 @@
 // One TLS connection over an Io. Client connections always verify the peer:
 // there is no switch to turn verification off, only verify-ca vs verify-full.
-// When a handshake fails, the connection keeps what failed and why, and
-// Explain() turns it into a sentence with the fix.
+// When a handshake fails, the connection keeps what failed and why
+// (diagnosis()); proxy/ turns that into a sentence with the fix.
 #pragma once
 
 #include <openssl/base.h>
@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "tls/cert_info.h"
 #include "tls/context.h"
@@ -54,6 +55,9 @@ class Connection {
   CertSummary PeerCertificate() const;
   // The peer certificate's notAfter, without building a full CertSummary.
   int64_t PeerNotAfterUnix() const;
+  // tls-server-end-point binding data of the server's certificate on this
+  // connection: the peer's on a client connection, ours on a server one.
+  std::vector<uint8_t> ServerEndPoint() const;
   SSL* ssl() const { return ssl_; }
 
   FailureCause failure_cause() const { return cause_; }
@@ -62,9 +66,8 @@ class Connection {
   // The certificate that failed verification (leaf or the chain element at fault).
   const CertSummary& failed_certificate() const { return failed_cert_; }
   const CertSummary& leaf_certificate() const { return leaf_cert_; }
-  // One sentence naming the cause, the certificate and the fix. section is the
-  // configuration block to point the user at, e.g. "backend_tls".
-  std::string Explain(const std::string& section) const;
+  // What failed and everything needed to explain it.
+  Diagnosis diagnosis() const;
   // The last transport error seen by the BIO (errno), 0 if none.
   int io_error() const { return io_error_; }
   bool io_eof() const { return io_eof_; }

@@ -34,12 +34,25 @@ int PasswordCallback(char* buf, int size, int /*rwflag*/, void* userdata) {
   return static_cast<int>(pw->size());
 }
 
-bool SetAlpn(SSL_CTX* ctx, const std::vector<std::string>& alpn, std::string* error) {
+LoadError Error(LoadError::File file, LoadError::Kind kind, std::string path, std::string detail = "") {
+  LoadError e;
+  e.file = file;
+  e.kind = kind;
+  e.path = std::move(path);
+  e.detail = std::move(detail);
+  return e;
+}
+
+LoadError Internal(std::string detail) {
+  return Error(LoadError::File::kNone, LoadError::Kind::kInternal, "", std::move(detail));
+}
+
+bool SetAlpn(SSL_CTX* ctx, const std::vector<std::string>& alpn, LoadError* error) {
   if (alpn.empty()) return true;
   std::string wire;
   for (const auto& p : alpn) {
     if (p.empty() || p.size() > 255) {
-      *error = "invalid ALPN protocol name";
+      *error = Internal("invalid ALPN protocol name");
       return false;
     }
     wire.push_back(static_cast<char>(p.size()));
@@ -47,7 +60,7 @@ bool SetAlpn(SSL_CTX* ctx, const std::vector<std::string>& alpn, std::string* er
   }
   // Note the inverted return convention of this OpenSSL-compatible call.
   if (SSL_CTX_set_alpn_protos(ctx, reinterpret_cast<const uint8_t*>(wire.data()), wire.size()) != 0) {
-    *error = "cannot set ALPN";
+    *error = Internal("cannot set ALPN");
     return false;
   }
   return true;
@@ -101,7 +114,7 @@ bool ParseTlsVersion(const std::string& text, uint16_t* out) {
 
 const char* TlsVersionName(uint16_t version) {
   switch (version) {
-    case TLS1_VERSION: return "TLSv1";
+    case TLS1_VERSION: return "TLSv1.0";
     case TLS1_1_VERSION: return "TLSv1.1";
     case TLS1_2_VERSION: return "TLSv1.2";
     case TLS1_3_VERSION: return "TLSv1.3";
@@ -124,28 +137,57 @@ std::string SystemCaBundle() {
   return "";
 }
 
-bool LoadKeyPair(SSL_CTX* ctx, const KeyPair& pair, std::string* error) {
+std::string LoadError::Message() const {
+  switch (kind) {
+    case Kind::kUnreadable:
+      switch (file) {
+        case File::kCa: return "cannot read CA file " + path + ": " + detail;
+        case File::kCert: return "cannot read certificate " + path + ": " + detail;
+        case File::kKey: return "cannot read private key " + path + ": " + detail;
+        case File::kNone: break;
+      }
+      return "cannot read " + path + ": " + detail;
+    case Kind::kInvalid:
+      switch (file) {
+        case File::kCa: return "cannot load CA certificates from " + path + ": " + detail;
+        case File::kCert: return "cannot load certificate " + path + ": " + detail;
+        case File::kKey: return "cannot load private key " + path + ": " + detail;
+        case File::kNone: break;
+      }
+      return "cannot load " + path + ": " + detail;
+    case Kind::kNoSystemBundle: return "no CA file given and no system CA bundle found";
+    case Kind::kKeyEncrypted: return "private key " + path + " is encrypted and no password was given";
+    case Kind::kWrongPassword: return "cannot decrypt private key " + path + ": wrong password";
+    case Kind::kKeyMismatch: return "private key " + path + " does not match certificate " + other_path;
+    case Kind::kInternal: return detail;
+  }
+  return detail;
+}
+
+bool LoadKeyPair(SSL_CTX* ctx, const KeyPair& pair, LoadError* error) {
+  using File = LoadError::File;
+  using Kind = LoadError::Kind;
   std::string why;
   if (pair.cert_file.empty() || pair.key_file.empty()) {
-    *error = "both cert_file and key_file are required";
+    *error = Internal("both a certificate and a private key are required");
     return false;
   }
   if (!Readable(pair.cert_file, &why)) {
-    *error = "cannot read certificate " + pair.cert_file + ": " + why;
+    *error = Error(File::kCert, Kind::kUnreadable, pair.cert_file, why);
     return false;
   }
   if (!Readable(pair.key_file, &why)) {
-    *error = "cannot read private key " + pair.key_file + ": " + why;
+    *error = Error(File::kKey, Kind::kUnreadable, pair.key_file, why);
     return false;
   }
   ERR_clear_error();
   if (SSL_CTX_use_certificate_chain_file(ctx, pair.cert_file.c_str()) != 1) {
-    *error = "cannot load certificate " + pair.cert_file + ": " + TakeErrors();
+    *error = Error(File::kCert, Kind::kInvalid, pair.cert_file, TakeErrors());
     return false;
   }
   bssl::UniquePtr<BIO> bio(BIO_new_file(pair.key_file.c_str(), "r"));
   if (!bio) {
-    *error = "cannot open private key " + pair.key_file + ": " + TakeErrors();
+    *error = Error(File::kKey, Kind::kUnreadable, pair.key_file, TakeErrors());
     return false;
   }
   const std::string& pw = pair.key_password;
@@ -158,17 +200,18 @@ bool LoadKeyPair(SSL_CTX* ctx, const KeyPair& pair, std::string* error) {
                        ERR_GET_REASON(e) == PEM_R_BAD_PASSWORD_READ ||
                        detail.find("DECRYPT") != std::string::npos;
     if (pw.empty() && (ERR_GET_REASON(e) == PEM_R_BAD_PASSWORD_READ || bad_decrypt)) {
-      *error = "private key " + pair.key_file + " is encrypted: set key_password_file";
+      *error = Error(File::kKey, Kind::kKeyEncrypted, pair.key_file);
     } else if (bad_decrypt) {
-      *error = "cannot decrypt private key " + pair.key_file + ": wrong password in key_password_file";
+      *error = Error(File::kKey, Kind::kWrongPassword, pair.key_file);
     } else {
-      *error = "cannot load private key " + pair.key_file + ": " + detail;
+      *error = Error(File::kKey, Kind::kInvalid, pair.key_file, detail);
     }
     return false;
   }
   if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
     TakeErrors();
-    *error = "private key " + pair.key_file + " does not match certificate " + pair.cert_file;
+    *error = Error(File::kKey, Kind::kKeyMismatch, pair.key_file);
+    error->other_path = pair.cert_file;
     return false;
   }
   return true;
@@ -176,10 +219,12 @@ bool LoadKeyPair(SSL_CTX* ctx, const KeyPair& pair, std::string* error) {
 
 Context::~Context() { SSL_CTX_free(ctx_); }
 
-std::shared_ptr<Context> Context::NewClient(const ClientOptions& o, std::string* error) {
+std::shared_ptr<Context> Context::NewClient(const ClientOptions& o, LoadError* error) {
+  using File = LoadError::File;
+  using Kind = LoadError::Kind;
   bssl::UniquePtr<SSL_CTX> ctx(SSL_CTX_new(TLS_method()));
   if (!ctx) {
-    *error = "SSL_CTX_new failed";
+    *error = Internal("SSL_CTX_new failed");
     return nullptr;
   }
   SSL_CTX_set_min_proto_version(ctx.get(), o.min_version);
@@ -189,26 +234,22 @@ std::shared_ptr<Context> Context::NewClient(const ClientOptions& o, std::string*
   // records why it failed, it never overrides the verdict.
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
 
-  std::string ca = o.ca_file;
+  TrustStore trust{o.ca_file, false};
   std::string why;
-  std::string desc;
-  if (ca.empty()) {
-    ca = SystemCaBundle();
-    if (ca.empty()) {
-      *error = "no ca_file given and no system CA bundle found (install ca-certificates or set ca_file)";
+  if (trust.path.empty()) {
+    trust = {SystemCaBundle(), true};
+    if (trust.path.empty()) {
+      *error = Error(File::kCa, Kind::kNoSystemBundle, "");
       return nullptr;
     }
-    desc = "system trust store " + ca;
-  } else {
-    desc = "ca_file " + ca;
   }
-  if (!Readable(ca, &why)) {
-    *error = "cannot read CA file " + ca + ": " + why;
+  if (!Readable(trust.path, &why)) {
+    *error = Error(File::kCa, Kind::kUnreadable, trust.path, why);
     return nullptr;
   }
   ERR_clear_error();
-  if (SSL_CTX_load_verify_locations(ctx.get(), ca.c_str(), nullptr) != 1) {
-    *error = "cannot load CA certificates from " + ca + ": " + TakeErrors();
+  if (SSL_CTX_load_verify_locations(ctx.get(), trust.path.c_str(), nullptr) != 1) {
+    *error = Error(File::kCa, Kind::kInvalid, trust.path, TakeErrors());
     return nullptr;
   }
   if (!o.client_cert.empty()) {
@@ -218,14 +259,14 @@ std::shared_ptr<Context> Context::NewClient(const ClientOptions& o, std::string*
 
   std::shared_ptr<Context> out(new Context(ctx.release(), true));
   out->verify_ = o.verify;
-  out->ca_description_ = desc;
+  out->trust_ = std::move(trust);
   return out;
 }
 
-std::shared_ptr<Context> Context::NewServer(const ServerOptions& o, std::string* error) {
+std::shared_ptr<Context> Context::NewServer(const ServerOptions& o, LoadError* error) {
   bssl::UniquePtr<SSL_CTX> ctx(SSL_CTX_new(TLS_method()));
   if (!ctx) {
-    *error = "SSL_CTX_new failed";
+    *error = Internal("SSL_CTX_new failed");
     return nullptr;
   }
   SSL_CTX_set_min_proto_version(ctx.get(), o.min_version);

@@ -39,11 +39,39 @@ struct ServerOptions {
   std::vector<std::string> alpn;  // protocols we accept; empty: no ALPN
 };
 
+// Why a certificate, key or CA file did not load: which file, what went
+// wrong, the raw reason. proxy/ words it with its configuration names.
+struct LoadError {
+  enum class File : uint8_t { kNone, kCa, kCert, kKey };
+  enum class Kind : uint8_t {
+    kUnreadable,      // missing, unreadable or not a regular file (detail: why)
+    kInvalid,         // not a PEM this can load (detail: BoringSSL's errors)
+    kNoSystemBundle,  // no CA file given and no system bundle found
+    kKeyEncrypted,    // the key needs a password and none was given
+    kWrongPassword,   // the password does not decrypt the key
+    kKeyMismatch,     // the key does not belong to the certificate (other_path)
+    kInternal,        // out of memory, invalid ALPN name, ...
+  };
+  File file = File::kNone;
+  Kind kind = Kind::kInternal;
+  std::string path;
+  std::string other_path;
+  std::string detail;
+  // A sentence naming the file and the problem, without configuration names.
+  std::string Message() const;
+};
+
+// What a client context trusts: a CA file, or the system bundle found at path.
+struct TrustStore {
+  std::string path;
+  bool system = false;
+};
+
 // Shared, immutable after creation; safe to use from several threads.
 class Context {
  public:
-  static std::shared_ptr<Context> NewClient(const ClientOptions& options, std::string* error);
-  static std::shared_ptr<Context> NewServer(const ServerOptions& options, std::string* error);
+  static std::shared_ptr<Context> NewClient(const ClientOptions& options, LoadError* error);
+  static std::shared_ptr<Context> NewServer(const ServerOptions& options, LoadError* error);
   // Adopts a server SSL_CTX built elsewhere (canary certificates) and adds
   // the same ALPN selection NewServer installs.
   static std::shared_ptr<Context> WrapServer(SSL_CTX* ctx, const std::vector<std::string>& alpn);
@@ -52,22 +80,23 @@ class Context {
   SSL_CTX* ssl_ctx() const { return ctx_; }
   bool is_client() const { return client_; }
   VerifyMode verify() const { return verify_; }
-  const std::string& ca_description() const { return ca_description_; }
+  const TrustStore& trust() const { return trust_; }
 
  private:
   Context(SSL_CTX* ctx, bool client) : ctx_(ctx), client_(client) {}
   SSL_CTX* ctx_;
   bool client_;
   VerifyMode verify_ = VerifyMode::kFull;
-  std::string ca_description_;
+  TrustStore trust_;
 };
 
 // Loads cert_file + key_file (decrypting with key_password) into ctx and checks
 // that they match. Exposed for tests and for reloads.
-bool LoadKeyPair(SSL_CTX* ctx, const KeyPair& pair, std::string* error);
+bool LoadKeyPair(SSL_CTX* ctx, const KeyPair& pair, LoadError* error);
 
 // Parses "1.2" / "1.3" into a TLS version number.
 bool ParseTlsVersion(const std::string& text, uint16_t* out);
+// "TLSv1.0" .. "TLSv1.3", or "unknown".
 const char* TlsVersionName(uint16_t version);
 
 // The first system CA bundle found (SSL_CERT_FILE wins), or "" if none.

@@ -1,16 +1,19 @@
 // `dbward report` reads audit files line by line; a line can be anything a
-// disk or a hand edit made of it. ParseFlatJsonObject and ParseIsoTime must
-// never crash, and an object they accept must be what the audit writer could
-// have produced again: re-serialising it with proxy/json.h parses back to the
-// same fields.
+// disk or a hand edit made of it. ParseFlatJsonObject, ParseAuditLine and
+// ParseIsoTime must never crash; an object they accept must be what the
+// writer could have produced again: re-serialising it with proxy/common/json.h
+// parses back to the same fields, and an audit event written back with
+// FormatAuditLine reads back to the same event.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <variant>
 
-#include "proxy/audit_reader.h"
-#include "proxy/json.h"
+#include "proxy/common/audit_event.h"
+#include "proxy/common/json.h"
+#include "proxy/common/json_reader.h"
+#include "proxy/common/time.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {
@@ -54,6 +57,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto& error = std::get<dbward::proxy::FlatJsonError>(r);
     FUZZ_CHECK(error.column >= 1 && error.column <= size + 1);
     FUZZ_CHECK(!error.reason.empty());
+  }
+  auto event = dbward::proxy::ParseAuditLine(text);
+  if (const auto* e = std::get_if<dbward::proxy::AuditEvent>(&event)) {
+    auto again = dbward::proxy::ParseAuditLine(dbward::proxy::FormatAuditLine(*e));
+    const auto* back = std::get_if<dbward::proxy::AuditEvent>(&again);
+    FUZZ_CHECK(back != nullptr);
+    FUZZ_CHECK(dbward::proxy::AuditFieldTexts(*back) == dbward::proxy::AuditFieldTexts(*e));
+  } else {
+    FUZZ_CHECK(!std::get<dbward::proxy::AuditLineError>(event).reason.empty());
   }
   (void)dbward::proxy::ParseIsoTime(text);
   return 0;

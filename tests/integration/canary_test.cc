@@ -16,7 +16,7 @@ namespace {
 class CanaryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (CertDir().empty()) GTEST_SKIP() << "DBWARD_TEST_CERTS not set (run through ctest)";
+    ASSERT_FALSE(CertDir().empty()) << kNoCerts;
   }
   std::string Listener(const std::string& protocol, uint16_t backend_port, const std::string& canary,
                        const std::string& extra = "") {

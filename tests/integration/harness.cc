@@ -1,5 +1,11 @@
 #include "harness.h"
 
+#include <variant>
+
+#include "proxy/common/audit_event.h"
+#include "proxy/common/json_reader.h"
+#include "tests/test_certs.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -22,10 +28,7 @@ extern char** environ;
 
 namespace dbward::testing {
 
-std::string CertDir() {
-  const char* d = getenv("DBWARD_TEST_CERTS");
-  return d ? d : "";
-}
+std::string CertDir() { return test_certs::Dir(); }
 
 std::string Cert(const std::string& name) { return CertDir() + "/" + name; }
 
@@ -50,58 +53,30 @@ std::string TempDir::Write(const std::string& name, const std::string& content) 
   return p;
 }
 
-JsonFields ParseFlatJson(const std::string& s) {
+JsonFields ParseAuditFields(const std::string& line) {
+  std::vector<std::string> unknown;
+  auto parsed = proxy::ParseAuditLine(line, &unknown);
+  if (const auto* e = std::get_if<proxy::AuditLineError>(&parsed)) {
+    ADD_FAILURE() << "invalid audit line (column " << e->column << ": " << e->reason << "): " << line;
+    return {};
+  }
+  for (const std::string& key : unknown) ADD_FAILURE() << "audit field \"" << key << "\" is not in the schema: " << line;
   JsonFields out;
-  size_t i = 0;
-  auto skip_ws = [&] {
-    while (i < s.size() && isspace(static_cast<unsigned char>(s[i]))) i++;
-  };
-  auto read_string = [&](std::string* v) {
-    // assumes s[i] == '"'
-    i++;
-    while (i < s.size() && s[i] != '"') {
-      if (s[i] == '\\' && i + 1 < s.size()) {
-        char c = s[i + 1];
-        if (c == 'n') {
-          v->push_back('\n');
-        } else if (c == 't') {
-          v->push_back('\t');
-        } else if (c == 'u' && i + 5 < s.size()) {
-          v->push_back(static_cast<char>(std::stoi(s.substr(i + 2, 4), nullptr, 16)));
-          i += 4;
-        } else {
-          v->push_back(c);
-        }
-        i += 2;
-      } else {
-        v->push_back(s[i++]);
+  for (auto& [key, value] : proxy::AuditFieldTexts(std::get<proxy::AuditEvent>(parsed))) out[key] = value;
+  return out;
+}
+
+JsonFields ParseJsonFields(const std::string& line) {
+  proxy::FlatJsonResult parsed = proxy::ParseFlatJsonObject(line);
+  JsonFields out;
+  if (const auto* object = std::get_if<proxy::FlatJsonObject>(&parsed)) {
+    for (const auto& [key, value] : *object) {
+      switch (value.kind) {
+        case proxy::JsonScalar::Kind::kNull: out[key] = "null"; break;
+        case proxy::JsonScalar::Kind::kBool: out[key] = value.boolean ? "true" : "false"; break;
+        default: out[key] = value.text; break;
       }
     }
-    i++;
-  };
-  skip_ws();
-  if (i >= s.size() || s[i] != '{') return out;
-  i++;
-  while (i < s.size()) {
-    skip_ws();
-    if (s[i] == '}') break;
-    if (s[i] == ',') {
-      i++;
-      continue;
-    }
-    std::string key, value;
-    if (s[i] != '"') break;
-    read_string(&key);
-    skip_ws();
-    if (i >= s.size() || s[i] != ':') break;
-    i++;
-    skip_ws();
-    if (s[i] == '"') {
-      read_string(&value);
-    } else {
-      while (i < s.size() && s[i] != ',' && s[i] != '}') value.push_back(s[i++]);
-    }
-    out[key] = value;
   }
   return out;
 }
@@ -146,6 +121,9 @@ DbwardProcess::~DbwardProcess() {
 bool DbwardProcess::Start(const std::string& config_yaml, int listeners) {
   std::string audit = dir_.path() + "/audit.jsonl";
   std::string cfg = std::regex_replace(config_yaml, std::regex("\\$\\{AUDIT\\}"), audit);
+  // Certificate files are polled for changes; tests that change them should
+  // not wait the default two seconds for it.
+  if (cfg.find("reload_interval:") == std::string::npos) cfg = "reload_interval: 100ms\n" + cfg;
   std::string path = dir_.Write("dbward.yaml", cfg);
   pid_ = Spawn({DBWARD_BINARY, "run", "--config", path}, dir_.path() + "/stdout.log",
                dir_.path() + "/stderr.log");
@@ -198,7 +176,7 @@ std::vector<JsonFields> DbwardProcess::AuditEvents() const {
   std::istringstream in(ReadFile(dir_.path() + "/audit.jsonl"));
   std::string line;
   while (std::getline(in, line)) {
-    if (!line.empty()) out.push_back(ParseFlatJson(line));
+    if (!line.empty()) out.push_back(ParseAuditFields(line));
   }
   return out;
 }
@@ -330,6 +308,17 @@ uint16_t FreePort() {
 }
 
 bool ScriptedServer::Start(std::string* error) {
+  if (const char* prefix = getenv("DBWARD_TEST_SHARED"); prefix != nullptr && *prefix != '\0') {
+    std::string shared = prefix + suffix_;
+    std::string port = ReadFile(shared + "/port");
+    if (port.empty()) {
+      *error = shared + "/port is missing: did the ctest fixture start the server?";
+      return false;
+    }
+    port_ = static_cast<uint16_t>(std::stoi(port));
+    up_ = true;
+    return true;
+  }
   // Under /tmp directly: the database runs as its own OS user and cannot
   // enter the 0700 directories mkdtemp makes.
   dir_ = "/tmp/dbward-" + script_.substr(0, script_.find('-')) + "-" + std::to_string(getpid());
@@ -339,16 +328,17 @@ bool ScriptedServer::Start(std::string* error) {
     *error = script_ + " start failed: " + out;
     return false;
   }
-  up_ = true;
+  up_ = owned_ = true;
   return true;
 }
 
 void ScriptedServer::Stop() {
   if (!up_) return;
+  up_ = false;
+  if (!owned_) return;
   std::string out;
   RunCommand({SourceDir() + "/tests/" + script_, "stop", dir_}, &out);
   RunCommand({"rm", "-rf", dir_}, &out);
-  up_ = false;
 }
 
 OpensslServer::~OpensslServer() {

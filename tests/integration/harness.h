@@ -13,7 +13,10 @@
 
 namespace dbward::testing {
 
-std::string CertDir();  // $DBWARD_TEST_CERTS; tests skip when unset
+std::string CertDir();  // the test PKI (tests/test_certs.h); "" when there is none, and tests fail
+inline constexpr const char* kNoCerts =
+    "no test PKI: run through ctest (fixture generate_test_certs), or tests/gen-test-certs.sh DIR and set "
+    "DBWARD_TEST_CERTS=DIR";
 std::string Cert(const std::string& name);  // CertDir() + "/" + name
 
 class TempDir {
@@ -27,9 +30,14 @@ class TempDir {
   std::string path_;
 };
 
-// A flat JSON object as key -> raw value text (strings unescaped, no quotes).
+// An audit event's fields as text (null, true/false, numbers, strings as they
+// are), read with dbward's own audit reader: a line that does not parse, or
+// carries a field the schema does not know, fails the test.
 using JsonFields = std::map<std::string, std::string>;
-JsonFields ParseFlatJson(const std::string& line);
+JsonFields ParseAuditFields(const std::string& line);
+// Any flat JSON object (a test client's output), with the same reader; empty
+// when it does not parse.
+JsonFields ParseJsonFields(const std::string& line);
 
 class DbwardProcess {
  public:
@@ -79,11 +87,14 @@ ssize_t RecvAll(int fd, std::string* out, size_t max, int timeout_ms);
 bool ClosedWithoutData(int fd, int timeout_ms);
 uint16_t FreePort();
 
-// A throwaway database server started by one of the tests/*-server.sh
-// scripts (`start DIR PORT CERTDIR` / `stop DIR`) for a test suite.
+// A database server for a test suite: the one ctest started for the whole
+// run (fixtures pg and mariadb; its directory is $DBWARD_TEST_SHARED-pg or
+// -mariadb, its port in DIR/port), or, when the binary runs on its own, a
+// throwaway one started by the tests/*-server.sh script (`start DIR PORT
+// CERTDIR` / `stop DIR`).
 class ScriptedServer {
  public:
-  explicit ScriptedServer(std::string script) : script_(std::move(script)) {}
+  ScriptedServer(std::string script, std::string suffix) : script_(std::move(script)), suffix_(std::move(suffix)) {}
   ~ScriptedServer() { Stop(); }
   // false with *error holding the script's output.
   bool Start(std::string* error);
@@ -93,9 +104,11 @@ class ScriptedServer {
 
  private:
   std::string script_;
+  std::string suffix_;
   std::string dir_;
   uint16_t port_ = 0;
   bool up_ = false;
+  bool owned_ = false;  // started here, stopped here
 };
 
 // A GoogleTest suite that shares one scripted database server between its
@@ -105,7 +118,7 @@ class ScriptedServerSuite : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (CertDir().empty()) return;
-    server_ = new ScriptedServer(Script::kName);
+    server_ = new ScriptedServer(Script::kName, Script::kShared);
     if (server_->Start(&start_error_)) port_ = server_->port();
   }
   static void TearDownTestSuite() {
@@ -113,7 +126,7 @@ class ScriptedServerSuite : public ::testing::Test {
     server_ = nullptr;
   }
   void SetUp() override {
-    if (CertDir().empty()) GTEST_SKIP() << "DBWARD_TEST_CERTS not set (run through ctest)";
+    ASSERT_FALSE(CertDir().empty()) << kNoCerts;
     ASSERT_TRUE(server_ != nullptr && server_->up()) << start_error_;
   }
   static inline ScriptedServer* server_ = nullptr;
@@ -122,9 +135,11 @@ class ScriptedServerSuite : public ::testing::Test {
 };
 struct PostgresScript {
   static constexpr const char* kName = "pg-server.sh";  // TLS-only PostgreSQL
+  static constexpr const char* kShared = "-pg";
 };
 struct MariadbScript {
   static constexpr const char* kName = "mariadb-server.sh";  // require_secure_transport MariaDB
+  static constexpr const char* kShared = "-mariadb";
 };
 
 // `openssl s_server` on a free port with the given extra arguments.

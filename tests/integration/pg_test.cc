@@ -436,16 +436,29 @@ TEST_F(PgTest, CtrlCInPsqlCancelsTheQueryThroughDbward) {
   DbwardProcess d;
   ASSERT_TRUE(d.Start(Config({}))) << d.Log();
   std::string out_path = d.dir().path() + "/psql.out";
+  // The server is shared with other tests: this query is told apart by a tag.
+  std::string tag = "cancel-test-" + std::to_string(getpid());
   auto t0 = std::chrono::steady_clock::now();
   pid_t psql = SpawnBackground({"psql",
                                 "host=127.0.0.1 port=" + std::to_string(d.port()) +
                                     " dbname=app user=scram_user password=scram_pw sslmode=disable",
-                                "-Xc", "select pg_sleep(60)"},
+                                "-Xc", "select pg_sleep(60) -- " + tag},
                                out_path);
   ASSERT_GT(psql, 0);
   // Wait for the query to be running on the server, then press Ctrl-C.
   ASSERT_TRUE(d.WaitLog("verified", std::chrono::seconds(10)));
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto running_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    std::string count;
+    RunCommand({"psql",
+                "host=127.0.0.1 port=" + std::to_string(port_) +
+                    " dbname=app user=scram_user password=scram_pw sslmode=require",
+                "-XAtc", "select count(*) from pg_stat_activity where state = 'active' and query like '%" + tag + "'"},
+               &count);
+    if (count == "1\n") break;
+    ASSERT_LT(std::chrono::steady_clock::now(), running_deadline) << "the query never ran: " << count;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   kill(psql, SIGINT);
   int status = WaitPid(psql, std::chrono::seconds(20));
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(15));

@@ -23,10 +23,7 @@
 #include "harness.h"
 #include "tls_backend.h"
 
-#if __has_include("../fixtures/tds_server.h")
 #include "../fixtures/tds_server.h"
-#define DBWARD_HAVE_TDS_FIXTURE 1
-#endif
 
 namespace dbward::testing {
 namespace {
@@ -125,7 +122,7 @@ class CannedServer {
 class ProbeTcpTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (CertDir().empty()) GTEST_SKIP() << "DBWARD_TEST_CERTS not set (run through ctest)";
+    ASSERT_FALSE(CertDir().empty()) << kNoCerts;
   }
   std::unique_ptr<TlsBackend> StartBackend(const std::string& cert, uint16_t max_version = 0,
                                            TlsBackend::Mode mode = TlsBackend::Mode::kEcho) {
@@ -390,7 +387,7 @@ TEST_F(ProbePgTest, JsonWithSystemStoreIsUntrusted) {
   std::string out;
   int rc = Probe({"--protocol", "postgres", "--backend", "localhost:" + std::to_string(port_), "--format", "json"},
                  &out);
-  if (Contains(out, "no ca_file given and no system CA bundle found")) GTEST_SKIP() << "no system CA bundle";
+  ASSERT_FALSE(Contains(out, "no ca_file given and no system CA bundle found")) << "install ca-certificates";
   EXPECT_EQ(rc, 1) << out;
   EXPECT_EQ(JsonQuery(out, "d['verify_full']['cause'], d['trust'].startswith('system trust store')"),
             "untrusted True");
@@ -453,12 +450,11 @@ TEST_F(ProbeMysqlTest, PostgresProbeAgainstMariadbExit3) {
   EXPECT_TRUE(Contains(out, "not a PostgreSQL server")) << out;
 }
 
-#ifdef DBWARD_HAVE_TDS_FIXTURE
 
 class ProbeTdsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (CertDir().empty()) GTEST_SKIP() << "DBWARD_TEST_CERTS not set (run through ctest)";
+    ASSERT_FALSE(CertDir().empty()) << kNoCerts;
   }
   std::unique_ptr<TdsServer> StartServer(TdsServer::Encryption encryption, bool strict = false,
                                          const std::string& cert = "server") {
@@ -555,13 +551,6 @@ TEST_F(ProbeTdsTest, StrictServerWithoutTdsStrictSuggestsIt) {
   EXPECT_TRUE(Contains(out, "try --tds-strict")) << out;
 }
 
-#else
-
-TEST(ProbeTdsTest, SkippedWithoutFixture) {
-  GTEST_SKIP() << "tests/fixtures/tds_server.h is absent: TDS probe tests not built";
-}
-
-#endif
 
 }  // namespace
 }  // namespace dbward::testing

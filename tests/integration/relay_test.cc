@@ -51,7 +51,7 @@ std::string MakeConfig(const ConfigOptions& o) {
 class RelayTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (CertDir().empty()) GTEST_SKIP() << "DBWARD_TEST_CERTS not set (run through ctest)";
+    ASSERT_FALSE(CertDir().empty()) << kNoCerts;
   }
   std::unique_ptr<TlsBackend> StartBackend(TlsBackend::Options o) {
     auto b = std::make_unique<TlsBackend>(std::move(o));
@@ -379,12 +379,19 @@ TEST_F(RelayTest, SlowReaderDoesNotMakeDbwardBuffer) {
   long rss_before = d.RssKb();
   int fd = ConnectLoopback(d.port());
   ASSERT_GE(fd, 0);
-  // The client reads nothing for two seconds while the backend floods: at
-  // loopback speed an unbounded proxy would queue gigabytes.
-  std::this_thread::sleep_for(std::chrono::seconds(2));
-  uint64_t sent_stalled = backend->bytes_sent();
+  // The client reads nothing while the backend floods: at loopback speed an
+  // unbounded proxy would queue gigabytes. Wait until the flood has stalled
+  // (no progress over a quarter second), then watch that it stays stalled.
+  uint64_t sent_stalled = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (uint64_t last = UINT64_MAX; std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    sent_stalled = backend->bytes_sent();
+    if (sent_stalled == last && sent_stalled > 0) break;
+    last = sent_stalled;
+  }
   long rss_stalled = d.RssKb();
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
   uint64_t sent_later = backend->bytes_sent();
   // Only socket buffers (a few MB each way) and one 64 KiB relay buffer hold data.
   EXPECT_LT(sent_stalled, 48u << 20) << "backend was not slowed down";

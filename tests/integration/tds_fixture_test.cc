@@ -34,7 +34,7 @@ bool HaveTool(const std::string& name) {
 class TdsFixtureTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (CertDir().empty()) GTEST_SKIP() << "DBWARD_TEST_CERTS is not set (tests/gen-test-certs.sh DIR)";
+    ASSERT_FALSE(CertDir().empty()) << kNoCerts;
   }
 
   std::unique_ptr<TdsServer> StartServer(Encryption encryption, bool strict = false,
@@ -175,7 +175,7 @@ class FreeTdsTest : public TdsFixtureTest {
   void SetUp() override {
     TdsFixtureTest::SetUp();
     if (IsSkipped()) return;
-    if (!HaveTool("tsql")) GTEST_SKIP() << "tsql (freetds-bin) is not installed";
+    ASSERT_TRUE(HaveTool("tsql")) << "tsql (freetds-bin) is not installed: run scripts/install-deps.sh";
   }
 };
 
@@ -318,10 +318,9 @@ class TediousTest : public TdsFixtureTest {
   void SetUp() override {
     TdsFixtureTest::SetUp();
     if (IsSkipped()) return;
-    if (!HaveTool("node")) GTEST_SKIP() << "node is not installed";
-    if (access((SourceDir() + "/tests/integration/node/node_modules/tedious/package.json").c_str(), R_OK) != 0) {
-      GTEST_SKIP() << "tedious is not installed under tests/integration/node";
-    }
+    ASSERT_TRUE(HaveTool("node")) << "node is not installed: run scripts/install-deps.sh";
+    ASSERT_EQ(access((SourceDir() + "/tests/integration/node/node_modules/tedious/package.json").c_str(), R_OK), 0)
+        << "tedious is not installed under tests/integration/node: run npm ci there (scripts/test.sh does)";
   }
   std::string VerifiedCa(const std::string& ca = "ca.pem") {
     return ",\"ca\":\"" + Cert(ca) + "\",\"serverName\":\"localhost\"";

@@ -40,7 +40,7 @@ std::string Name(Client c) {
 class TdsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (CertDir().empty()) GTEST_SKIP() << "DBWARD_TEST_CERTS not set (run through ctest)";
+    ASSERT_FALSE(CertDir().empty()) << kNoCerts;
   }
 
   std::unique_ptr<TdsServer> StartFixture(bool strict, Encryption enc = Encryption::kOff,

@@ -1,4 +1,7 @@
-#include "proxy/config.h"
+#include "proxy/common/config.h"
+
+#include "proxy/common/address.h"
+#include "proxy/common/duration.h"
 
 #include <gtest/gtest.h>
 
@@ -235,7 +238,7 @@ TEST(ConfigErrorTest, ToStringFormat) {
 TEST(ConfigErrorTest, UnknownTopLevelKey) {
   EXPECT_EQ(ParseError(std::string(kMinimal) + "bogus: 1\n"),
             "/etc/dbward/x.yaml:8:1: unknown key 'bogus' in the top level "
-            "(allowed: admin, drain_timeout, listeners, log, workers)");
+            "(allowed: admin, drain_timeout, listeners, log, reload_interval, workers)");
 }
 
 TEST(ConfigErrorTest, UnknownKeyInBackendTls) {

@@ -1,4 +1,4 @@
-#include "proxy/json.h"
+#include "proxy/common/json.h"
 
 #include <gtest/gtest.h>
 

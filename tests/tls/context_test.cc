@@ -1,5 +1,7 @@
 #include "tls/context.h"
 
+#include "tests/test_certs.h"
+
 #include <gtest/gtest.h>
 #include <openssl/ssl.h>
 #include <sys/stat.h>
@@ -18,12 +20,8 @@ namespace {
 class ContextTest : public testing::Test {
  protected:
   void SetUp() override {
-    const char* dir = getenv("DBWARD_TEST_CERTS");
-    if (dir == nullptr || *dir == '\0') {
-      GTEST_SKIP() << "DBWARD_TEST_CERTS is not set; run tests/gen-test-certs.sh DIR and set "
-                      "DBWARD_TEST_CERTS=DIR (ctest does both)";
-    }
-    dir_ = dir;
+    dir_ = test_certs::Dir();
+    ASSERT_FALSE(dir_.empty()) << test_certs::kMissing;
   }
 
   std::string Path(const std::string& name) const { return dir_ + "/" + name; }
@@ -41,7 +39,7 @@ class ContextTest : public testing::Test {
   }
 
   std::shared_ptr<Context> Server(const std::string& cert, const std::string& key,
-                                  const std::string& password, std::string* error) {
+                                  const std::string& password, LoadError* error) {
     ServerOptions o;
     o.cert = {Path(cert), Path(key), password};
     return Context::NewServer(o, error);
@@ -53,13 +51,13 @@ class ContextTest : public testing::Test {
 TEST_F(ContextTest, NewClientWithCaFile) {
   ClientOptions o;
   o.ca_file = Path("ca.pem");
-  std::string error;
+  LoadError error;
   std::shared_ptr<Context> ctx = Context::NewClient(o, &error);
-  ASSERT_NE(ctx, nullptr) << error;
-  EXPECT_EQ(error, "");
+  ASSERT_NE(ctx, nullptr) << error.Message();
   EXPECT_TRUE(ctx->is_client());
   EXPECT_EQ(ctx->verify(), VerifyMode::kFull);
-  EXPECT_EQ(ctx->ca_description(), "ca_file " + Path("ca.pem"));
+  EXPECT_EQ(ctx->trust().path, Path("ca.pem"));
+  EXPECT_FALSE(ctx->trust().system);
   EXPECT_EQ(SSL_CTX_get_min_proto_version(ctx->ssl_ctx()), TLS1_2_VERSION);
   EXPECT_EQ(SSL_CTX_get_max_proto_version(ctx->ssl_ctx()), TLS1_3_VERSION);
   EXPECT_EQ(SSL_CTX_get_verify_mode(ctx->ssl_ctx()), SSL_VERIFY_PEER);
@@ -70,108 +68,108 @@ TEST_F(ContextTest, NewClientKeepsVerifyModeAndMinVersion) {
   o.ca_file = Path("ca.pem");
   o.verify = VerifyMode::kCa;
   o.min_version = TLS1_3_VERSION;
-  std::string error;
+  LoadError error;
   std::shared_ptr<Context> ctx = Context::NewClient(o, &error);
-  ASSERT_NE(ctx, nullptr) << error;
+  ASSERT_NE(ctx, nullptr) << error.Message();
   EXPECT_EQ(ctx->verify(), VerifyMode::kCa);
   EXPECT_EQ(SSL_CTX_get_min_proto_version(ctx->ssl_ctx()), TLS1_3_VERSION);
 }
 
 TEST_F(ContextTest, NewClientWithoutCaFileUsesSystemTrustStore) {
   std::string bundle = SystemCaBundle();
-  if (bundle.empty()) GTEST_SKIP() << "no system CA bundle on this machine";
+  ASSERT_FALSE(bundle.empty()) << "no system CA bundle: install ca-certificates";
   ClientOptions o;
-  std::string error;
+  LoadError error;
   std::shared_ptr<Context> ctx = Context::NewClient(o, &error);
-  ASSERT_NE(ctx, nullptr) << error;
-  EXPECT_EQ(ctx->ca_description(), "system trust store " + bundle);
+  ASSERT_NE(ctx, nullptr) << error.Message();
+  EXPECT_EQ(ctx->trust().path, bundle);
+  EXPECT_TRUE(ctx->trust().system);
 }
 
 TEST_F(ContextTest, NewClientMissingCaFileNamesTheFile) {
   ClientOptions o;
   o.ca_file = Path("no-such-ca.pem");
-  std::string error;
+  LoadError error;
   EXPECT_EQ(Context::NewClient(o, &error), nullptr);
-  EXPECT_EQ(error, "cannot read CA file " + Path("no-such-ca.pem") + ": No such file or directory");
+  EXPECT_EQ(error.Message(), "cannot read CA file " + Path("no-such-ca.pem") + ": No such file or directory");
 }
 
 TEST_F(ContextTest, NewClientCaFileThatIsADirectory) {
   ClientOptions o;
   o.ca_file = dir_;
-  std::string error;
+  LoadError error;
   EXPECT_EQ(Context::NewClient(o, &error), nullptr);
-  EXPECT_EQ(error, "cannot read CA file " + dir_ + ": not a regular file");
+  EXPECT_EQ(error.Message(), "cannot read CA file " + dir_ + ": not a regular file");
 }
 
 TEST_F(ContextTest, NewClientCaFileWithoutCertificates) {
   ClientOptions o;
   o.ca_file = Path("client.pass");
-  std::string error;
+  LoadError error;
   EXPECT_EQ(Context::NewClient(o, &error), nullptr);
-  EXPECT_EQ(error.rfind("cannot load CA certificates from " + Path("client.pass") + ": ", 0), 0u)
-      << error;
+  EXPECT_EQ(error.Message().rfind("cannot load CA certificates from " + Path("client.pass") + ": ", 0), 0u)
+      << error.Message();
 }
 
 TEST_F(ContextTest, NewClientRejectsEmptyAlpnName) {
   ClientOptions o;
   o.ca_file = Path("ca.pem");
   o.alpn = {"postgresql", ""};
-  std::string error;
+  LoadError error;
   EXPECT_EQ(Context::NewClient(o, &error), nullptr);
-  EXPECT_EQ(error, "invalid ALPN protocol name");
+  EXPECT_EQ(error.Message(), "invalid ALPN protocol name");
 }
 
 TEST_F(ContextTest, NewServerWithCertAndKey) {
-  std::string error;
+  LoadError error;
   std::shared_ptr<Context> ctx = Server("server.pem", "server.key", "", &error);
-  ASSERT_NE(ctx, nullptr) << error;
-  EXPECT_EQ(error, "");
+  ASSERT_NE(ctx, nullptr) << error.Message();
   EXPECT_FALSE(ctx->is_client());
   EXPECT_NE(SSL_CTX_get0_certificate(ctx->ssl_ctx()), nullptr);
   EXPECT_EQ(SSL_CTX_get_min_proto_version(ctx->ssl_ctx()), TLS1_2_VERSION);
 }
 
 TEST_F(ContextTest, NewServerMismatchedKey) {
-  std::string error;
+  LoadError error;
   EXPECT_EQ(Server("server.pem", "proxy.key", "", &error), nullptr);
-  EXPECT_EQ(error, "private key " + Path("proxy.key") + " does not match certificate " +
+  EXPECT_EQ(error.Message(), "private key " + Path("proxy.key") + " does not match certificate " +
                        Path("server.pem"));
 }
 
 TEST_F(ContextTest, NewServerMissingCertificate) {
-  std::string error;
+  LoadError error;
   EXPECT_EQ(Server("no-such.pem", "server.key", "", &error), nullptr);
-  EXPECT_EQ(error,
+  EXPECT_EQ(error.Message(),
             "cannot read certificate " + Path("no-such.pem") + ": No such file or directory");
 }
 
 TEST_F(ContextTest, NewServerMissingKey) {
-  std::string error;
+  LoadError error;
   EXPECT_EQ(Server("server.pem", "no-such.key", "", &error), nullptr);
-  EXPECT_EQ(error,
+  EXPECT_EQ(error.Message(),
             "cannot read private key " + Path("no-such.key") + ": No such file or directory");
 }
 
 TEST_F(ContextTest, NewServerCertificateFileWithoutCertificate) {
-  std::string error;
+  LoadError error;
   EXPECT_EQ(Server("client.pass", "server.key", "", &error), nullptr);
-  EXPECT_EQ(error.rfind("cannot load certificate " + Path("client.pass") + ": ", 0), 0u) << error;
+  EXPECT_EQ(error.Message().rfind("cannot load certificate " + Path("client.pass") + ": ", 0), 0u) << error.Message();
 }
 
 TEST_F(ContextTest, LoadKeyPairNeedsBothFiles) {
   bssl::UniquePtr<SSL_CTX> ctx(SSL_CTX_new(TLS_method()));
-  std::string error;
+  LoadError error;
   EXPECT_FALSE(LoadKeyPair(ctx.get(), {Path("server.pem"), "", ""}, &error));
-  EXPECT_EQ(error, "both cert_file and key_file are required");
+  EXPECT_EQ(error.Message(), "both a certificate and a private key are required");
 }
 
 TEST_F(ContextTest, EncryptedPkcs8KeyWithPassword) {
   ClientOptions o;
   o.ca_file = Path("ca.pem");
   o.client_cert = {Path("client.pem"), Path("client.key"), Password("client.pass")};
-  std::string error;
+  LoadError error;
   std::shared_ptr<Context> ctx = Context::NewClient(o, &error);
-  ASSERT_NE(ctx, nullptr) << error;
+  ASSERT_NE(ctx, nullptr) << error.Message();
   EXPECT_NE(SSL_CTX_get0_certificate(ctx->ssl_ctx()), nullptr);
 }
 
@@ -179,40 +177,40 @@ TEST_F(ContextTest, EncryptedPkcs8KeyWithWrongPassword) {
   ClientOptions o;
   o.ca_file = Path("ca.pem");
   o.client_cert = {Path("client.pem"), Path("client.key"), Password("wrong.pass")};
-  std::string error;
+  LoadError error;
   EXPECT_EQ(Context::NewClient(o, &error), nullptr);
-  EXPECT_EQ(error, "cannot decrypt private key " + Path("client.key") +
-                       ": wrong password in key_password_file");
+  EXPECT_EQ(error.Message(), "cannot decrypt private key " + Path("client.key") +
+                       ": wrong password");
 }
 
 TEST_F(ContextTest, EncryptedPkcs8KeyWithoutPassword) {
   ClientOptions o;
   o.ca_file = Path("ca.pem");
   o.client_cert = {Path("client.pem"), Path("client.key"), ""};
-  std::string error;
+  LoadError error;
   EXPECT_EQ(Context::NewClient(o, &error), nullptr);
-  EXPECT_EQ(error, "private key " + Path("client.key") + " is encrypted: set key_password_file");
+  EXPECT_EQ(error.Message(), "private key " + Path("client.key") + " is encrypted and no password was given");
 }
 
 TEST_F(ContextTest, TraditionalEncryptedKeyWithPassword) {
-  std::string error;
+  LoadError error;
   std::shared_ptr<Context> ctx =
       Server("server.pem", "server.trad-enc.key", Password("client.pass"), &error);
-  ASSERT_NE(ctx, nullptr) << error;
+  ASSERT_NE(ctx, nullptr) << error.Message();
 }
 
 TEST_F(ContextTest, TraditionalEncryptedKeyWithWrongPassword) {
-  std::string error;
+  LoadError error;
   EXPECT_EQ(Server("server.pem", "server.trad-enc.key", Password("wrong.pass"), &error), nullptr);
-  EXPECT_EQ(error, "cannot decrypt private key " + Path("server.trad-enc.key") +
-                       ": wrong password in key_password_file");
+  EXPECT_EQ(error.Message(), "cannot decrypt private key " + Path("server.trad-enc.key") +
+                       ": wrong password");
 }
 
 TEST_F(ContextTest, TraditionalEncryptedKeyWithoutPassword) {
-  std::string error;
+  LoadError error;
   EXPECT_EQ(Server("server.pem", "server.trad-enc.key", "", &error), nullptr);
-  EXPECT_EQ(error,
-            "private key " + Path("server.trad-enc.key") + " is encrypted: set key_password_file");
+  EXPECT_EQ(error.Message(),
+            "private key " + Path("server.trad-enc.key") + " is encrypted and no password was given");
 }
 
 TEST(TlsVersionTest, ParseTlsVersion) {
@@ -229,7 +227,7 @@ TEST(TlsVersionTest, ParseTlsVersion) {
 }
 
 TEST(TlsVersionTest, TlsVersionName) {
-  EXPECT_STREQ(TlsVersionName(0x0301), "TLSv1");
+  EXPECT_STREQ(TlsVersionName(0x0301), "TLSv1.0");
   EXPECT_STREQ(TlsVersionName(0x0302), "TLSv1.1");
   EXPECT_STREQ(TlsVersionName(0x0303), "TLSv1.2");
   EXPECT_STREQ(TlsVersionName(0x0304), "TLSv1.3");

@@ -1,0 +1,474 @@
+#include "proxy/commands/report.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "proxy/common/address.h"
+#include "proxy/common/audit_event.h"
+#include "proxy/common/json.h"
+#include "proxy/common/records.h"
+#include "proxy/common/text.h"
+#include "proxy/common/time.h"
+
+namespace dbward::proxy {
+namespace {
+
+constexpr char kPrefix[] = "dbward report: ";
+// Audit lines are a few hundred bytes; anything this long is not one, and
+// is not kept in memory.
+constexpr size_t kMaxLineBytes = 1 << 20;
+// Enough to see what went wrong without flooding the terminal.
+constexpr size_t kMaxInvalidListed = 20;
+
+// Lines of a file without their '\n', each capped at kMaxLineBytes.
+class LineReader {
+ public:
+  explicit LineReader(FILE* file) : file_(file), buf_(1 << 16) {}
+
+  // False at the end of the input or on a read error (see error()).
+  bool Next(std::string* line, bool* too_long) {
+    line->clear();
+    *too_long = false;
+    bool started = false;
+    while (true) {
+      if (start_ == end_) {
+        size_t n = fread(buf_.data(), 1, buf_.size(), file_);
+        if (n == 0) {
+          if (ferror(file_)) {
+            error_ = errno != 0 ? errno : EIO;
+            return false;
+          }
+          return started;
+        }
+        start_ = 0;
+        end_ = n;
+      }
+      started = true;
+      const char* begin = buf_.data() + start_;
+      const void* newline = memchr(begin, '\n', end_ - start_);
+      size_t len = newline != nullptr ? static_cast<size_t>(static_cast<const char*>(newline) - begin) : end_ - start_;
+      size_t room = kMaxLineBytes - std::min(line->size(), kMaxLineBytes);
+      line->append(begin, std::min(len, room));
+      if (len > room) *too_long = true;
+      start_ += len;
+      if (newline != nullptr) {
+        start_++;
+        return true;
+      }
+    }
+  }
+
+  int error() const { return error_; }
+
+ private:
+  FILE* file_;
+  std::vector<char> buf_;
+  size_t start_ = 0;
+  size_t end_ = 0;
+  int error_ = 0;
+};
+
+std::string Or(const std::optional<std::string>& v) { return v.value_or(""); }
+
+struct ClientKey {
+  std::string client_ip;
+  std::string listener;
+  std::string protocol;
+  std::string application;
+  std::string client_library;
+  std::string user;
+  auto operator<=>(const ClientKey&) const = default;
+};
+
+struct Sighting {
+  int64_t ms = 0;
+  std::string ts;
+};
+
+struct ClientRow {
+  ClientKey key;
+  std::set<std::string> encryptions;
+  bool bypass = false;
+  std::set<std::string> bypass_reasons;
+  bool validates_true = false;
+  bool validates_false = false;
+  uint64_t sessions = 0;
+  uint64_t failed = 0;
+  uint64_t refused = 0;
+  std::optional<Sighting> first_seen;
+  std::optional<Sighting> last_seen;
+
+  // A client that validated once can be switched to strict TLS; one that
+  // accepted a bad certificate cannot, until it is reconfigured.
+  std::optional<bool> validates() const {
+    if (validates_true) return true;
+    if (validates_false) return false;
+    return std::nullopt;
+  }
+
+  bool HasReasonPrefix(std::string_view prefix) const {
+    return std::any_of(bypass_reasons.begin(), bypass_reasons.end(),
+                       [&](const std::string& r) { return r.starts_with(prefix); });
+  }
+};
+
+void AddEvent(const AuditEvent& e, int64_t ts_ms, std::map<ClientKey, ClientRow>* rows) {
+  ClientKey key{IpOf(Or(e.client)), Or(e.listener), Or(e.protocol), Or(e.application), Or(e.client_library),
+                Or(e.user)};
+  auto [it, added] = rows->try_emplace(key);
+  ClientRow& row = it->second;
+  if (added) row.key = std::move(key);
+  if (e.client_encryption && !e.client_encryption->empty()) row.encryptions.insert(*e.client_encryption);
+  // The writer sets bypass_reason only with trust_bypass true; an older
+  // event with a reason and no flag still bypassed.
+  bool bypass = e.trust_bypass.value_or(!Or(e.bypass_reason).empty());
+  // A session can bypass trust in more than one way (login-only encryption
+  // and accepting the canary). Reasons this version does not know (a newer
+  // dbward's) are listed as they are.
+  bool accepted = false;
+  if (bypass) {
+    row.bypass = true;
+    std::vector<std::string> unknown;
+    for (BypassReason r : BypassSet::Parse(Or(e.bypass_reason), &unknown).Reasons()) {
+      row.bypass_reasons.emplace(Token(r));
+      accepted |= r == BypassReason::kAcceptedUntrusted || r == BypassReason::kAcceptedWrongName ||
+                  r == BypassReason::kAcceptedExpired;
+    }
+    for (std::string& u : unknown) {
+      accepted |= u.starts_with("accepted-");
+      row.bypass_reasons.insert(std::move(u));
+    }
+  }
+  if (e.validates == true) row.validates_true = true;
+  if (e.validates == false || accepted) row.validates_false = true;
+  // Events other than these two (none today) still tell how the client connects.
+  std::string event = Or(e.event);
+  if (event == "refused") {
+    row.refused++;
+  } else if (event == "session" || event.empty()) {
+    row.sessions++;
+    if (e.outcome && !e.outcome->empty() && *e.outcome != Token(Outcome::kOk)) row.failed++;
+  }
+  if (e.ts) {
+    if (!row.first_seen || ts_ms < row.first_seen->ms) row.first_seen = Sighting{ts_ms, *e.ts};
+    if (!row.last_seen || ts_ms >= row.last_seen->ms) row.last_seen = Sighting{ts_ms, *e.ts};
+  }
+}
+
+// Digit runs compare as numbers, so 10.0.0.7 comes before 10.0.0.10.
+int NaturalCompare(std::string_view a, std::string_view b) {
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  size_t i = 0;
+  size_t j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (digit(a[i]) && digit(b[j])) {
+      while (i < a.size() && a[i] == '0') i++;
+      while (j < b.size() && b[j] == '0') j++;
+      size_t ai = i;
+      size_t bj = j;
+      while (i < a.size() && digit(a[i])) i++;
+      while (j < b.size() && digit(b[j])) j++;
+      std::string_view na = a.substr(ai, i - ai);
+      std::string_view nb = b.substr(bj, j - bj);
+      if (na.size() != nb.size()) return na.size() < nb.size() ? -1 : 1;
+      if (int c = na.compare(nb); c != 0) return c;
+      continue;
+    }
+    if (a[i] != b[j]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]) ? -1 : 1;
+    i++;
+    j++;
+  }
+  if (i < a.size() || j < b.size()) return i < a.size() ? 1 : -1;
+  return a.compare(b);  // "07" and "7": any fixed order
+}
+
+// Bypassers first, then the rest; the busiest first within each, then by
+// client, listener, protocol, application, library and user.
+std::vector<const ClientRow*> SortedRows(const std::map<ClientKey, ClientRow>& rows) {
+  std::vector<const ClientRow*> sorted;
+  sorted.reserve(rows.size());
+  for (const auto& [key, row] : rows) sorted.push_back(&row);
+  std::sort(sorted.begin(), sorted.end(), [](const ClientRow* a, const ClientRow* b) {
+    if (a->bypass != b->bypass) return a->bypass;
+    if (a->sessions != b->sessions) return a->sessions > b->sessions;
+    const ClientKey& x = a->key;
+    const ClientKey& y = b->key;
+    for (auto field : {&ClientKey::client_ip, &ClientKey::listener, &ClientKey::protocol, &ClientKey::application,
+                       &ClientKey::client_library, &ClientKey::user}) {
+      if (int c = NaturalCompare(x.*field, y.*field); c != 0) return c < 0;
+    }
+    return false;
+  });
+  return sorted;
+}
+
+// One cell before formatting. Empty text, an empty list and an unknown flag
+// are "absent": "-" in the table, null in JSON, empty in CSV.
+struct Cell {
+  enum class Kind { kText, kList, kFlag, kCount };
+  Kind kind = Kind::kText;
+  std::string text;
+  std::vector<std::string> list;
+  std::optional<bool> flag;
+  uint64_t count = 0;
+};
+
+Cell Text(const std::string& s) { return Cell{Cell::Kind::kText, s, {}, {}, 0}; }
+Cell List(const std::set<std::string>& s) { return Cell{Cell::Kind::kList, {}, {s.begin(), s.end()}, {}, 0}; }
+Cell Flag(std::optional<bool> b) { return Cell{Cell::Kind::kFlag, {}, {}, b, 0}; }
+Cell Count(uint64_t n) { return Cell{Cell::Kind::kCount, {}, {}, {}, n}; }
+Cell Seen(const std::optional<Sighting>& s) { return Text(s ? s->ts : std::string()); }
+
+// The report's columns, in output order, for all three formats.
+constexpr struct {
+  const char* key;    // JSON key and CSV header
+  const char* title;  // table header
+  Cell (*get)(const ClientRow&);
+} kColumns[] = {
+    {"client", "CLIENT", [](const ClientRow& r) { return Text(r.key.client_ip); }},
+    {"listener", "LISTENER", [](const ClientRow& r) { return Text(r.key.listener); }},
+    {"protocol", "PROTOCOL", [](const ClientRow& r) { return Text(r.key.protocol); }},
+    {"application", "APPLICATION", [](const ClientRow& r) { return Text(r.key.application); }},
+    {"client_library", "LIBRARY", [](const ClientRow& r) { return Text(r.key.client_library); }},
+    {"user", "USER", [](const ClientRow& r) { return Text(r.key.user); }},
+    {"client_encryption", "ENCRYPTION", [](const ClientRow& r) { return List(r.encryptions); }},
+    {"trust_bypass", "BYPASS", [](const ClientRow& r) { return Flag(r.bypass); }},
+    {"bypass_reasons", "BYPASS_REASONS", [](const ClientRow& r) { return List(r.bypass_reasons); }},
+    {"validates", "VALIDATES", [](const ClientRow& r) { return Flag(r.validates()); }},
+    {"sessions", "SESSIONS", [](const ClientRow& r) { return Count(r.sessions); }},
+    {"failed", "FAILED", [](const ClientRow& r) { return Count(r.failed); }},
+    {"refused", "REFUSED", [](const ClientRow& r) { return Count(r.refused); }},
+    {"first_seen", "FIRST_SEEN", [](const ClientRow& r) { return Seen(r.first_seen); }},
+    {"last_seen", "LAST_SEEN", [](const ClientRow& r) { return Seen(r.last_seen); }},
+};
+
+// Table and CSV text of a cell; "" when absent.
+std::string PlainText(const Cell& c) {
+  switch (c.kind) {
+    case Cell::Kind::kText: return c.text;
+    case Cell::Kind::kList: return Join(c.list, ",");
+    case Cell::Kind::kFlag: return c.flag ? (*c.flag ? "true" : "false") : "unknown";
+    case Cell::Kind::kCount: return std::to_string(c.count);
+  }
+  return "";
+}
+
+// User and application names come from unauthenticated clients: C0 and C1
+// controls (terminal escapes) are shown as \u00XX, never sent to a terminal.
+// Input is valid UTF-8 (the parser checked it).
+std::string ForTerminal(std::string_view s) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < s.size(); i++) {
+    unsigned int cp = static_cast<unsigned char>(s[i]);
+    // U+0080..U+009F are C2 80..C2 9F in UTF-8.
+    if (cp == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) <= 0x9F) {
+      cp = static_cast<unsigned char>(s[++i]);
+    }
+    if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) {
+      out += "\\u00";
+      out.push_back(kHex[cp >> 4]);
+      out.push_back(kHex[cp & 15]);
+    } else {
+      out.push_back(static_cast<char>(cp));
+    }
+  }
+  return out;
+}
+
+// Display width in code points: close enough for names and addresses.
+size_t Width(std::string_view s) {
+  return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  }));
+}
+
+std::string Summary(const std::vector<const ClientRow*>& rows) {
+  size_t bypass = 0, plaintext = 0, login_only = 0, accepts = 0;
+  for (const ClientRow* r : rows) {
+    if (r->bypass) bypass++;
+    if (r->bypass_reasons.contains("plaintext")) plaintext++;
+    if (r->bypass_reasons.contains("login-only-encryption")) login_only++;
+    if (r->HasReasonPrefix("accepted-")) accepts++;
+  }
+  return std::to_string(rows.size()) + " clients, " + std::to_string(bypass) + " bypass trust: " +
+         std::to_string(plaintext) + " plaintext, " + std::to_string(login_only) + " login-only, " +
+         std::to_string(accepts) + " accept untrusted certificates\n";
+}
+
+std::string FormatTable(const std::vector<const ClientRow*>& rows) {
+  constexpr size_t kCols = std::size(kColumns);
+  std::vector<std::vector<std::string>> cells;
+  cells.emplace_back();
+  for (const auto& col : kColumns) cells.back().emplace_back(col.title);
+  for (const ClientRow* r : rows) {
+    cells.emplace_back();
+    for (const auto& col : kColumns) {
+      std::string text = ForTerminal(PlainText(col.get(*r)));
+      cells.back().push_back(text.empty() ? "-" : text);
+    }
+  }
+  size_t width[kCols] = {};
+  bool right[kCols] = {};  // counts line up on their last digit
+  for (size_t i = 0; i < kCols; i++) right[i] = kColumns[i].get(ClientRow{}).kind == Cell::Kind::kCount;
+  for (const auto& line : cells) {
+    for (size_t i = 0; i < kCols; i++) width[i] = std::max(width[i], Width(line[i]));
+  }
+  std::string out;
+  for (const auto& line : cells) {
+    for (size_t i = 0; i < kCols; i++) {
+      size_t pad = width[i] - Width(line[i]);
+      if (right[i]) out.append(pad, ' ');
+      out += line[i];
+      if (i + 1 == kCols) break;
+      if (!right[i]) out.append(pad, ' ');
+      out += "  ";
+    }
+    out.push_back('\n');
+  }
+  return out + Summary(rows);
+}
+
+// One object per line inside the array, so the output reads and diffs well.
+std::string FormatJson(const std::vector<const ClientRow*>& rows) {
+  if (rows.empty()) return "[]\n";
+  std::string out = "[\n";
+  for (size_t n = 0; n < rows.size(); n++) {
+    JsonObject row;
+    for (const auto& col : kColumns) {
+      Cell c = col.get(*rows[n]);
+      switch (c.kind) {
+        case Cell::Kind::kText: row.StrOrNull(col.key, c.text); break;
+        case Cell::Kind::kList: row.Raw(col.key, JsonArray::Strings(c.list)); break;
+        case Cell::Kind::kFlag:
+          if (c.flag) {
+            row.Bool(col.key, *c.flag);
+          } else {
+            row.Null(col.key);
+          }
+          break;
+        case Cell::Kind::kCount: row.Int(col.key, static_cast<int64_t>(c.count)); break;
+      }
+    }
+    out += "  " + row.Finish() + (n + 1 < rows.size() ? ",\n" : "\n");
+  }
+  return out + "]\n";
+}
+
+// RFC 4180: CRLF line ends; fields with a comma, quote, CR or LF are quoted
+// and their quotes doubled.
+void AppendCsvField(std::string* out, std::string_view s) {
+  if (s.find_first_of(",\"\r\n") == std::string_view::npos) {
+    out->append(s);
+    return;
+  }
+  out->push_back('"');
+  for (char c : s) {
+    if (c == '"') out->push_back('"');
+    out->push_back(c);
+  }
+  out->push_back('"');
+}
+
+std::string FormatCsv(const std::vector<const ClientRow*>& rows) {
+  std::string out;
+  for (const auto& col : kColumns) {
+    if (&col != &kColumns[0]) out.push_back(',');
+    AppendCsvField(&out, col.key);
+  }
+  out += "\r\n";
+  for (const ClientRow* r : rows) {
+    for (const auto& col : kColumns) {
+      if (&col != &kColumns[0]) out.push_back(',');
+      AppendCsvField(&out, PlainText(col.get(*r)));
+    }
+    out += "\r\n";
+  }
+  return out;
+}
+
+struct FileCloser {
+  void operator()(FILE* f) const { fclose(f); }
+};
+
+}  // namespace
+
+int RunReport(const ReportOptions& options, std::string* out, std::string* err) {
+  std::unique_ptr<FILE, FileCloser> file(fopen(options.path.c_str(), "rb"));
+  if (!file) {
+    *err += kPrefix + std::string("cannot read ") + options.path + ": " + strerror(errno) + "\n";
+    return 1;
+  }
+  LineReader reader(file.get());
+  std::map<ClientKey, ClientRow> rows;
+  std::string line;
+  bool too_long = false;
+  size_t line_no = 0;
+  size_t invalid = 0;
+  while (reader.Next(&line, &too_long)) {
+    line_no++;
+    std::string reason;
+    AuditEvent event;
+    int64_t ts_ms = 0;
+    if (too_long) {
+      reason = "longer than " + std::to_string(kMaxLineBytes) + " bytes";
+    } else if (line.find_first_not_of(" \t\r") == std::string::npos) {
+      continue;  // blank lines carry nothing, e.g. between concatenated files
+    } else {
+      auto parsed = ParseAuditLine(line);
+      if (const auto* e = std::get_if<AuditLineError>(&parsed)) {
+        reason = e->column != 0 ? "column " + std::to_string(e->column) + ": " + e->reason : e->reason;
+      } else {
+        event = std::move(std::get<AuditEvent>(parsed));
+        if (event.ts) {
+          std::optional<int64_t> t = ParseIsoTime(*event.ts);
+          if (t) {
+            ts_ms = *t;
+          } else {
+            reason = "field \"ts\" is not an ISO 8601 time";
+          }
+        }
+      }
+    }
+    if (!reason.empty()) {
+      if (invalid++ < kMaxInvalidListed) {
+        *err += kPrefix + options.path + ":" + std::to_string(line_no) + ": invalid audit line: " + reason + "\n";
+      }
+      continue;
+    }
+    // An event without a time cannot be shown to be recent.
+    if (options.since_ms && (!event.ts || ts_ms < *options.since_ms)) continue;
+    AddEvent(event, ts_ms, &rows);
+  }
+  if (reader.error() != 0) {
+    *err += kPrefix + std::string("cannot read ") + options.path + ": " + strerror(reader.error()) + "\n";
+    return 1;
+  }
+  if (invalid > kMaxInvalidListed) {
+    *err += kPrefix + std::to_string(invalid - kMaxInvalidListed) + " more invalid lines not listed\n";
+  }
+  if (invalid > 0) {
+    *err += kPrefix + std::to_string(invalid) + " of " + std::to_string(line_no) + " lines skipped as invalid\n";
+  }
+
+  std::vector<const ClientRow*> sorted = SortedRows(rows);
+  switch (options.format) {
+    case ReportFormat::kTable: *out += FormatTable(sorted); break;
+    case ReportFormat::kJson: *out += FormatJson(sorted); break;
+    case ReportFormat::kCsv: *out += FormatCsv(sorted); break;
+  }
+  return 0;
+}
+
+}  // namespace dbward::proxy

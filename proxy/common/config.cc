@@ -1,0 +1,430 @@
+#include "proxy/common/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "proxy/common/duration.h"
+#include "tls/context.h"
+
+namespace dbward::proxy {
+namespace {
+
+// Thrown only inside this file, caught in ParseConfigText: yaml-cpp's own
+// exceptions and ours stop here and become a ConfigError.
+struct Failure {
+  Position pos;
+  std::string message;
+};
+
+Position PosOf(const YAML::Node& n) {
+  YAML::Mark m = n.Mark();
+  if (m.line < 0) return {};
+  return {m.line + 1, m.column + 1};
+}
+
+[[noreturn]] void Fail(const YAML::Node& n, const std::string& msg) { throw Failure{PosOf(n), msg}; }
+
+void CheckKeys(const YAML::Node& map, const std::string& where, const std::set<std::string>& allowed) {
+  if (!map.IsMap()) Fail(map, where + " must be a mapping");
+  std::set<std::string> seen;
+  for (const auto& kv : map) {
+    std::string key = kv.first.as<std::string>();
+    // yaml-cpp keeps the first of two equal keys; a second "verify: full"
+    // appended to tighten security would be ignored silently.
+    if (!seen.insert(key).second) Fail(kv.first, "duplicate key '" + key + "' in " + where);
+    if (!allowed.count(key)) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      Fail(kv.first, "unknown key '" + key + "' in " + where + " (allowed: " + list + ")");
+    }
+  }
+}
+
+std::string Scalar(const YAML::Node& n, const std::string& what) {
+  if (!n.IsScalar()) Fail(n, what + " must be a string");
+  return n.Scalar();
+}
+
+std::string NonEmpty(const YAML::Node& n, const std::string& what) {
+  std::string s = Scalar(n, what);
+  if (s.empty()) Fail(n, what + " must not be empty");
+  return s;
+}
+
+uint64_t Duration(const YAML::Node& n, const std::string& what) {
+  uint64_t ms;
+  if (!n.IsScalar() || !ParseDuration(n.Scalar(), &ms)) {
+    Fail(n, what + " must be a duration such as 500ms, 10s, 5m or 1h");
+  }
+  return ms;
+}
+
+uint64_t Unsigned(const YAML::Node& n, const std::string& what, uint64_t lo, uint64_t hi) {
+  std::string s = Scalar(n, what);
+  uint64_t v = 0;
+  if (s.empty() || s.size() > 12) Fail(n, what + " must be a whole number");
+  for (char c : s) {
+    if (c < '0' || c > '9') Fail(n, what + " must be a whole number");
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (v < lo || v > hi) {
+    Fail(n, what + " must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+  }
+  return v;
+}
+
+bool Bool(const YAML::Node& n, const std::string& what) {
+  std::string s = n.IsScalar() ? n.Scalar() : "";
+  if (s == "true" || s == "yes" || s == "on") return true;
+  if (s == "false" || s == "no" || s == "off") return false;
+  Fail(n, what + " must be true or false");
+}
+
+std::string Resolve(const std::string& base_dir, const std::string& path) {
+  if (path.empty() || path[0] == '/' || base_dir.empty()) return path;
+  return base_dir + "/" + path;
+}
+
+uint16_t TlsVersion(const YAML::Node& n) {
+  uint16_t v;
+  if (!n.IsScalar() || !tls::ParseTlsVersion(n.Scalar(), &v)) {
+    Fail(n, "min_version must be \"1.2\" or \"1.3\" (older TLS versions are not offered)");
+  }
+  return v;
+}
+
+BackendTlsConfig ParseBackendTls(const YAML::Node& n, const std::string& dir) {
+  CheckKeys(n, "backend_tls",
+            {"verify", "ca_file", "server_name", "cert_file", "key_file", "key_password_file",
+             "min_version", "direct", "tds_strict"});
+  BackendTlsConfig t;
+  t.pos = PosOf(n);
+  if (n["verify"]) {
+    std::string v = Scalar(n["verify"], "backend_tls.verify");
+    if (v == "full") {
+      t.full_verify = true;
+    } else if (v == "ca") {
+      t.full_verify = false;
+    } else {
+      Fail(n["verify"], "backend_tls.verify must be 'full' (chain and name) or 'ca' (chain only); "
+                        "verification cannot be turned off");
+    }
+  }
+  if (n["ca_file"]) {
+    t.ca_file = Resolve(dir, NonEmpty(n["ca_file"], "backend_tls.ca_file"));
+    t.ca_pos = PosOf(n["ca_file"]);
+  }
+  if (n["server_name"]) t.server_name = NonEmpty(n["server_name"], "backend_tls.server_name");
+  if (n["cert_file"]) {
+    t.cert_file = Resolve(dir, NonEmpty(n["cert_file"], "backend_tls.cert_file"));
+    t.cert_pos = PosOf(n["cert_file"]);
+  }
+  if (n["key_file"]) {
+    t.key_file = Resolve(dir, NonEmpty(n["key_file"], "backend_tls.key_file"));
+    t.key_pos = PosOf(n["key_file"]);
+  }
+  if (n["key_password_file"]) {
+    t.key_password_file = Resolve(dir, NonEmpty(n["key_password_file"], "backend_tls.key_password_file"));
+    t.password_pos = PosOf(n["key_password_file"]);
+  }
+  if (t.cert_file.empty() != t.key_file.empty()) {
+    Fail(n, "backend_tls: cert_file and key_file go together (client certificate)");
+  }
+  if (!t.key_password_file.empty() && t.key_file.empty()) {
+    Fail(n["key_password_file"], "backend_tls.key_password_file needs key_file");
+  }
+  if (n["min_version"]) t.min_version = TlsVersion(n["min_version"]);
+  if (n["direct"]) t.direct = Bool(n["direct"], "backend_tls.direct");
+  if (n["tds_strict"]) t.tds_strict = Bool(n["tds_strict"], "backend_tls.tds_strict");
+  return t;
+}
+
+ClientTlsConfig ParseClientTls(const YAML::Node& n, const std::string& dir) {
+  CheckKeys(n, "client_tls", {"cert_file", "key_file", "key_password_file", "min_version"});
+  ClientTlsConfig t;
+  t.pos = PosOf(n);
+  if (!n["cert_file"] || !n["key_file"]) Fail(n, "client_tls needs cert_file and key_file");
+  t.cert_file = Resolve(dir, NonEmpty(n["cert_file"], "client_tls.cert_file"));
+  t.cert_pos = PosOf(n["cert_file"]);
+  t.key_file = Resolve(dir, NonEmpty(n["key_file"], "client_tls.key_file"));
+  t.key_pos = PosOf(n["key_file"]);
+  if (n["key_password_file"]) {
+    t.key_password_file = Resolve(dir, NonEmpty(n["key_password_file"], "client_tls.key_password_file"));
+    t.password_pos = PosOf(n["key_password_file"]);
+  }
+  if (n["min_version"]) t.min_version = TlsVersion(n["min_version"]);
+  return t;
+}
+
+ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
+  CheckKeys(n, "listener",
+            {"name", "protocol", "listen", "backend", "backend_tls", "client_tls", "timeouts",
+             "max_connections", "plaintext_clients", "rsa_key_file", "client_encryption", "canary"});
+  ListenerConfig l;
+  l.pos = PosOf(n);
+  for (const char* required : {"name", "protocol", "listen", "backend", "backend_tls"}) {
+    if (!n[required]) {
+      Fail(n, std::string("listener is missing '") + required + "'" +
+                  (std::string(required) == "backend_tls"
+                       ? " (the backend leg is always TLS; give at least backend_tls: {ca_file: ...})"
+                       : ""));
+    }
+  }
+  l.name = NonEmpty(n["name"], "name");
+  for (char c : l.name) {
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
+      Fail(n["name"], "listener name may contain only letters, digits, '-', '_' and '.'");
+    }
+  }
+  std::string proto = Scalar(n["protocol"], "protocol");
+  if (proto == "tcp") {
+    l.protocol = Protocol::kTcp;
+  } else if (proto == "postgres") {
+    l.protocol = Protocol::kPostgres;
+  } else if (proto == "mysql") {
+    l.protocol = Protocol::kMysql;
+  } else if (proto == "tds") {
+    l.protocol = Protocol::kTds;
+  } else {
+    Fail(n["protocol"], "unknown protocol '" + proto + "' (expected tcp, postgres, mysql or tds)");
+  }
+  if (!SplitHostPort(Scalar(n["listen"], "listen"), &l.listen_host, &l.listen_port)) {
+    Fail(n["listen"], "listen must be HOST:PORT (e.g. 127.0.0.1:6432 or [::1]:6432)");
+  }
+  if (!SplitHostPort(Scalar(n["backend"], "backend"), &l.backend_host, &l.backend_port) ||
+      l.backend_port == 0) {
+    Fail(n["backend"], "backend must be HOST:PORT with a non-zero port");
+  }
+  if (!n["backend_tls"].IsMap()) {
+    Fail(n["backend_tls"], "backend_tls must be a mapping (the backend leg is always TLS)");
+  }
+  l.backend_tls = ParseBackendTls(n["backend_tls"], dir);
+  if (l.backend_tls.server_name.empty()) l.backend_tls.server_name = l.backend_host;
+  if (n["client_tls"]) l.client_tls = ParseClientTls(n["client_tls"], dir);
+  if (n["timeouts"]) {
+    const YAML::Node& t = n["timeouts"];
+    CheckKeys(t, "timeouts", {"connect", "handshake", "idle"});
+    if (t["connect"]) l.timeouts.connect_ms = Duration(t["connect"], "timeouts.connect");
+    if (t["handshake"]) l.timeouts.handshake_ms = Duration(t["handshake"], "timeouts.handshake");
+    if (t["idle"]) l.timeouts.idle_ms = Duration(t["idle"], "timeouts.idle");
+    if (l.timeouts.connect_ms == 0 || l.timeouts.handshake_ms == 0) {
+      Fail(t, "timeouts.connect and timeouts.handshake must be greater than zero");
+    }
+  }
+  if (n["plaintext_clients"]) {
+    std::string v = Scalar(n["plaintext_clients"], "plaintext_clients");
+    if (v == "allow") {
+      l.plaintext_clients = true;
+    } else if (v == "deny") {
+      l.plaintext_clients = false;
+    } else {
+      Fail(n["plaintext_clients"], "plaintext_clients must be 'allow' or 'deny'");
+    }
+    if (l.protocol == Protocol::kTcp && !l.plaintext_clients) {
+      Fail(n["plaintext_clients"], "a tcp listener only has plaintext clients; 'deny' would refuse every connection");
+    }
+  }
+  if (n["rsa_key_file"]) {
+    if (l.protocol != Protocol::kMysql) Fail(n["rsa_key_file"], "rsa_key_file is for protocol: mysql");
+    l.rsa_key_file = Resolve(dir, NonEmpty(n["rsa_key_file"], "rsa_key_file"));
+    l.rsa_key_pos = PosOf(n["rsa_key_file"]);
+  }
+  if (n["client_encryption"]) {
+    if (l.protocol != Protocol::kTds) Fail(n["client_encryption"], "client_encryption is for protocol: tds");
+    std::string v = Scalar(n["client_encryption"], "client_encryption");
+    if (v == "require") {
+      l.require_client_encryption = true;
+    } else if (v != "as-requested") {
+      Fail(n["client_encryption"], "client_encryption must be 'as-requested' or 'require'");
+    }
+  }
+  if (n["canary"]) {
+    const YAML::Node& c = n["canary"];
+    CheckKeys(c, "canary", {"mode", "sample", "clients", "remember"});
+    CanaryConfig cc;
+    cc.pos = PosOf(c);
+    if (c["mode"]) {
+      std::string mode = Scalar(c["mode"], "canary.mode");
+      if (mode == "untrusted") {
+        cc.mode = tls::CanaryMode::kUntrusted;
+      } else if (mode == "wrong-name") {
+        cc.mode = tls::CanaryMode::kWrongName;
+      } else if (mode == "expired") {
+        cc.mode = tls::CanaryMode::kExpired;
+      } else {
+        Fail(c["mode"], "canary.mode must be untrusted, wrong-name or expired");
+      }
+    }
+    if (!c["sample"]) Fail(c, "canary needs sample (0.0 to 1.0: the share of TLS clients to test)");
+    std::string sample = Scalar(c["sample"], "canary.sample");
+    char* end = nullptr;
+    cc.sample = strtod(sample.c_str(), &end);
+    if (sample.empty() || *end != '\0' || cc.sample < 0 || cc.sample > 1) {
+      Fail(c["sample"], "canary.sample must be a number from 0.0 to 1.0");
+    }
+    if (c["clients"]) {
+      if (!c["clients"].IsSequence()) Fail(c["clients"], "canary.clients must be a list of CIDRs");
+      for (const auto& item : c["clients"]) {
+        std::string cidr = Scalar(item, "canary.clients entry");
+        std::optional<Cidr> parsed = Cidr::Parse(cidr);
+        if (!parsed) Fail(item, "canary.clients entry '" + cidr + "' is not a CIDR like 10.0.0.0/8 or fd00::/8");
+        cc.clients.push_back(*parsed);
+      }
+    }
+    if (c["remember"]) cc.remember_ms = Duration(c["remember"], "canary.remember");
+    if (l.protocol == Protocol::kTcp) Fail(c, "a tcp listener has no TLS clients to test; canary needs postgres, mysql or tds");
+    if (!l.client_tls) Fail(c, "canary needs client_tls: canary certificates are offered to clients that ask for TLS");
+    l.canary = cc;
+  }
+  if (l.backend_tls.tds_strict && l.protocol != Protocol::kTds) {
+    Fail(n["backend_tls"]["tds_strict"], "backend_tls.tds_strict is for protocol: tds (TDS 8.0)");
+  }
+  if (l.require_client_encryption && !l.client_tls) {
+    Fail(n["client_encryption"], "client_encryption: require needs client_tls (dbward's certificate for clients)");
+  }
+  if (l.backend_tls.direct && l.protocol != Protocol::kPostgres) {
+    Fail(n["backend_tls"]["direct"], "backend_tls.direct is for protocol: postgres (PostgreSQL 17 direct TLS)");
+  }
+  if (n["max_connections"]) {
+    l.max_connections = static_cast<uint32_t>(Unsigned(n["max_connections"], "max_connections", 1, 1'000'000));
+  }
+  return l;
+}
+
+}  // namespace
+
+namespace {
+
+std::string DirName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+}  // namespace
+
+std::optional<Protocol> ParseProtocol(const std::string& name) {
+  if (name == "tcp") return Protocol::kTcp;
+  if (name == "postgres" || name == "postgresql") return Protocol::kPostgres;
+  if (name == "mysql" || name == "mariadb") return Protocol::kMysql;
+  if (name == "tds") return Protocol::kTds;
+  return std::nullopt;
+}
+
+const char* ProtocolName(Protocol p) {
+  switch (p) {
+    case Protocol::kTcp: return "tcp";
+    case Protocol::kPostgres: return "postgres";
+    case Protocol::kMysql: return "mysql";
+    case Protocol::kTds: return "tds";
+  }
+  return "?";
+}
+
+std::string ConfigError::ToString() const {
+  std::ostringstream out;
+  out << file << ":" << pos.line << ":" << pos.column << ": " << message;
+  return out.str();
+}
+
+bool ParseConfigText(const std::string& text, const std::string& path, Config* out,
+                     ConfigError* error) {
+  Config cfg;
+  cfg.path = path;
+  std::string dir = DirName(path);
+  try {
+    YAML::Node root = YAML::Load(text);
+    if (!root.IsMap()) throw Failure{PosOf(root), "the configuration must be a mapping with 'listeners'"};
+    CheckKeys(root, "the top level", {"listeners", "log", "workers", "drain_timeout", "admin", "reload_interval"});
+    if (root["reload_interval"]) {
+      cfg.reload_interval_ms = Duration(root["reload_interval"], "reload_interval");
+      if (cfg.reload_interval_ms < 10) Fail(root["reload_interval"], "reload_interval must be at least 10ms");
+    }
+    if (root["admin"]) {
+      const YAML::Node& admin = root["admin"];
+      CheckKeys(admin, "admin", {"listen", "backend_check_interval"});
+      if (!admin["listen"] || !SplitHostPort(Scalar(admin["listen"], "admin.listen"), &cfg.admin_host, &cfg.admin_port)) {
+        Fail(admin["listen"] ? admin["listen"] : admin, "admin.listen must be HOST:PORT (e.g. 0.0.0.0:9090)");
+      }
+      if (admin["backend_check_interval"]) {
+        cfg.admin_check_interval_ms = Duration(admin["backend_check_interval"], "admin.backend_check_interval");
+        if (cfg.admin_check_interval_ms < 1000) Fail(admin["backend_check_interval"], "admin.backend_check_interval must be at least 1s");
+      }
+    }
+    if (root["workers"]) {
+      cfg.workers = static_cast<int>(Unsigned(root["workers"], "workers", 1, 256));
+    }
+    if (root["drain_timeout"]) cfg.drain_timeout_ms = Duration(root["drain_timeout"], "drain_timeout");
+    if (root["log"]) {
+      const YAML::Node& log = root["log"];
+      CheckKeys(log, "log", {"level", "audit"});
+      if (log["level"]) {
+        std::string lv = Scalar(log["level"], "log.level");
+        if (lv == "debug") {
+          cfg.log_level = LogLevel::kDebug;
+        } else if (lv == "info") {
+          cfg.log_level = LogLevel::kInfo;
+        } else if (lv == "warn") {
+          cfg.log_level = LogLevel::kWarn;
+        } else if (lv == "error") {
+          cfg.log_level = LogLevel::kError;
+        } else {
+          Fail(log["level"], "log.level must be debug, info, warn or error");
+        }
+      }
+      if (log["audit"]) {
+        std::string a = NonEmpty(log["audit"], "log.audit");
+        cfg.audit = (a == "stdout" || a == "stderr" || a == "off") ? a : Resolve(dir, a);
+      }
+    }
+    const YAML::Node& ls = root["listeners"];
+    if (!ls) throw Failure{PosOf(root), "missing 'listeners'"};
+    if (!ls.IsSequence() || ls.size() == 0) Fail(ls, "listeners must be a non-empty list");
+    std::set<std::string> names;
+    std::set<std::pair<std::string, uint16_t>> addrs;
+    for (const auto& item : ls) {
+      ListenerConfig l = ParseListener(item, dir);
+      if (!names.insert(l.name).second) Fail(item["name"], "duplicate listener name '" + l.name + "'");
+      if (l.listen_port != 0 && !addrs.insert({l.listen_host, l.listen_port}).second) {
+        Fail(item["listen"], "another listener already uses " + l.listen_host + ":" +
+                                 std::to_string(l.listen_port));
+      }
+      cfg.listeners.push_back(std::move(l));
+    }
+  } catch (const Failure& f) {
+    *error = {path, f.pos, f.message};
+    return false;
+  } catch (const YAML::Exception& e) {
+    Position pos;
+    if (e.mark.line >= 0) pos = {e.mark.line + 1, e.mark.column + 1};
+    *error = {path, pos, "YAML: " + e.msg};
+    return false;
+  }
+  if (cfg.workers == 0) {
+    unsigned n = std::thread::hardware_concurrency();
+    cfg.workers = n == 0 ? 1 : static_cast<int>(n);
+  }
+  *out = std::move(cfg);
+  return true;
+}
+
+bool LoadConfig(const std::string& path, Config* out, ConfigError* error) {
+  std::ifstream in(path);
+  if (!in) {
+    *error = {path, {}, "cannot read configuration file: " + std::string(strerror(errno))};
+    return false;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseConfigText(ss.str(), path, out, error);
+}
+
+}  // namespace dbward::proxy

@@ -1,0 +1,111 @@
+// dbward's configuration: parsed from YAML, validated completely before
+// anything starts. Errors carry file:line:column so editors can jump to them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "proxy/common/address.h"
+#include "proxy/common/log.h"
+#include "tls/canary.h"
+
+namespace dbward::proxy {
+
+enum class Protocol { kTcp, kPostgres, kMysql, kTds };
+const char* ProtocolName(Protocol p);
+// "tcp", "postgres" (or "postgresql"), "mysql" (or "mariadb"), "tds".
+std::optional<Protocol> ParseProtocol(const std::string& name);
+
+struct Position {
+  int line = 0;    // 1-based; 0 when unknown
+  int column = 0;  // 1-based
+};
+
+struct BackendTlsConfig {
+  bool full_verify = true;  // verify: full | ca
+  std::string ca_file;
+  std::string server_name;  // defaults to the backend host
+  std::string cert_file;
+  std::string key_file;
+  std::string key_password_file;
+  uint16_t min_version = 0x0303;
+  bool direct = false;      // postgres: PostgreSQL 17 direct TLS (ALPN postgresql), no SSLRequest
+  bool tds_strict = false;  // tds: TDS 8.0, TLS first with ALPN tds/8.0 (SQL Server 2022, Azure SQL)
+  Position pos, ca_pos, cert_pos, key_pos, password_pos;
+};
+
+struct ClientTlsConfig {
+  std::string cert_file;
+  std::string key_file;
+  std::string key_password_file;
+  uint16_t min_version = 0x0303;
+  Position pos, cert_pos, key_pos, password_pos;
+};
+
+// Canary certificates: offered to a sample of TLS clients to find out which
+// ones do not validate certificates.
+struct CanaryConfig {
+  tls::CanaryMode mode = tls::CanaryMode::kUntrusted;  // untrusted | wrong-name | expired
+  double sample = 0.0;             // share of TLS client connections tested
+  std::vector<Cidr> clients;       // empty: every client
+  uint64_t remember_ms = 24 * 3'600'000ULL;  // a validating address is not tested again for this long
+  Position pos;
+};
+
+struct Timeouts {
+  uint64_t connect_ms = 5'000;
+  uint64_t handshake_ms = 15'000;  // from accept until the relay starts
+  uint64_t idle_ms = 0;            // 0: no idle limit
+};
+
+struct ListenerConfig {
+  std::string name;
+  Protocol protocol = Protocol::kTcp;
+  std::string listen_host;
+  uint16_t listen_port = 0;
+  std::string backend_host;
+  uint16_t backend_port = 0;
+  BackendTlsConfig backend_tls;
+  std::optional<ClientTlsConfig> client_tls;
+  Timeouts timeouts;
+  uint32_t max_connections = 10'000;
+  bool plaintext_clients = true;  // plaintext_clients: allow | deny
+  std::string rsa_key_file;       // mysql: key for caching_sha2 full auth on plaintext legs
+  bool require_client_encryption = false;  // tds: client_encryption: require
+  std::optional<CanaryConfig> canary;
+  Position rsa_key_pos;
+  Position pos;
+};
+
+struct Config {
+  std::string path;
+  int workers = 0;  // 0: one per core
+  uint64_t drain_timeout_ms = 30'000;
+  std::vector<ListenerConfig> listeners;
+  LogLevel log_level = LogLevel::kInfo;
+  std::string admin_host;  // empty: no admin listener
+  uint16_t admin_port = 0;
+  uint64_t admin_check_interval_ms = 30'000;
+  uint64_t reload_interval_ms = 2'000;  // how often TLS files are checked for changes
+  std::string audit = "stdout";  // stdout | stderr | off | a file path
+};
+
+struct ConfigError {
+  std::string file;
+  Position pos;
+  std::string message;
+  // "FILE:LINE:COLUMN: message"
+  std::string ToString() const;
+};
+
+// Parses and validates the file; relative paths inside it are resolved
+// against the file's directory. Does not touch certificates (see
+// LoadTlsMaterial in runtime.h).
+bool LoadConfig(const std::string& path, Config* out, ConfigError* error);
+bool ParseConfigText(const std::string& text, const std::string& path, Config* out,
+                     ConfigError* error);
+
+
+}  // namespace dbward::proxy

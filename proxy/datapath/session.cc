@@ -1,0 +1,689 @@
+#include "proxy/datapath/session.h"
+
+#include <openssl/mem.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "proxy/common/address.h"
+#include "proxy/common/log.h"
+#include "proxy/common/tls_text.h"
+#include "proxy/datapath/socket.h"
+#include "proxy/datapath/worker.h"
+#include "proxy/ops/audit_sink.h"
+
+namespace dbward::proxy {
+namespace {
+
+using engine::Failure;
+
+// What either side may send before authentication ends; beyond it the
+// session is refused rather than buffered.
+constexpr size_t kMaxStaged = 64 * 1024;
+// Pre-relay rounds per wake-up before yielding to other sessions.
+constexpr int kMaxAdvanceRounds = 64;
+constexpr uint64_t kErrorFlushMs = 2000;  // the client's time to take a native error
+constexpr uint64_t kLingerMs = 1000;      // then to hang up itself
+
+int EventFor(tls::IoResult::Kind k) { return k == tls::IoResult::kWantWrite ? UV_WRITABLE : UV_READABLE; }
+
+engine::TlsFacts FactsOf(const tls::Connection& c) {
+  return {c.version_name(), c.cipher(), c.alpn(), c.ServerEndPoint()};
+}
+
+}  // namespace
+
+Session::Session(Worker* worker, ListenerRuntime* listener, int client_fd, uint64_t id)
+    : worker_(worker),
+      listener_(listener),
+      tls_(listener->tls()),
+      connector_(worker->loop(), *this, listener->config.backend_host, listener->config.backend_port,
+                 listener->config.timeouts.connect_ms) {
+  client_.set_fd(client_fd);
+  record_.id = id;
+  record_.worker = worker->index();
+  record_.client_addr = PeerAddress(client_fd);
+  engine::EngineContext context;
+  context.listener = &listener_->config;
+  context.client_tls = tls_->client != nullptr;
+  context.rsa_key = tls_->rsa_key.get();
+  engine_ = engine::NewEngine(*this, context);
+  worker_->AddSession(this);
+}
+
+Session::~Session() { worker_->RemoveSession(this); }
+
+void Session::Start() {
+  uv_loop_t* loop = worker_->loop();
+  start_ms_ = uv_now(loop);
+  last_activity_ms_ = start_ms_;
+  deadline_ms_ = start_ms_ + listener_->config.timeouts.handshake_ms;
+  uv_timer_init(loop, &timer_);
+  timer_.data = this;
+  uv_timer_init(loop, &repump_);
+  repump_.data = this;
+  open_handles_ = 2;
+  client_watch_ = Watch::Open(loop, client_.fd(), this);
+  if (client_watch_ == nullptr) {
+    Fail({Outcome::kInternalError, Cause::kInternal, "cannot watch client socket"}, {});
+    return;
+  }
+  ArmHandshakeDeadline();
+  engine_->Start();
+  Advance();
+}
+
+// ---- engine::Driver ----
+
+void Session::SendToClient(std::span<const uint8_t> bytes) {
+  client_out_.insert(client_out_.end(), bytes.begin(), bytes.end());
+}
+
+void Session::SendToBackend(std::span<const uint8_t> bytes) {
+  backend_out_.insert(backend_out_.end(), bytes.begin(), bytes.end());
+}
+
+void Session::ReadClient(bool on) {
+  if (on && !client_reading_) client_dirty_ = true;
+  client_reading_ = on;
+}
+
+void Session::ReadBackend(bool on) {
+  if (on && !backend_reading_) backend_dirty_ = true;
+  backend_reading_ = on;
+}
+
+void Session::StartClientTls(engine::ClientTlsProfile profile, engine::TlsTransport transport) {
+  client_tls_ = ClientTls::kPending;
+  client_tls_profile_ = profile;
+  client_tls_transport_ = transport;
+}
+
+void Session::EndClientTls() { client_.DetachTls(); }
+
+void Session::ConnectBackend() {
+  if (backend_leg_ != BackendLeg::kNone) return;
+  backend_leg_ = BackendLeg::kConnecting;
+  // The connector keeps the time while it works, within the same deadline.
+  uv_timer_stop(&timer_);
+  connector_.Start(deadline_ms_);
+}
+
+void Session::StartBackendTls(engine::TlsTransport transport) {
+  backend_tls_pending_ = true;
+  backend_tls_transport_ = transport;
+}
+
+void Session::HandOffToRelay() {
+  // Whatever the engine left unconsumed belongs to the other side.
+  std::vector<uint8_t> down = backend_in_.TakeAll();
+  SendToClient(down);
+  std::vector<uint8_t> up = client_in_.TakeAll();
+  SendToBackend(up);
+  OPENSSL_cleanse(up.data(), up.size());
+  client_reading_ = backend_reading_ = false;
+  relay_requested_ = true;
+}
+
+void Session::Record(const Failure& f) {
+  record_.outcome = f.outcome;
+  record_.cause = f.cause;
+  record_.error = f.error;
+  const std::string& l = listener_->config.name;
+  Logf(LogLevelOf(f.outcome), "listener={} session={} client={} {}: {}", l, record_.id, record_.client_addr,
+       Token(f.outcome), f.error);
+}
+
+void Session::Fail(const Failure& f, std::vector<uint8_t> message) {
+  if (phase_ == Phase::kClosed || phase_ == Phase::kLingering || phase_ == Phase::kFlushingError) return;
+  // After a backend failure the engine took over, it reports that one: keep it.
+  if (!backend_failed_) Record(f);
+  if ((message.empty() && client_out_.empty()) || phase_ != Phase::kHandshake ||
+      client_tls_ == ClientTls::kHandshake) {
+    Finish();
+    return;
+  }
+  // Say it to the client in its own protocol, then close gracefully.
+  client_out_.insert(client_out_.end(), message.begin(), message.end());
+  phase_ = Phase::kFlushingError;
+  client_reading_ = backend_reading_ = false;
+  relay_requested_ = false;
+  if (client_tls_ == ClientTls::kPending) client_tls_ = ClientTls::kNone;
+  CloseBackend();
+  ArmTimer(kErrorFlushMs);
+  ScheduleRepump();
+}
+
+void Session::FailNative(const Failure& f) { Fail(f, phase_ == Phase::kHandshake ? engine_->NativeError(f) : std::vector<uint8_t>{}); }
+
+void Session::FailBackend(const Failure& f) {
+  if (phase_ != Phase::kHandshake) return;
+  CloseBackend();
+  backend_leg_ = BackendLeg::kGone;
+  if (!backend_failed_) {
+    backend_failed_ = true;
+    Record(f);
+    if (engine_->OnBackendFailure(f)) {
+      // The engine goes on with the client alone, within the same deadline.
+      if (phase_ == Phase::kHandshake) {
+        ArmHandshakeDeadline();
+        ScheduleRepump();
+      }
+      return;
+    }
+  }
+  Fail(f, engine_->NativeError(f));
+}
+
+void Session::CloseBackend() {
+  connector_.Cancel();
+  if (backend_watch_ != nullptr) {
+    backend_watch_->Close();
+    backend_watch_ = nullptr;
+  }
+  backend_.Close();
+  backend_framing_.reset();
+  if (backend_leg_ != BackendLeg::kNone) backend_leg_ = BackendLeg::kGone;
+  backend_reading_ = false;
+  backend_tls_pending_ = false;
+  OPENSSL_cleanse(backend_out_.data(), backend_out_.size());
+  backend_out_.clear();
+  backend_in_.Clear();
+}
+
+// ---- Connector::Callbacks ----
+
+void Session::OnConnected(int fd, Watch* watch, const std::string& address) {
+  backend_.set_fd(fd);
+  backend_watch_ = watch;
+  backend_watch_->SetHandler(this);
+  record_.backend_addr = address;
+  backend_leg_ = BackendLeg::kOpen;
+  ArmHandshakeDeadline();
+  engine_->OnBackendConnected(address);
+  Advance();
+}
+
+void Session::OnConnectFailed(const Failure& failure) {
+  record_.backend_addr = connector_.address();
+  FailBackend(failure);
+  Advance();
+}
+
+// ---- the pre-relay loop ----
+
+void Session::OnSocketEvent(Watch* /*watch*/, int /*status*/, int /*events*/) {
+  last_activity_ms_ = uv_now(worker_->loop());
+  Advance();
+}
+
+bool Session::BeginClientHandshake() {
+  client_tls_ = ClientTls::kNone;
+  bool strict = client_tls_profile_ == engine::ClientTlsProfile::kTdsStrict;
+  std::shared_ptr<tls::Context> ctx = strict ? tls_->client_strict : tls_->client;
+  if (ctx && listener_->canary && tls_->canary_client && listener_->canary->ShouldTest(ClientIp())) {
+    ctx = strict ? tls_->canary_client_strict : tls_->canary_client;
+    canary_active_ = true;
+    record_.canary = listener_->canary->config().mode;
+  }
+  if (!ctx) {
+    Fail({Outcome::kInternalError, Cause::kInternal, "client TLS requested but client_tls is not configured"}, {});
+    return false;
+  }
+  // Bytes the engine left unconsumed are where the client's TLS stream starts.
+  if (!client_in_.empty()) client_.Unread(client_in_.TakeAll());
+  tls::Io* io = &client_;
+  if (client_tls_transport_ == engine::TlsTransport::kTdsPrelogin) {
+    client_framing_ = std::make_unique<PreloginFramingIo>(&client_);
+    io = client_framing_.get();
+  }
+  std::string error;
+  auto conn = tls::Connection::NewServer(ctx, io, &error);
+  if (!conn) {
+    Fail({Outcome::kInternalError, Cause::kInternal, error}, {});
+    return false;
+  }
+  client_.AttachTls(std::move(conn));
+  client_tls_ = ClientTls::kHandshake;
+  return true;
+}
+
+void Session::BeginBackendHandshake() {
+  backend_tls_pending_ = false;
+  tls::Io* io = &backend_;
+  if (backend_tls_transport_ == engine::TlsTransport::kTdsPrelogin) {
+    backend_framing_ = std::make_unique<PreloginFramingIo>(&backend_);
+    io = backend_framing_.get();
+  }
+  std::string error;
+  auto conn = tls::Connection::NewClient(tls_->backend, listener_->config.backend_tls.server_name, io, &error);
+  if (!conn) {
+    FailBackend({Outcome::kBackendTlsFailed, Cause::kTlsError, error});
+    return;
+  }
+  backend_.AttachTls(std::move(conn));
+  backend_leg_ = BackendLeg::kTlsHandshake;
+}
+
+bool Session::AdvanceClient(int* events) {
+  bool progress = false;
+  if (client_tls_ == ClientTls::kHandshake) {
+    tls::Connection* conn = client_.tls();
+    switch (conn->Handshake()) {
+      case tls::Connection::HandshakeStatus::kWantRead:
+        *events |= UV_READABLE;
+        return false;
+      case tls::Connection::HandshakeStatus::kWantWrite:
+        *events |= UV_WRITABLE;
+        return false;
+      case tls::Connection::HandshakeStatus::kFailed:
+        if (canary_active_) {
+          CanaryRejected(conn->failure_detail());
+          return false;
+        }
+        Fail({Outcome::kClientTlsFailed, CauseOf(conn->failure_cause()),
+              "TLS handshake with the client failed: " + conn->failure_detail() +
+                  (conn->io_eof() ? " (the client closed the connection; it may not trust dbward's certificate)" : "")},
+             {});
+        return false;
+      case tls::Connection::HandshakeStatus::kDone:
+        if (client_framing_) {
+          // TDS 7.x: the handshake ran inside PRELOGIN packets; from now on
+          // TLS records go straight on the socket.
+          if (!client_framing_->Idle()) {
+            Fail({Outcome::kClientError, Cause::kMalformed, "client sent data inside PRELOGIN after the TLS handshake"},
+                 {});
+            return false;
+          }
+          conn->set_io(&client_);
+          client_framing_.reset();
+        }
+        client_tls_ = ClientTls::kUp;
+        canary_pending_ = canary_active_;
+        record_.client_tls_version = conn->version_name();
+        record_.client_cipher = conn->cipher();
+        record_.client_alpn = conn->alpn();
+        engine_->OnClientTlsReady(FactsOf(*conn));
+        return true;
+    }
+  }
+  if (!client_out_.empty()) {
+    tls::IoResult r = client_.Send(client_out_);
+    if (r.ok()) {
+      client_out_.erase(client_out_.begin(), client_out_.begin() + static_cast<ptrdiff_t>(r.n));
+      staged_down_ += r.n;
+      progress = true;
+    } else if (r.blocked()) {
+      *events |= EventFor(r.kind);
+    } else {
+      client_out_.clear();
+      Fail({Outcome::kReset, Cause::kClientWrite,
+            "client went away: " + std::string(r.err ? strerror(r.err) : "closed")},
+           {});
+      return false;
+    }
+  }
+  if (client_out_.empty() && client_tls_ == ClientTls::kPending) return BeginClientHandshake();
+  bool lingering = phase_ == Phase::kLingering;
+  if (!lingering && (!client_reading_ || !client_out_.empty())) return progress;
+  if (!lingering && client_dirty_) {
+    client_dirty_ = false;
+    if (!client_in_.empty()) {
+      engine_->OnClientData(client_in_);
+      return true;
+    }
+  }
+  uint8_t buf[16 * 1024];
+  tls::IoResult r = client_.Recv(buf);
+  if (r.ok() && canary_pending_) {
+    // The client goes on over a connection with the canary certificate: it
+    // does not validate.
+    canary_pending_ = false;
+    record_.validates = false;
+  }
+  if (r.ok()) {
+    if (lingering) return true;  // discard until the client closes
+    if (client_in_.size() + r.n > kMaxStaged) {
+      Fail({Outcome::kClientError, Cause::kTooLarge, "client sent more than 64 KiB before authentication"}, {});
+      return false;
+    }
+    client_in_.Append(std::span<const uint8_t>(buf, r.n));
+    OPENSSL_cleanse(buf, r.n);
+    engine_->OnClientData(client_in_);
+    return true;
+  }
+  if (r.blocked()) {
+    *events |= EventFor(r.kind);
+    return progress;
+  }
+  if (lingering) {
+    Finish();
+    return false;
+  }
+  if (canary_pending_) {
+    CanaryRejected(r.kind == tls::IoResult::kEof ? "closed the connection after the handshake"
+                                                 : "reset the connection after the handshake");
+    return false;
+  }
+  bool eof = r.kind == tls::IoResult::kEof;
+  Fail(eof ? Failure{Outcome::kClientClosed, Cause::kClientEof,
+                     "client closed the connection before the session was set up"}
+           : Failure{Outcome::kReset, Cause::kClientRead, "client connection error: " + std::string(strerror(r.err))},
+       {});
+  return false;
+}
+
+bool Session::AdvanceBackend(int* events) {
+  const std::string& addr = record_.backend_addr;
+  if (backend_leg_ == BackendLeg::kTlsHandshake) {
+    tls::Connection* conn = backend_.tls();
+    switch (conn->Handshake()) {
+      case tls::Connection::HandshakeStatus::kWantRead:
+        *events |= UV_READABLE;
+        return false;
+      case tls::Connection::HandshakeStatus::kWantWrite:
+        *events |= UV_WRITABLE;
+        return false;
+      case tls::Connection::HandshakeStatus::kFailed:
+        FailBackend({Outcome::kBackendTlsFailed, CauseOf(conn->failure_cause()),
+                     "backend " + addr + ": " + ExplainHandshake(conn->diagnosis(), "backend_tls").Sentence()});
+        return false;
+      case tls::Connection::HandshakeStatus::kDone:
+        if (backend_framing_) {
+          if (!backend_framing_->Idle()) {
+            FailBackend({Outcome::kBackendError, Cause::kMalformed,
+                         "backend sent data inside PRELOGIN after the TLS handshake"});
+            return false;
+          }
+          conn->set_io(&backend_);
+          backend_framing_.reset();
+        }
+        LOG_DEBUG("listener={} session={} backend {} verified, {} {}", listener_->config.name, record_.id, addr,
+                  conn->version_name(), conn->cipher());
+        backend_leg_ = BackendLeg::kOpen;
+        engine_->OnBackendTlsReady(FactsOf(*conn));
+        return true;
+    }
+  }
+  if (backend_leg_ != BackendLeg::kOpen) return false;
+  if (backend_out_.empty() && backend_tls_pending_) {
+    BeginBackendHandshake();
+    return true;
+  }
+  bool progress = false;
+  if (!backend_out_.empty()) {
+    tls::IoResult r = backend_.Send(backend_out_);
+    if (r.ok()) {
+      // Staged bytes may hold a password (MySQL full authentication): wipe
+      // them once sent.
+      OPENSSL_cleanse(backend_out_.data(), r.n);
+      backend_out_.erase(backend_out_.begin(), backend_out_.begin() + static_cast<ptrdiff_t>(r.n));
+      staged_up_ += r.n;
+      progress = true;
+    } else if (r.blocked()) {
+      *events |= EventFor(r.kind);
+    } else {
+      FailBackend({Outcome::kBackendClosed, Cause::kBackendWrite,
+                   "backend " + addr + " went away: " + strerror(r.err)});
+      return false;
+    }
+  }
+  if (!backend_reading_) return progress;
+  if (backend_dirty_) {
+    backend_dirty_ = false;
+    if (!backend_in_.empty()) {
+      engine_->OnBackendData(backend_in_);
+      return true;
+    }
+  }
+  uint8_t buf[16 * 1024];
+  tls::IoResult r = backend_.Recv(buf);
+  if (r.ok()) {
+    if (backend_in_.size() + r.n > kMaxStaged) {
+      FailNative({Outcome::kBackendError, Cause::kTooLarge, "backend sent more than 64 KiB before authentication completed"});
+      return false;
+    }
+    backend_in_.Append(std::span<const uint8_t>(buf, r.n));
+    engine_->OnBackendData(backend_in_);
+    return true;
+  }
+  if (r.blocked()) {
+    *events |= EventFor(r.kind);
+    return progress;
+  }
+  tls::Connection* t = backend_.tls();
+  if (r.err == EPROTO && t != nullptr &&
+      (t->failure_cause() == tls::FailureCause::kClientCertRequired ||
+       t->failure_cause() == tls::FailureCause::kPeerRejectedUs)) {
+    // TLS 1.3: the server judges our certificate after our handshake is done.
+    FailBackend({Outcome::kBackendTlsFailed, CauseOf(t->failure_cause()),
+                 "backend " + addr + ": " + ExplainHandshake(t->diagnosis(), "backend_tls").Sentence()});
+  } else {
+    FailBackend({Outcome::kBackendClosed, Cause::kBackendEof,
+                 "backend " + addr + " closed the connection during the handshake" +
+                     (r.kind == tls::IoResult::kEof ? std::string() : ": " + std::string(strerror(r.err)))});
+  }
+  return false;
+}
+
+void Session::Advance() {
+  for (int round = 0; round < kMaxAdvanceRounds; round++) {
+    if (phase_ == Phase::kClosed || phase_ == Phase::kRelaying) return;
+    int client_events = 0, backend_events = 0;
+    bool progress = AdvanceClient(&client_events);
+    if (phase_ == Phase::kClosed) return;
+    progress |= AdvanceBackend(&backend_events);
+    if (phase_ == Phase::kClosed) return;
+    if (phase_ == Phase::kFlushingError && client_out_.empty()) {
+      // The error is out: half-close and wait briefly for the client to
+      // hang up, so unread input does not turn our close into a reset that
+      // destroys the message before the client reads it.
+      client_.ShutdownWrite();
+      phase_ = Phase::kLingering;
+      CloseBackend();
+      ArmTimer(kLingerMs);
+      continue;
+    }
+    if (phase_ == Phase::kHandshake && relay_requested_ && client_out_.empty() && backend_out_.empty() &&
+        client_tls_ != ClientTls::kPending && client_tls_ != ClientTls::kHandshake && !backend_tls_pending_ &&
+        backend_leg_ == BackendLeg::kOpen) {
+      StartRelay();
+      return;
+    }
+    if (!progress) {
+      client_watch_->Want(client_events);
+      if (backend_watch_ != nullptr &&
+          (backend_leg_ == BackendLeg::kOpen || backend_leg_ == BackendLeg::kTlsHandshake)) {
+        backend_watch_->Want(backend_events);
+      }
+      return;
+    }
+  }
+  // Still moving: yield to other sessions and continue on the next loop turn.
+  ScheduleRepump();
+}
+
+void Session::StartRelay() {
+  // The one rule dbward never bends, checked where it matters rather than
+  // trusted to every protocol engine: no relay without a verified TLS
+  // backend leg.
+  tls::Connection* btls = backend_.tls();
+  if (btls == nullptr || !btls->handshake_done() || !btls->verified()) {
+    Fail({Outcome::kInternalError, Cause::kInternal, "internal: refusing to relay without a verified TLS backend leg"},
+         {});
+    return;
+  }
+  phase_ = Phase::kRelaying;
+  uv_loop_t* loop = worker_->loop();
+  last_activity_ms_ = uv_now(loop);
+  listener_->metrics.handshake_seconds.Observe(static_cast<double>(last_activity_ms_ - start_ms_) / 1000.0);
+  uint64_t idle = listener_->config.timeouts.idle_ms;
+  if (idle > 0) {
+    ArmTimer(idle);
+  } else {
+    uv_timer_stop(&timer_);
+  }
+  relay_ = std::make_unique<Relay>(worker_->pool(), client_, backend_, client_watch_, backend_watch_,
+                                   static_cast<Relay::Callbacks&>(*this));
+  relay_->Start();
+}
+
+// ---- Relay::Callbacks ----
+
+void Session::OnRelayActivity() { last_activity_ms_ = uv_now(worker_->loop()); }
+
+void Session::ScheduleRepump() {
+  if (repump_pending_ || phase_ == Phase::kClosed) return;
+  repump_pending_ = true;
+  uv_timer_start(&repump_, [](uv_timer_t* t) {
+    auto* self = static_cast<Session*>(t->data);
+    self->repump_pending_ = false;
+    if (self->phase_ == Phase::kRelaying) {
+      self->relay_->Repump();
+    } else {
+      self->Advance();
+    }
+  }, 0, 0);
+}
+
+void Session::OnRelayEnd(const RelayEnd& end) {
+  std::string who = end.client_side ? "client" : "backend";
+  switch (end.kind) {
+    case RelayEnd::Kind::kClosed:
+      Finish();
+      return;
+    case RelayEnd::Kind::kReadFailed:
+      Fail({Outcome::kReset, end.client_side ? Cause::kClientRead : Cause::kBackendRead,
+            "cannot read from " + who + ": " + end.detail},
+           {});
+      return;
+    case RelayEnd::Kind::kWriteFailed:
+      Fail({Outcome::kReset, end.client_side ? Cause::kClientWrite : Cause::kBackendWrite,
+            "cannot send to " + who + ": " + end.detail},
+           {});
+      return;
+    case RelayEnd::Kind::kBackendRefusedUs:
+      Fail({Outcome::kBackendTlsFailed, CauseOf(end.diagnosis.cause),
+            "backend " + record_.backend_addr + ": " + ExplainHandshake(end.diagnosis, "backend_tls").Sentence()},
+           {});
+      return;
+  }
+}
+
+// ---- time ----
+
+void Session::ArmTimer(uint64_t ms) {
+  uv_timer_start(&timer_, [](uv_timer_t* t) { static_cast<Session*>(t->data)->OnTimer(); }, ms == 0 ? 1 : ms, 0);
+}
+
+void Session::ArmHandshakeDeadline() {
+  uint64_t now = uv_now(worker_->loop());
+  ArmTimer(deadline_ms_ > now ? deadline_ms_ - now : 1);
+}
+
+void Session::OnTimer() {
+  const ListenerConfig& cfg = listener_->config;
+  uint64_t now = uv_now(worker_->loop());
+  switch (phase_) {
+    case Phase::kClosed: return;
+    case Phase::kFlushingError:
+    case Phase::kLingering: Finish(); return;
+    case Phase::kRelaying: {
+      uint64_t idle = cfg.timeouts.idle_ms;
+      if (idle == 0) return;
+      uint64_t quiet = now - last_activity_ms_;
+      if (quiet >= idle) {
+        Fail({Outcome::kIdleTimeout, Cause::kIdle, fmt::format("no traffic for {} ms (timeouts.idle)", quiet)}, {});
+        return;
+      }
+      ArmTimer(idle - quiet);
+      return;
+    }
+    case Phase::kHandshake: break;
+  }
+  switch (backend_leg_) {
+    case BackendLeg::kConnecting:
+      return;  // the connector keeps its own time
+    case BackendLeg::kTlsHandshake:
+      FailBackend({Outcome::kTimeout, Cause::kHandshakeTimeout,
+                   fmt::format("TLS handshake with backend {} did not complete within {} ms (timeouts.handshake); is "
+                               "this a TLS port?",
+                               record_.backend_addr, cfg.timeouts.handshake_ms)});
+      return;
+    case BackendLeg::kNone:
+    case BackendLeg::kGone:
+      Fail({Outcome::kTimeout, Cause::kClientHandshakeTimeout,
+            fmt::format("the client did not complete its handshake within {} ms (timeouts.handshake)",
+                        cfg.timeouts.handshake_ms)},
+           {});
+      return;
+    case BackendLeg::kOpen:
+      FailNative({Outcome::kTimeout, Cause::kHandshakeTimeout,
+                  fmt::format("the session was not set up within {} ms (timeouts.handshake)", cfg.timeouts.handshake_ms)});
+      return;
+  }
+}
+
+// ---- the end ----
+
+std::string Session::ClientIp() const { return IpOf(record_.client_addr); }
+
+void Session::CanaryRejected(const std::string& how) {
+  canary_pending_ = false;
+  record_.validates = true;
+  listener_->canary->RememberValidating(ClientIp());
+  Fail({Outcome::kCanaryRejected, Cause::kCanaryRejected,
+        fmt::format("client refused the canary certificate ({}; {}): it validates certificates; its next connections "
+                    "get dbward's real certificate",
+                    tls::CanaryModeName(*record_.canary), how)},
+       {});
+}
+
+void Session::Abort() {
+  FailNative({Outcome::kShutdown, Cause::kShutdown, "closed by dbward shutdown after the drain timeout"});
+}
+
+void Session::Finish() {
+  if (phase_ == Phase::kClosed) return;
+  phase_ = Phase::kClosed;
+  if (relay_) relay_->Stop();
+  EmitRecord();
+  connector_.Cancel();
+  for (Watch** w : {&client_watch_, &backend_watch_}) {
+    if (*w != nullptr) {
+      (*w)->Close();
+      *w = nullptr;
+    }
+  }
+  client_.Close();
+  backend_.Close();
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), OnHandleClosed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&repump_), OnHandleClosed);
+  listener_->active.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Session::OnHandleClosed(uv_handle_t* handle) {
+  auto* self = static_cast<Session*>(handle->data);
+  if (--self->open_handles_ == 0) delete self;
+}
+
+void Session::EmitRecord() {
+  record_.client = engine_->facts();
+  if (tls::Connection* b = backend_.tls(); b != nullptr && b->handshake_done()) {
+    record_.backend_tls_up = true;
+    record_.backend_verified = b->verified();
+    record_.backend_tls_version = b->version_name();
+    record_.backend_cipher = b->cipher();
+    record_.backend_not_after = b->PeerNotAfterUnix();
+  }
+  record_.bytes_up = staged_up_ + (relay_ ? relay_->bytes_up() : 0);
+  record_.bytes_down = staged_down_ + (relay_ ? relay_->bytes_down() : 0);
+  record_.duration_ms = uv_now(worker_->loop()) - start_ms_;
+  RecordMetrics(record_, *listener_);
+  Audit().Emit(ToAuditEvent(record_, listener_->config));
+}
+
+}  // namespace dbward::proxy

@@ -1,0 +1,149 @@
+// A client connection and its backend connection, from accept to close.
+//
+// Before the relay, the session drives its protocol engine (engine/engine.h):
+// it moves bytes between the sockets and small staging queues, runs the TLS
+// handshakes the engine asks for, and offers the canary certificate. Then a
+// Relay moves bytes with no copy of its own. The Connector reaches the
+// backend; the SessionRecord is what the session leaves behind. Every libuv
+// handle is freed in its close callback, and the session is deleted only
+// after its own handles' close callbacks.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "proxy/datapath/connector.h"
+#include "proxy/datapath/leg.h"
+#include "proxy/datapath/relay.h"
+#include "proxy/datapath/session_record.h"
+#include "proxy/datapath/watch.h"
+#include "proxy/engine/engine.h"
+#include "proxy/engine/tds_framing.h"
+#include "proxy/ops/runtime.h"
+
+namespace dbward::proxy {
+
+class Worker;
+
+class Session final : engine::Driver, Connector::Callbacks, Relay::Callbacks, Watch::Handler {
+ public:
+  Session(Worker* worker, ListenerRuntime* listener, int client_fd, uint64_t id);
+  void Start();
+  // Closes both legs now (drain timeout, shutdown).
+  void Abort();
+
+  Session* next = nullptr;  // worker's intrusive list
+  Session* prev = nullptr;
+
+ private:
+  enum class Phase {
+    kHandshake,     // the engine's conversation, before the relay
+    kFlushingError, // a native error is on its way to the client
+    kLingering,     // half-closed after the error; waiting for the client to hang up
+    kRelaying,
+    kClosed,        // waiting for the handles' close callbacks
+  };
+  enum class BackendLeg { kNone, kConnecting, kOpen, kTlsHandshake, kGone };
+  enum class ClientTls { kNone, kPending, kHandshake, kUp };
+
+  ~Session() override;
+
+  // engine::Driver
+  void SendToClient(std::span<const uint8_t> bytes) override;
+  void SendToBackend(std::span<const uint8_t> bytes) override;
+  void ReadClient(bool on) override;
+  void ReadBackend(bool on) override;
+  void StartClientTls(engine::ClientTlsProfile profile, engine::TlsTransport transport) override;
+  void EndClientTls() override;
+  void ConnectBackend() override;
+  void StartBackendTls(engine::TlsTransport transport) override;
+  void FailBackend(const engine::Failure& failure) override;
+  void HandOffToRelay() override;
+  void Fail(const engine::Failure& failure, std::vector<uint8_t> message) override;
+
+  // Connector::Callbacks
+  void OnConnected(int fd, Watch* watch, const std::string& address) override;
+  void OnConnectFailed(const engine::Failure& failure) override;
+  // Relay::Callbacks
+  void OnRelayActivity() override;
+  void ScheduleRepump() override;
+  void OnRelayEnd(const RelayEnd& end) override;
+  // Watch::Handler, before the relay
+  void OnSocketEvent(Watch* watch, int status, int events) override;
+
+  // The pre-relay loop: flushes, handshakes, reads and engine callbacks
+  // until nothing moves, then sets poll interest.
+  void Advance();
+  bool AdvanceClient(int* events);
+  bool AdvanceBackend(int* events);
+  bool BeginClientHandshake();
+  void BeginBackendHandshake();
+  void StartRelay();
+  void FailNative(const engine::Failure& failure);
+  void Record(const engine::Failure& failure);
+  // The canary client refused the certificate (alert, or hung up before using
+  // the connection): it validates. Ends the session.
+  void CanaryRejected(const std::string& how);
+  void CloseBackend();
+  void ArmTimer(uint64_t ms);
+  void ArmHandshakeDeadline();
+  void OnTimer();
+  void Finish();
+  void EmitRecord();
+  std::string ClientIp() const;
+  static void OnHandleClosed(uv_handle_t* handle);
+
+  Worker* worker_;
+  ListenerRuntime* listener_;
+  // The TLS material this session started with (reloads do not change it).
+  std::shared_ptr<const TlsMaterial> tls_;
+  Leg client_;
+  Leg backend_;
+  Watch* client_watch_ = nullptr;
+  Watch* backend_watch_ = nullptr;
+  Connector connector_;
+  std::unique_ptr<engine::Engine> engine_;
+  std::unique_ptr<Relay> relay_;
+  std::unique_ptr<PreloginFramingIo> client_framing_;
+  std::unique_ptr<PreloginFramingIo> backend_framing_;
+
+  Phase phase_ = Phase::kHandshake;
+  BackendLeg backend_leg_ = BackendLeg::kNone;
+  ClientTls client_tls_ = ClientTls::kNone;
+  engine::ClientTlsProfile client_tls_profile_ = engine::ClientTlsProfile::kStandard;
+  engine::TlsTransport client_tls_transport_ = engine::TlsTransport::kStream;
+  engine::TlsTransport backend_tls_transport_ = engine::TlsTransport::kStream;
+  bool backend_tls_pending_ = false;
+  bool client_reading_ = false;
+  bool backend_reading_ = false;
+  // Reading was turned on with bytes already queued: deliver them once.
+  bool client_dirty_ = false;
+  bool backend_dirty_ = false;
+  bool relay_requested_ = false;
+  // The engine took over a backend failure (TDS): the record keeps it.
+  bool backend_failed_ = false;
+  bool canary_active_ = false;   // this client got the canary certificate
+  bool canary_pending_ = false;  // handshake done, waiting for the client to use it
+
+  // Staging before the relay (a few hundred bytes per connection).
+  engine::ByteQueue client_in_, backend_in_;
+  std::vector<uint8_t> client_out_, backend_out_;
+  uint64_t staged_up_ = 0, staged_down_ = 0;  // bytes sent from staging
+
+  uv_timer_t timer_;   // deadlines: handshake, error flush, linger, idle
+  uv_timer_t repump_;  // run again on the next loop turn
+  bool repump_pending_ = false;
+  int open_handles_ = 0;
+  uint64_t start_ms_ = 0;  // loop time at accept
+  uint64_t deadline_ms_ = 0;
+  uint64_t last_activity_ms_ = 0;
+
+  SessionRecord record_;
+};
+
+}  // namespace dbward::proxy

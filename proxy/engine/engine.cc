@@ -1,0 +1,50 @@
+#include "proxy/engine/engine.h"
+
+#include <openssl/mem.h>
+
+#include "proxy/engine/engines.h"
+
+namespace dbward::proxy::engine {
+
+void ByteQueue::Append(std::span<const uint8_t> bytes) {
+  if (start_ > 0 && start_ == buf_.size()) {
+    buf_.clear();
+    start_ = 0;
+  }
+  buf_.insert(buf_.end(), bytes.begin(), bytes.end());
+}
+
+void ByteQueue::Consume(size_t n) {
+  n = std::min(n, size());
+  // Consumed bytes may be a password (MySQL full authentication, SASL).
+  OPENSSL_cleanse(buf_.data() + start_, n);
+  start_ += n;
+  if (start_ == buf_.size()) {
+    buf_.clear();
+    start_ = 0;
+  }
+}
+
+std::vector<uint8_t> ByteQueue::TakeAll() {
+  std::vector<uint8_t> out(buf_.begin() + static_cast<ptrdiff_t>(start_), buf_.end());
+  Clear();
+  return out;
+}
+
+void ByteQueue::Clear() {
+  OPENSSL_cleanse(buf_.data(), buf_.size());
+  buf_.clear();
+  start_ = 0;
+}
+
+std::unique_ptr<Engine> NewEngine(Driver& driver, const EngineContext& context) {
+  switch (context.listener->protocol) {
+    case Protocol::kTcp: return NewTcpEngine(driver, context);
+    case Protocol::kPostgres: return NewPostgresEngine(driver, context);
+    case Protocol::kMysql: return NewMysqlEngine(driver, context);
+    case Protocol::kTds: return NewTdsEngine(driver, context);
+  }
+  return nullptr;
+}
+
+}  // namespace dbward::proxy::engine

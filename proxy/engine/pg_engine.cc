@@ -1,0 +1,315 @@
+// protocol: postgres.
+//
+// Client leg: answers SSLRequest with 'S' (TLS with client_tls) or 'N',
+// GSSENCRequest with 'N', accepts PostgreSQL 17 direct TLS (ALPN postgresql),
+// forwards CancelRequest over a new verified backend connection, and accepts a
+// plaintext StartupMessage when plaintext_clients allows it.
+// Backend leg: SSLRequest then TLS (or direct TLS), never plaintext
+// (engine/upgrade.h). The startup message and authentication pass through
+// untouched, except that SCRAM-SHA-256-PLUS is withdrawn when channel binding
+// cannot survive the proxy. After AuthenticationOk the session is a relay.
+#include <algorithm>
+
+#include "protocol/postgres.h"
+#include "protocol/preread.h"
+#include "proxy/engine/engines.h"
+#include "proxy/engine/upgrade.h"
+
+namespace dbward::proxy::engine {
+namespace {
+
+namespace pg = protocol::pg;
+
+// Authentication messages are small; anything larger before AuthenticationOk
+// is refused rather than buffered.
+constexpr size_t kMaxAuthMessage = 16 * 1024;
+
+std::vector<uint8_t> Error(const std::string& sqlstate, const std::string& message, const std::string& hint = "") {
+  pg::ErrorFields f;
+  f.severity = "FATAL";
+  f.sqlstate = sqlstate;
+  f.message = message;
+  f.hint = hint;
+  return pg::EncodeErrorResponse(f);
+}
+
+class PostgresEngine final : public Engine {
+ public:
+  PostgresEngine(Driver& driver, const EngineContext& context)
+      : Engine(driver, context),
+        upgrade_(BackendUpgrade::New({.protocol = Protocol::kPostgres, .pg_direct = context.listener->backend_tls.direct},
+                                     driver)) {}
+
+  void Start() override { driver_.ReadClient(true); }
+
+  void OnClientData(ByteQueue& in) override {
+    if (phase_ == Phase::kAuth) {
+      // SASL responses, passwords: passed through untouched.
+      driver_.SendToBackend(in.data());
+      in.Consume(in.size());
+      return;
+    }
+    if (phase_ != Phase::kFirstMessage) return;
+    if (!client_tls_ && protocol::ClassifyFirstBytes(in.data()) == protocol::FirstBytes::kTlsHandshake) {
+      StartDirectTls();
+      return;
+    }
+    pg::FirstMessage m;
+    pg::Result r = pg::DecodeFirstMessage(in.data(), &m);
+    if (r.need_more()) return;
+    if (r.malformed()) {
+      Fail(Outcome::kClientError, Cause::kMalformed, "invalid startup packet: " + r.error,
+           Error("08P01", "dbward: invalid startup packet: " + r.error));
+      return;
+    }
+    switch (m.kind) {
+      case pg::FirstMessageKind::kSslRequest:
+      case pg::FirstMessageKind::kGssEncRequest:
+        AnswerEncryptionRequest(in, m);
+        return;
+      case pg::FirstMessageKind::kCancelRequest: {
+        auto raw = in.data().first(m.length);
+        cancel_.assign(raw.begin(), raw.end());
+        in.Consume(m.length);
+        driver_.ReadClient(false);
+        facts_.note = "cancel request";
+        phase_ = Phase::kBackend;
+        driver_.ConnectBackend();
+        return;
+      }
+      case pg::FirstMessageKind::kStartup:
+        break;
+    }
+    facts_.user = m.Param("user");
+    facts_.database = m.Param("database").empty() ? m.Param("user") : m.Param("database");
+    facts_.application = m.Param("application_name");
+    facts_.protocol_version = pg::ProtocolVersionName(m.protocol);
+    if (!client_tls_ && !listener().plaintext_clients) {
+      Fail(Outcome::kRefused, Cause::kPlaintextDenied, "plaintext client refused (plaintext_clients: deny)",
+           Error("28000",
+                 "dbward: listener " + listener().name + " does not accept unencrypted connections (plaintext_clients: deny)",
+                 "Connect with sslmode=require or stronger."));
+      return;
+    }
+    auto raw = in.data().first(m.length);
+    startup_.assign(raw.begin(), raw.end());
+    in.Consume(m.length);
+    driver_.ReadClient(false);
+    phase_ = Phase::kBackend;
+    driver_.ConnectBackend();
+  }
+
+  void OnClientTlsReady(const TlsFacts& facts) override {
+    client_tls_ = true;
+    client_end_point_ = facts.server_end_point;
+    facts_.encryption = direct_ ? ClientEncryption::kTlsDirect : ClientEncryption::kTls;
+    facts_.bypass.Clear();
+    if (direct_ && facts.alpn != "postgresql") {
+      // PostgreSQL 17 requires ALPN on direct TLS, to keep cross-protocol
+      // attacks away; so do we.
+      Fail(Outcome::kClientError, Cause::kNoAlpn, "direct TLS connection without ALPN 'postgresql'",
+           Error("08P01", "dbward: direct SSL connection was established without ALPN protocol negotiation"));
+      return;
+    }
+    phase_ = Phase::kFirstMessage;
+    driver_.ReadClient(true);
+  }
+
+  void OnBackendConnected(const std::string& address) override {
+    Check(upgrade_->OnConnected(address));
+  }
+
+  void OnBackendData(ByteQueue& in) override {
+    if (phase_ == Phase::kBackend) {
+      Check(upgrade_->OnData(in));
+      return;
+    }
+    if (phase_ == Phase::kAuth) ForwardAuthentication(in);
+  }
+
+  void OnBackendTlsReady(const TlsFacts& facts) override {
+    upgrade_->OnTlsReady();
+    if (!cancel_.empty()) {
+      driver_.SendToBackend(cancel_);
+      facts_.note = "cancel request forwarded";
+      // The server closes the connection after a cancel; the relay carries
+      // that EOF back to the client, which is what libpq waits for.
+      driver_.HandOffToRelay();
+      return;
+    }
+    // tls-server-end-point channel binding hashes the server certificate: it
+    // survives the proxy only when dbward presents the backend's own one.
+    strip_plus_ = !(client_tls_ && !client_end_point_.empty() && client_end_point_ == facts.server_end_point);
+    if (!strip_plus_) facts_.note = "channel binding passes through (same certificate on both legs)";
+    driver_.SendToBackend(startup_);
+    std::fill(startup_.begin(), startup_.end(), 0);
+    startup_.clear();
+    phase_ = Phase::kAuth;
+    driver_.ReadBackend(true);
+    driver_.ReadClient(true);  // delivers what the client pipelined behind its startup message
+  }
+
+  std::vector<uint8_t> NativeError(const Failure& f) override {
+    if (phase_ == Phase::kClientTls) return {};
+    std::string state = f.cause == Cause::kConnect || f.cause == Cause::kDns || f.cause == Cause::kConnectTimeout
+                            ? "08001"
+                            : "08006";
+    if (f.cause == Cause::kPlaintextDenied) state = "28000";
+    return Error(state, "dbward: " + f.error);
+  }
+
+ private:
+  enum class Phase { kFirstMessage, kClientTls, kBackend, kAuth, kDone };
+
+  void Check(BackendUpgrade::State state) {
+    if (state != BackendUpgrade::State::kFailed) return;
+    const UpgradeFailure& f = upgrade_->failure();
+    driver_.FailBackend({f.outcome, f.cause, f.error});
+  }
+
+  void AnswerEncryptionRequest(ByteQueue& in, const pg::FirstMessage& m) {
+    bool ssl = m.kind == pg::FirstMessageKind::kSslRequest;
+    if (client_tls_) {
+      Fail(Outcome::kClientError, Cause::kMalformed, "encryption request inside TLS",
+           Error("08P01", "dbward: SSLRequest/GSSENCRequest received inside TLS"));
+      return;
+    }
+    if (in.size() > m.length) {
+      // Bytes behind the request would be read as if they had come over TLS
+      // (CVE-2021-23214): the connection is dropped.
+      Fail(Outcome::kClientError, Cause::kPlaintextAfterRequest, "received unencrypted data after SSL request");
+      return;
+    }
+    in.Consume(m.length);
+    bool accept = ssl && context_.client_tls;
+    uint8_t answer = accept ? 'S' : 'N';
+    driver_.SendToClient(std::span<const uint8_t>(&answer, 1));
+    if (accept) {
+      driver_.ReadClient(false);
+      driver_.StartClientTls(ClientTlsProfile::kStandard, TlsTransport::kStream);
+      phase_ = Phase::kClientTls;
+    }
+  }
+
+  void StartDirectTls() {
+    if (!context_.client_tls) {
+      Fail(Outcome::kClientError, Cause::kNoClientTls,
+           "client started TLS directly (sslnegotiation=direct) but this listener has no client_tls");
+      return;
+    }
+    direct_ = true;
+    driver_.ReadClient(false);
+    // The ClientHello bytes already read stay queued: they start the TLS stream.
+    driver_.StartClientTls(ClientTlsProfile::kStandard, TlsTransport::kStream);
+    phase_ = Phase::kClientTls;
+  }
+
+  void ForwardAuthentication(ByteQueue& in) {
+    size_t off = 0;
+    while (off < in.size()) {
+      pg::Message msg;
+      pg::Result r = pg::DecodeMessage(in.data().subspan(off), kMaxAuthMessage, &msg);
+      if (r.need_more()) break;
+      if (r.malformed()) {
+        FailNative(Outcome::kBackendError, Cause::kMalformed,
+                   "backend sent a malformed message during authentication: " + r.error);
+        return;
+      }
+      std::span<const uint8_t> raw = in.data().subspan(off, msg.wire_length);
+      off += msg.wire_length;
+      switch (pg::ClassifyAuthMessage(msg)) {
+        case pg::AuthMessage::kSasl:
+          if (!ForwardSasl(msg, raw)) return;
+          break;
+        case pg::AuthMessage::kOk:
+          driver_.SendToClient(raw);
+          // Authentication is over: whatever follows (ParameterStatus,
+          // BackendKeyData, ReadyForQuery) goes through the relay.
+          in.Consume(off);
+          phase_ = Phase::kDone;
+          driver_.HandOffToRelay();
+          return;
+        case pg::AuthMessage::kError:
+          ForwardError(msg, raw);
+          in.Consume(in.size());
+          return;
+        case pg::AuthMessage::kOtherRequest:
+        case pg::AuthMessage::kOther:
+          driver_.SendToClient(raw);
+          break;
+      }
+    }
+    in.Consume(off);
+  }
+
+  bool ForwardSasl(const pg::Message& msg, std::span<const uint8_t> raw) {
+    std::vector<std::string> mechs;
+    if (!pg::ParseSaslMechanisms(msg.body, &mechs)) {
+      FailNative(Outcome::kBackendError, Cause::kMalformed, "backend sent a malformed AuthenticationSASL message");
+      return false;
+    }
+    if (!strip_plus_) {
+      driver_.SendToClient(raw);
+      return true;
+    }
+    size_t before = mechs.size();
+    std::erase_if(mechs, [](const std::string& m) { return pg::IsChannelBindingMechanism(m); });
+    if (mechs.empty()) {
+      FailNative(Outcome::kBackendError, Cause::kChannelBindingOnly,
+                 "the backend offers only SCRAM with channel binding, which cannot pass through a TLS-terminating "
+                 "proxy; allow SCRAM-SHA-256 without channel binding for this user");
+      return false;
+    }
+    if (mechs.size() != before) {
+      driver_.SendToClient(pg::EncodeAuthenticationSasl(mechs));
+    } else {
+      driver_.SendToClient(raw);
+    }
+    return true;
+  }
+
+  void ForwardError(const pg::Message& msg, std::span<const uint8_t> raw) {
+    pg::ErrorFields f;
+    std::string text = "backend refused the connection";
+    if (pg::ParseErrorResponse(msg.body, &f)) {
+      text = "backend: " + f.sqlstate + " " + f.message;
+      std::vector<uint8_t> rewritten;
+      if (f.message.find("channel binding") != std::string::npos && client_tls_ &&
+          pg::ErrorResponseWithHint(
+              msg.body,
+              "dbward terminates TLS, so SCRAM channel binding cannot reach the server. Set "
+              "channel_binding=disable in the client's connection string, or configure dbward's client_tls "
+              "with the server's own certificate and key.",
+              &rewritten)) {
+        // libpq on TLS says "I support channel binding but the server does
+        // not" once -PLUS is withdrawn, and the server rejects that as a
+        // downgrade. Only the client can stop asking.
+        driver_.SendToClient(rewritten);
+        text += " (client asked for channel binding through a TLS-terminating proxy)";
+      } else {
+        driver_.SendToClient(raw);
+      }
+    } else {
+      driver_.SendToClient(raw);
+    }
+    bool auth = pg::IsAuthorizationFailure(f.sqlstate);
+    Fail(auth ? Outcome::kAuthFailed : Outcome::kBackendError, auth ? Cause::kAuthFailed : Cause::kBackendError, text);
+  }
+
+  std::unique_ptr<BackendUpgrade> upgrade_;
+  Phase phase_ = Phase::kFirstMessage;
+  bool client_tls_ = false;
+  bool direct_ = false;
+  bool strip_plus_ = true;
+  std::vector<uint8_t> client_end_point_;
+  std::vector<uint8_t> startup_;
+  std::vector<uint8_t> cancel_;
+};
+
+}  // namespace
+
+std::unique_ptr<Engine> NewPostgresEngine(Driver& driver, const EngineContext& context) {
+  return std::make_unique<PostgresEngine>(driver, context);
+}
+
+}  // namespace dbward::proxy::engine

@@ -1,0 +1,289 @@
+#include "proxy/ops/admin.h"
+
+#include <netdb.h>
+
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <sstream>
+
+#include "proxy/common/log.h"
+#include "proxy/ops/audit_sink.h"
+#include "proxy/ops/reloader.h"
+
+namespace dbward::proxy {
+namespace {
+
+constexpr size_t kMaxRequest = 8192;
+constexpr uint64_t kRequestTimeoutMs = 5000;
+constexpr int kMaxConnections = 64;
+
+std::string Escape(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+struct AdminServer::Conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer;  // a request must arrive within kRequestTimeoutMs
+  int open = 2;      // handles still to close
+  uv_write_t write;
+  AdminServer* server;
+  std::string request;
+  std::string response;
+};
+
+AdminServer::AdminServer(uv_loop_t* loop, std::vector<ListenerRuntime*> listeners, const Reloader* reloader,
+                         BackendCheck check, uint64_t check_interval_ms)
+    : loop_(loop),
+      listeners_(std::move(listeners)),
+      reloader_(reloader),
+      check_(std::move(check)),
+      check_interval_ms_(check_interval_ms) {}
+
+AdminServer::~AdminServer() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (checker_.joinable()) checker_.join();
+}
+
+bool AdminServer::Listen(const std::string& host, uint16_t port, std::string* error) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0 || res == nullptr) {
+    *error = "admin: cannot resolve " + host;
+    return false;
+  }
+  uv_tcp_init(loop_, &server_);
+  server_.data = this;
+  int rc = uv_tcp_bind(&server_, res->ai_addr, 0);
+  freeaddrinfo(res);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server_), 64, OnConnection);
+  if (rc != 0) {
+    *error = "admin: cannot listen on " + host + ":" + std::to_string(port) + ": " + uv_strerror(rc);
+    uv_close(reinterpret_cast<uv_handle_t*>(&server_), nullptr);
+    return false;
+  }
+  listening_ = true;
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  uv_tcp_getsockname(&server_, reinterpret_cast<sockaddr*>(&ss), &len);
+  port_ = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                         : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  if (check_) checker_ = std::thread([this] { CheckLoop(); });
+  return true;
+}
+
+void AdminServer::Close() {
+  if (listening_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&server_), nullptr);
+    listening_ = false;
+  }
+}
+
+void AdminServer::CheckLoop() {
+  for (;;) {
+    for (ListenerRuntime* l : listeners_) {
+      std::string reason;
+      bool ok = check_(*l, &reason);
+      l->SetBackendHealth(ok, reason);
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    if (cv_.wait_for(lock, std::chrono::milliseconds(check_interval_ms_), [this] { return stop_; })) return;
+  }
+}
+
+void AdminServer::CloseConn(Conn* c) {
+  auto done = [](uv_handle_t* h) {
+    auto* conn = static_cast<Conn*>(h->data);
+    if (--conn->open == 0) {
+      conn->server->connections_--;
+      delete conn;
+    }
+  };
+  if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&c->tcp))) uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), done);
+  if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&c->timer))) uv_close(reinterpret_cast<uv_handle_t*>(&c->timer), done);
+}
+
+void AdminServer::OnConnection(uv_stream_t* server, int status) {
+  if (status < 0) return;
+  auto* self = static_cast<AdminServer*>(server->data);
+  auto* c = new Conn;
+  c->server = self;
+  self->connections_++;
+  uv_tcp_init(self->loop_, &c->tcp);
+  uv_timer_init(self->loop_, &c->timer);
+  c->tcp.data = c;
+  c->timer.data = c;
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0 || self->connections_ > kMaxConnections) {
+    self->CloseConn(c);
+    return;
+  }
+  // A client that connects and says nothing must not hold the socket.
+  uv_timer_start(&c->timer, [](uv_timer_t* t) {
+    auto* conn = static_cast<Conn*>(t->data);
+    conn->server->CloseConn(conn);
+  }, kRequestTimeoutMs, 0);
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(&c->tcp),
+      [](uv_handle_t*, size_t, uv_buf_t* buf) {
+        static thread_local char scratch[2048];
+        buf->base = scratch;
+        buf->len = sizeof scratch;
+      },
+      [](uv_stream_t* stream, ssize_t n, const uv_buf_t* buf) {
+        auto* conn = static_cast<Conn*>(stream->data);
+        if (n < 0) {
+          conn->server->CloseConn(conn);
+          return;
+        }
+        conn->request.append(buf->base, static_cast<size_t>(n));
+        if (conn->request.size() > kMaxRequest) {
+          conn->server->CloseConn(conn);
+          return;
+        }
+        if (conn->request.find("\r\n\r\n") == std::string::npos) return;
+        uv_read_stop(stream);
+        std::string line = conn->request.substr(0, conn->request.find("\r\n"));
+        int code = 404;
+        std::string type = "text/plain; charset=utf-8";
+        std::string body = "not found\n";
+        if (line.rfind("GET ", 0) != 0) {
+          code = 405;
+          body = "only GET\n";
+        } else {
+          std::string path = line.substr(4, line.find(' ', 4) - 4);
+          if (path == "/metrics") {
+            code = 200;
+            type = "text/plain; version=0.0.4; charset=utf-8";
+            body = conn->server->RenderMetrics();
+          } else if (path == "/healthz") {
+            code = 200;
+            body = "ok\n";
+          } else if (path == "/readyz") {
+            code = conn->server->Ready(&body);
+          }
+        }
+        const char* reason = code == 200   ? "OK"
+                             : code == 503 ? "Service Unavailable"
+                             : code == 405 ? "Method Not Allowed"
+                                           : "Not Found";
+        conn->response = "HTTP/1.1 " + std::to_string(code) + " " + reason + "\r\nContent-Type: " + type +
+                         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+        uv_buf_t out = uv_buf_init(conn->response.data(), static_cast<unsigned>(conn->response.size()));
+        conn->write.data = conn;
+        uv_write(&conn->write, stream, &out, 1, [](uv_write_t* w, int) {
+          auto* cc = static_cast<Conn*>(w->data);
+          cc->server->CloseConn(cc);
+        });
+      });
+}
+
+int AdminServer::Ready(std::string* body) const {
+  std::string reasons;
+  if (draining_) reasons += "draining: dbward is shutting down\n";
+  for (ListenerRuntime* l : listeners_) {
+    std::string why;
+    if (!l->BackendHealthy(&why)) reasons += "listener " + l->config.name + ": " + why + "\n";
+  }
+  if (reasons.empty()) {
+    *body = "ready\n";
+    return 200;
+  }
+  *body = reasons;
+  return 503;
+}
+
+std::string AdminServer::RenderMetrics() const {
+  std::ostringstream out;
+  auto labels = [](const ListenerRuntime* l) {
+    return "listener=\"" + Escape(l->config.name) + "\",protocol=\"" + ProtocolName(l->config.protocol) + "\"";
+  };
+#define DBWARD_RENDER_COUNTER(name, help)                                                   \
+  out << "# HELP dbward_" #name " " help "\n# TYPE dbward_" #name " counter\n";           \
+  for (const ListenerRuntime* l : listeners_) {                                             \
+    out << "dbward_" #name "{" << labels(l) << "} " << l->metrics.name.load() << "\n";      \
+  }
+  DBWARD_LISTENER_COUNTERS(DBWARD_RENDER_COUNTER)
+#undef DBWARD_RENDER_COUNTER
+
+  out << "# HELP dbward_sessions_active Open client connections\n# TYPE dbward_sessions_active gauge\n";
+  for (const ListenerRuntime* l : listeners_) out << "dbward_sessions_active{" << labels(l) << "} " << l->active.load() << "\n";
+
+  auto labeled = [&](const char* name, const char* help, const char* label, const LabeledCounter ListenerMetrics::*field) {
+    out << "# HELP dbward_" << name << " " << help << "\n# TYPE dbward_" << name << " counter\n";
+    for (const ListenerRuntime* l : listeners_) {
+      for (const auto& [value, count] : (l->metrics.*field).Snapshot()) {
+        out << "dbward_" << name << "{" << labels(l) << "," << label << "=\"" << Escape(value) << "\"} " << count << "\n";
+      }
+    }
+  };
+  labeled("client_encryption_total", "Sessions by the encryption the client used", "client_encryption",
+          &ListenerMetrics::client_encryption);
+  labeled("trust_bypass_total", "Sessions whose client bypassed trust, by how", "bypass_reason",
+          &ListenerMetrics::trust_bypass);
+  labeled("sessions_outcome_total", "Finished sessions by outcome", "outcome", &ListenerMetrics::outcome);
+  labeled("handshake_failures_total", "Sessions that failed before the relay, by cause", "cause",
+          &ListenerMetrics::handshake_failures);
+
+  out << "# HELP dbward_handshake_seconds Time from accept to relay start (both TLS legs, protocol set-up, "
+         "authentication up to the relay)\n# TYPE dbward_handshake_seconds histogram\n";
+  for (const ListenerRuntime* l : listeners_) {
+    uint64_t counts[Histogram::kBuckets];
+    uint64_t count;
+    double sum;
+    l->metrics.handshake_seconds.Snapshot(counts, &count, &sum);
+    for (size_t i = 0; i < Histogram::kBuckets; i++) {
+      out << "dbward_handshake_seconds_bucket{" << labels(l) << ",le=\"" << Histogram::kBounds[i] << "\"} "
+          << counts[i] << "\n";
+    }
+    out << "dbward_handshake_seconds_bucket{" << labels(l) << ",le=\"+Inf\"} " << count << "\n";
+    out << "dbward_handshake_seconds_sum{" << labels(l) << "} " << sum << "\n";
+    out << "dbward_handshake_seconds_count{" << labels(l) << "} " << count << "\n";
+  }
+
+  out << "# HELP dbward_backend_certificate_expiry_seconds Seconds until the backend certificate seen last "
+         "expires\n# TYPE dbward_backend_certificate_expiry_seconds gauge\n";
+  int64_t now = static_cast<int64_t>(time(nullptr));
+  for (const ListenerRuntime* l : listeners_) {
+    int64_t not_after = l->metrics.backend_cert_not_after.load();
+    if (not_after != 0) {
+      out << "dbward_backend_certificate_expiry_seconds{" << labels(l) << "} " << (not_after - now) << "\n";
+    }
+  }
+  out << "# HELP dbward_backend_ready Whether the backend was reachable with a valid certificate at the last "
+         "check\n# TYPE dbward_backend_ready gauge\n";
+  for (const ListenerRuntime* l : listeners_) {
+    std::string why;
+    out << "dbward_backend_ready{" << labels(l) << "} " << (l->BackendHealthy(&why) ? 1 : 0) << "\n";
+  }
+  if (reloader_ != nullptr) {
+    out << "# HELP dbward_tls_reloads_total Successful reloads of certificates and keys\n"
+           "# TYPE dbward_tls_reloads_total counter\ndbward_tls_reloads_total "
+        << reloader_->reloads() << "\n";
+    out << "# HELP dbward_tls_reload_failures_total Reloads that kept the previous material\n"
+           "# TYPE dbward_tls_reload_failures_total counter\ndbward_tls_reload_failures_total "
+        << reloader_->failures() << "\n";
+  }
+  out << "# HELP dbward_audit_dropped_total Audit events dropped because the writer fell behind\n"
+         "# TYPE dbward_audit_dropped_total counter\ndbward_audit_dropped_total "
+      << Audit().dropped() << "\n";
+  return out.str();
+}
+
+}  // namespace dbward::proxy

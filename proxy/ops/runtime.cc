@@ -1,0 +1,245 @@
+#include "proxy/ops/runtime.h"
+
+#include "proxy/common/tls_text.h"
+#include "tls/canary.h"
+
+#include <openssl/mem.h>
+#include <openssl/rand.h>
+
+
+#include <chrono>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace dbward::proxy {
+
+bool ReadPasswordFile(const std::string& path, std::string* out, std::string* error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = "cannot read key password file " + path + ": " + strerror(errno);
+    return false;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string pw = ss.str();
+  while (!pw.empty() && (pw.back() == '\n' || pw.back() == '\r')) pw.pop_back();
+  if (pw.empty()) {
+    *error = "key password file " + path + " is empty";
+    return false;
+  }
+  *out = std::move(pw);
+  return true;
+}
+
+namespace {
+
+// Wipes a password once the key is decrypted; it is never needed again.
+struct Secret {
+  std::string value;
+  ~Secret() { OPENSSL_cleanse(value.data(), value.size()); }
+};
+
+// The configuration line of the file a load error is about.
+Position PositionOf(const tls::LoadError& e, const BackendTlsConfig& t) {
+  using File = tls::LoadError::File;
+  using Kind = tls::LoadError::Kind;
+  if ((e.kind == Kind::kWrongPassword || e.kind == Kind::kKeyEncrypted) && !t.key_password_file.empty()) {
+    return t.password_pos;
+  }
+  switch (e.kind == Kind::kKeyMismatch ? File::kCert : e.file) {
+    case File::kCa: return t.ca_file.empty() ? t.pos : t.ca_pos;
+    case File::kCert: return t.cert_pos;
+    case File::kKey: return t.key_pos;
+    case File::kNone: break;
+  }
+  return t.pos;
+}
+
+Position PositionOf(const tls::LoadError& e, const ClientTlsConfig& t) {
+  using File = tls::LoadError::File;
+  using Kind = tls::LoadError::Kind;
+  if ((e.kind == Kind::kWrongPassword || e.kind == Kind::kKeyEncrypted) && !t.key_password_file.empty()) {
+    return t.password_pos;
+  }
+  switch (e.kind == Kind::kKeyMismatch ? File::kCert : e.file) {
+    case File::kCert: return t.cert_pos;
+    case File::kKey: return t.key_pos;
+    default: break;
+  }
+  return t.pos;
+}
+
+}  // namespace
+
+bool BuildTlsMaterial(const Config& config, const ListenerConfig& l, const TlsMaterial* previous,
+                      std::shared_ptr<const TlsMaterial>* out, ConfigError* error) {
+  auto m = std::make_shared<TlsMaterial>();
+  const BackendTlsConfig& b = l.backend_tls;
+  tls::ClientOptions co;
+  co.verify = b.full_verify ? tls::VerifyMode::kFull : tls::VerifyMode::kCa;
+  co.ca_file = b.ca_file;
+  co.min_version = b.min_version;
+  if (l.protocol == Protocol::kPostgres && b.direct) co.alpn = {"postgresql"};
+  if (l.protocol == Protocol::kTds && b.tds_strict) co.alpn = {"tds/8.0"};
+  co.client_cert.cert_file = b.cert_file;
+  co.client_cert.key_file = b.key_file;
+  std::string msg;
+  Secret pw;
+  if (!b.key_password_file.empty() && !ReadPasswordFile(b.key_password_file, &pw.value, &msg)) {
+    *error = {config.path, b.password_pos, "listener " + l.name + ": " + msg};
+    return false;
+  }
+  co.client_cert.key_password = pw.value;
+  tls::LoadError load;
+  m->backend = tls::Context::NewClient(co, &load);
+  OPENSSL_cleanse(co.client_cert.key_password.data(), co.client_cert.key_password.size());
+  if (!m->backend) {
+    *error = {config.path, PositionOf(load, b), "listener " + l.name + ": backend_tls: " + ExplainLoadError(load)};
+    return false;
+  }
+  if (l.client_tls) {
+    const ClientTlsConfig& c = *l.client_tls;
+    tls::ServerOptions so;
+    so.cert.cert_file = c.cert_file;
+    so.cert.key_file = c.key_file;
+    so.min_version = c.min_version;
+    if (l.protocol == Protocol::kPostgres) so.alpn = {"postgresql"};
+    if (l.protocol == Protocol::kTds) so.max_version = 0x0303;
+    Secret cpw;
+    if (!c.key_password_file.empty() && !ReadPasswordFile(c.key_password_file, &cpw.value, &msg)) {
+      *error = {config.path, c.password_pos, "listener " + l.name + ": " + msg};
+      return false;
+    }
+    so.cert.key_password = cpw.value;
+    // A certificate that does not load fails the first context; the canary
+    // variants are made from the same (already loaded) files.
+    Position at = c.pos;
+    m->client = tls::Context::NewServer(so, &load);
+    if (!m->client) {
+      msg = ExplainLoadError(load);
+      at = PositionOf(load, c);
+    }
+    if (m->client && l.canary) {
+      m->canary_client = tls::NewCanaryContext(l.canary->mode, so, &msg);
+      if (!m->canary_client) m->client.reset();
+    }
+    if (m->client && l.protocol == Protocol::kTds) {
+      so.max_version = 0x0304;
+      so.alpn = {"tds/8.0"};
+      m->client_strict = tls::Context::NewServer(so, &load);
+      if (!m->client_strict) {
+        m->client.reset();
+        msg = ExplainLoadError(load);
+        at = PositionOf(load, c);
+      }
+      if (m->client && l.canary) {
+        m->canary_client_strict = tls::NewCanaryContext(l.canary->mode, so, &msg);
+        if (!m->canary_client_strict) m->client.reset();
+      }
+    }
+    OPENSSL_cleanse(so.cert.key_password.data(), so.cert.key_password.size());
+    if (!m->client) {
+      *error = {config.path, at, "listener " + l.name + ": client_tls: " + msg};
+      return false;
+    }
+  }
+  if (l.protocol == Protocol::kMysql) {
+    // caching_sha2_password clients on a plaintext leg encrypt the password
+    // to this key; without a configured one dbward makes its own (once).
+    if (!l.rsa_key_file.empty()) {
+      m->rsa_key = tls::RsaKey::Load(l.rsa_key_file, &msg);
+    } else if (previous != nullptr && previous->rsa_key) {
+      m->rsa_key = previous->rsa_key;
+    } else {
+      m->rsa_key = tls::RsaKey::Generate(2048, &msg);
+    }
+    if (!m->rsa_key) {
+      *error = {config.path, l.rsa_key_pos, "listener " + l.name + ": " + msg};
+      return false;
+    }
+  }
+  *out = std::move(m);
+  return true;
+}
+
+bool BuildListenerRuntimes(const Config& config,
+                           std::vector<std::unique_ptr<ListenerRuntime>>* out,
+                           ConfigError* error) {
+  out->clear();
+  for (const ListenerConfig& l : config.listeners) {
+    auto rt = std::make_unique<ListenerRuntime>();
+    rt->config = l;
+    std::shared_ptr<const TlsMaterial> tls;
+    if (!BuildTlsMaterial(config, l, nullptr, &tls, error)) return false;
+    rt->SetTls(std::move(tls));
+    if (l.canary) rt->canary = std::make_unique<CanaryPolicy>(*l.canary);
+    out->push_back(std::move(rt));
+  }
+  return true;
+}
+
+CanaryPolicy::CanaryPolicy(const CanaryConfig& config) : config_(config) {
+  uint8_t seed[8];
+  RAND_bytes(seed, sizeof seed);
+  memcpy(&rng_state_, seed, sizeof rng_state_);
+  rng_state_ |= 1;
+}
+
+bool CanaryPolicy::InScope(const std::string& ip) const {
+  if (config_.clients.empty()) return true;
+  for (const Cidr& net : config_.clients) {
+    if (net.Contains(ip)) return true;
+  }
+  return false;
+}
+
+bool CanaryPolicy::ShouldTest(const std::string& ip) {
+  if (config_.sample <= 0 || !InScope(ip)) return false;
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now().time_since_epoch())
+                    .count();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = validating_until_ms_.find(ip);
+  if (it != validating_until_ms_.end()) {
+    if (it->second > now) return false;
+    validating_until_ms_.erase(it);
+  }
+  if (config_.sample >= 1.0) return true;
+  // xorshift64: sampling needs spread, not secrecy.
+  rng_state_ ^= rng_state_ << 13;
+  rng_state_ ^= rng_state_ >> 7;
+  rng_state_ ^= rng_state_ << 17;
+  return static_cast<double>(rng_state_ >> 11) / static_cast<double>(1ULL << 53) < config_.sample;
+}
+
+void CanaryPolicy::RememberValidating(const std::string& ip) {
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now().time_since_epoch())
+                    .count();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (validating_until_ms_.size() > 100'000) validating_until_ms_.clear();  // bound the memory
+  validating_until_ms_[ip] = now + static_cast<int64_t>(config_.remember_ms);
+}
+
+std::vector<std::string> TlsFiles(const ListenerConfig& l) {
+  std::vector<std::string> files;
+  auto add = [&](const std::string& f) {
+    if (!f.empty()) files.push_back(f);
+  };
+  add(l.backend_tls.ca_file);
+  add(l.backend_tls.cert_file);
+  add(l.backend_tls.key_file);
+  add(l.backend_tls.key_password_file);
+  if (l.client_tls) {
+    add(l.client_tls->cert_file);
+    add(l.client_tls->key_file);
+    add(l.client_tls->key_password_file);
+  }
+  add(l.rsa_key_file);
+  return files;
+}
+
+}  // namespace dbward::proxy

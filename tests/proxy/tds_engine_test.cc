@@ -1,0 +1,255 @@
+// The TDS engine, byte by byte through a fake driver: the client's PRELOGIN
+// ENCRYPTION byte deciding the client leg, dbward's own PRELOGIN to the
+// backend, login-only TLS and the drivers that skip it, TDS 8.0, and backend
+// failures reported as the answer to LOGIN7.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "protocol/tds.h"
+#include "tests/proxy/engine_test_util.h"
+
+namespace dbward::proxy::engine::testing {
+namespace {
+
+namespace tds = protocol::tds;
+using protocol::testutil::Concat;
+using protocol::testutil::FromHex;
+using protocol::testutil::Prefix;
+using protocol::testutil::Suffix;
+
+// Copied from vectors/tds.json. "tedious_prelogin_request_payload_encrypt_on"
+// (payload), tediousjs/tedious issue #610.
+constexpr std::string_view kTediousPreloginPayloadHex =
+    "00001a00060100200001020021000103002200040400260001ff00000001000101000000000000";
+// "sqlserver2017_prelogin_response_payload_encrypt_on_no_instopt" (payload),
+// elixir-ecto/tds issue #109.
+constexpr std::string_view kSql2017AnswerPayloadHex =
+    "00001a00060100200001030021000004002100010600220001ff0e0007eb0000010000";
+// "mstds_spec_login7_sa" (packet): the MS-TDS 4.2 Login Request example.
+constexpr std::string_view kSpecLogin7Hex =
+    "1001009000000100880000000200097200100000000000070001000000000000e003000000000000090400005e0008006e000200"
+    "7200000072000700800000008000000080000400880000008800000000508be2b78f88000000880000008800000000000000"
+    "73006b006f00730074006f0076003100730061004f00530051004c002d00330032004f00440042004300";
+
+Bytes ClientPrelogin(uint8_t encryption) {
+  tds::Prelogin p;
+  EXPECT_TRUE(tds::ParsePrelogin(FromHex(kTediousPreloginPayloadHex), &p).ok());
+  p.SetEncryption(encryption);
+  return tds::EncodeMessage(tds::kPrelogin, tds::EncodePrelogin(p));
+}
+
+Bytes Answer(uint8_t encryption) {
+  tds::Prelogin p;
+  EXPECT_TRUE(tds::ParsePrelogin(FromHex(kSql2017AnswerPayloadHex), &p).ok());
+  p.SetEncryption(encryption);
+  return tds::EncodeMessage(tds::kTabularResult, tds::EncodePrelogin(p));
+}
+
+int EncryptionOf(const Bytes& message) {
+  tds::Message m;
+  EXPECT_TRUE(tds::DecodeMessage(message, tds::kMaxPreLoginMessage, &m).ok());
+  tds::Prelogin p;
+  EXPECT_TRUE(tds::ParsePrelogin(m.payload, &p).ok());
+  return p.encryption();
+}
+
+const Bytes kLogin7 = FromHex(kSpecLogin7Hex);
+
+class TdsEngineTest : public ::testing::Test {
+ protected:
+  TdsEngineTest() : h_(Protocol::kTds) {}
+  void SetUp() override { h_.Start(); }
+  // The client's PRELOGIN, the backend's answer and its verified TLS.
+  void Negotiate(uint8_t client_encryption, uint8_t backend_answer = tds::kEncryptOn) {
+    d().FromClient(ClientPrelogin(client_encryption));
+    h_.BackendConnected();
+    d().FromBackend(Answer(backend_answer));
+    h_.BackendTlsReady(Facts());
+  }
+  FakeDriver& d() { return h_.driver; }
+  Harness h_;
+};
+
+TEST_F(TdsEngineTest, EncryptOnClientGetsTlsInsidePreloginAndTheBackendAVerifiedLeg) {
+  d().FromClient(ClientPrelogin(tds::kEncryptOn));
+  EXPECT_EQ(Describe(h_.Take()), "connect");
+  h_.BackendConnected();
+  auto actions = h_.Take();
+  ASSERT_EQ(Describe(actions).rfind("send-backend", 0), 0u) << Describe(actions);
+  EXPECT_EQ(EncryptionOf(actions[0].bytes), tds::kEncryptOn);
+  d().FromBackend(Answer(tds::kEncryptOn));
+  actions = h_.Take();
+  ASSERT_EQ(Describe(actions), "start-backend-tls");
+  EXPECT_EQ(actions[0].transport, TlsTransport::kTdsPrelogin);
+  h_.BackendTlsReady(Facts());
+  actions = h_.Take();
+  ASSERT_EQ(Describe(actions).substr(0, 11), "send-client");
+  EXPECT_EQ(EncryptionOf(actions[0].bytes), tds::kEncryptOn);
+  ASSERT_EQ(actions.size(), 2u);
+  EXPECT_EQ(actions[1].kind, Action::kStartClientTls);
+  EXPECT_EQ(actions[1].transport, TlsTransport::kTdsPrelogin);
+  h_.ClientTlsReady(Facts());
+  EXPECT_EQ(h_.engine->facts().encryption, ClientEncryption::kTls);
+  size_t before = d().to_backend.size();
+  d().FromClient(kLogin7);
+  EXPECT_EQ(Suffix(d().to_backend, before), kLogin7);
+  EXPECT_TRUE(d().handed_off);
+  EXPECT_EQ(h_.engine->facts().user, "sa");
+  EXPECT_EQ(h_.engine->facts().client_library, "ODBC");
+  EXPECT_EQ(h_.engine->facts().protocol_version, "7.2");
+}
+
+TEST_F(TdsEngineTest, PreloginSplitAtEveryOffset) {
+  const Bytes prelogin = ClientPrelogin(tds::kEncryptOn);
+  for (size_t cut = 1; cut < prelogin.size(); cut++) {
+    Harness h(Protocol::kTds);
+    h.Start();
+    h.driver.FromClient(Prefix(prelogin, cut));
+    EXPECT_TRUE(h.driver.actions.empty()) << cut;
+    h.driver.FromClient(Suffix(prelogin, cut));
+    EXPECT_EQ(Describe(h.driver.actions), "connect") << cut;
+  }
+}
+
+TEST_F(TdsEngineTest, LoginOnlyClientEncryptsLogin7ThenReturnsToPlaintext) {
+  Negotiate(tds::kEncryptOff);
+  auto actions = h_.Take();
+  EXPECT_EQ(EncryptionOf(d().to_client), tds::kEncryptOff);
+  EXPECT_EQ(h_.engine->facts().encryption, ClientEncryption::kLoginOnly);
+  EXPECT_TRUE(h_.engine->facts().bypass.Has(BypassReason::kLoginOnly));
+  // The next packet is a PRELOGIN carrying the TLS handshake: login-only TLS.
+  const Bytes hello = tds::EncodeMessage(tds::kPrelogin, Bytes{0x16, 0x03, 0x01, 0x00, 0x01, 0x01});
+  d().FromClient(hello);
+  actions = h_.Take();
+  ASSERT_EQ(Describe(actions), "start-client-tls");
+  EXPECT_EQ(d().client_tls_start, hello);
+  h_.ClientTlsReady(Facts());
+  d().FromClient(kLogin7);
+  EXPECT_EQ(Describe(h_.Take()), "send-backend(144) end-client-tls hand-off");
+}
+
+TEST_F(TdsEngineTest, DriversThatSkipLoginOnlyTlsAreAuditedAsPlaintext) {
+  Negotiate(tds::kEncryptOff);
+  h_.Take();
+  d().FromClient(kLogin7);  // tedious with encrypt: false
+  EXPECT_EQ(Describe(h_.Take()), "send-backend(144) hand-off");
+  EXPECT_EQ(h_.engine->facts().encryption, ClientEncryption::kNone);
+  EXPECT_TRUE(h_.engine->facts().bypass.Has(BypassReason::kPlaintext));
+  EXPECT_EQ(h_.engine->facts().note, "client answered ENCRYPT_OFF and sent LOGIN7 without login-only TLS");
+}
+
+TEST(TdsEnginePolicy, NotSupClientOnADenyingListenerHearsReqAndIsRefused) {
+  Harness h(Protocol::kTds);
+  h.listener.plaintext_clients = false;
+  h.Start();
+  h.driver.FromClient(ClientPrelogin(tds::kEncryptNotSup));
+  h.BackendConnected();
+  h.driver.FromBackend(Answer(tds::kEncryptOn));
+  h.BackendTlsReady(Facts());
+  EXPECT_EQ(EncryptionOf(h.driver.to_client), tds::kEncryptReq);
+  ASSERT_TRUE(h.driver.failure);
+  EXPECT_EQ(h.driver.failure->outcome, Outcome::kRefused);
+  EXPECT_EQ(h.driver.failure->cause, Cause::kPlaintextDenied);
+}
+
+TEST(TdsEnginePolicy, RequireClientEncryptionTurnsOffIntoReq) {
+  Harness h(Protocol::kTds);
+  h.listener.require_client_encryption = true;
+  h.Start();
+  h.driver.FromClient(ClientPrelogin(tds::kEncryptOff));
+  h.BackendConnected();
+  h.driver.FromBackend(Answer(tds::kEncryptOn));
+  h.BackendTlsReady(Facts());
+  EXPECT_EQ(EncryptionOf(h.driver.to_client), tds::kEncryptReq);
+  EXPECT_EQ(h.engine->facts().encryption, ClientEncryption::kTls);
+}
+
+TEST_F(TdsEngineTest, StrictClientStartsTlsFirstThenPreloginInside) {
+  d().FromClient({0x16, 0x03, 0x01, 0x00});
+  auto actions = h_.Take();
+  ASSERT_EQ(Describe(actions), "start-client-tls");
+  EXPECT_EQ(actions[0].profile, ClientTlsProfile::kTdsStrict);
+  h_.ClientTlsReady(Facts("tds/8.0"));
+  EXPECT_EQ(h_.engine->facts().encryption, ClientEncryption::kTlsStrict);
+  // go-mssqldb sends 0x04 ("strict") in this PRELOGIN: echoed, never a second TLS layer.
+  d().FromClient(ClientPrelogin(0x04));
+  h_.BackendConnected();
+  d().FromBackend(Answer(tds::kEncryptOn));
+  h_.BackendTlsReady(Facts());
+  actions = h_.Take();
+  EXPECT_EQ(EncryptionOf(d().to_client), 0x04);
+  for (const Action& a : actions) EXPECT_NE(a.kind, Action::kStartClientTls);
+}
+
+TEST(TdsEngineStrictBackend, PreloginGoesInsideTheBackendsTls) {
+  Harness h(Protocol::kTds);
+  h.listener.backend_tls.tds_strict = true;
+  h.Start();
+  h.driver.FromClient(ClientPrelogin(tds::kEncryptOn));
+  h.BackendConnected();
+  auto actions = h.Take();
+  ASSERT_EQ(Describe(actions), "connect start-backend-tls");
+  EXPECT_EQ(actions[1].transport, TlsTransport::kStream);
+  h.BackendTlsReady(Facts("tds/8.0"));
+  EXPECT_EQ(EncryptionOf(h.driver.to_backend), tds::kEncryptOn);
+  h.driver.FromBackend(Answer(tds::kEncryptNotSup));  // negotiates nothing inside TLS
+  EXPECT_EQ(EncryptionOf(h.driver.to_client), tds::kEncryptOn);
+  EXPECT_FALSE(h.driver.failure);
+}
+
+TEST_F(TdsEngineTest, BackendWithoutCertificateIsReportedAsTheAnswerToLogin7) {
+  d().FromClient(ClientPrelogin(tds::kEncryptOn));
+  h_.BackendConnected();
+  d().FromBackend(Answer(tds::kEncryptNotSup));
+  EXPECT_TRUE(d().backend_failed);
+  // The client's handshake is completed with dbward's own answer ...
+  EXPECT_EQ(EncryptionOf(d().to_client), tds::kEncryptOn);
+  auto actions = h_.Take();
+  EXPECT_EQ(actions.back().kind, Action::kStartClientTls);
+  h_.ClientTlsReady(Facts());
+  // ... so that LOGIN7 can be answered with the explanation.
+  d().FromClient(kLogin7);
+  ASSERT_TRUE(d().failure);
+  EXPECT_EQ(d().failure->outcome, Outcome::kBackendTlsRefused);
+  EXPECT_NE(d().failure->error.find("answered ENCRYPTION=NOT_SUP to ENCRYPTION=ON"), std::string::npos);
+  tds::Message m;
+  ASSERT_TRUE(tds::DecodeMessage(d().failure_message, 100000, &m).ok());
+  EXPECT_EQ(m.type, tds::kTabularResult);
+  const Bytes needle = tds::Utf8ToUtf16Le("dbward: backend");
+  EXPECT_NE(std::search(m.payload.begin(), m.payload.end(), needle.begin(), needle.end()), m.payload.end());
+}
+
+TEST_F(TdsEngineTest, ConnectFailureIsReportedAsTheAnswerToLogin7Too) {
+  d().FromClient(ClientPrelogin(tds::kEncryptNotSup));
+  d().FailBackend({Outcome::kBackendUnreachable, Cause::kConnect, "cannot connect to backend db:1433"});
+  EXPECT_EQ(EncryptionOf(d().to_client), tds::kEncryptNotSup);
+  d().FromClient(kLogin7);
+  ASSERT_TRUE(d().failure);
+  EXPECT_EQ(d().failure->outcome, Outcome::kBackendUnreachable);
+  EXPECT_FALSE(d().failure_message.empty());
+}
+
+TEST_F(TdsEngineTest, DataBehindPreloginIsRefused) {
+  d().FromClient(Concat(ClientPrelogin(tds::kEncryptOn), kLogin7));
+  ASSERT_TRUE(d().failure);
+  EXPECT_EQ(d().failure->cause, Cause::kMalformed);
+}
+
+TEST_F(TdsEngineTest, MalformedPreloginGetsAnErrorToken) {
+  d().FromClient(tds::EncodeMessage(tds::kPrelogin, Bytes{0x00, 0x00}));  // no terminator
+  ASSERT_TRUE(d().failure);
+  EXPECT_NE(d().failure->error.find("bad PRELOGIN"), std::string::npos);
+  tds::Message m;
+  ASSERT_TRUE(tds::DecodeMessage(d().failure_message, 100000, &m).ok());
+  EXPECT_EQ(m.payload[0], 0xAA) << "an ERROR token";
+}
+
+TEST_F(TdsEngineTest, LyingPacketLengthBelowTheHeaderIsMalformed) {
+  d().FromClient({0x12, 0x01, 0x00, 0x04, 0x00, 0x00, 0x01, 0x00});
+  ASSERT_TRUE(d().failure);
+  EXPECT_NE(d().failure->error.find("below 8"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dbward::proxy::engine::testing
