@@ -34,6 +34,35 @@ engine::TlsFacts FactsOf(const tls::Connection& c) {
   return {c.version_name(), c.cipher(), c.alpn(), c.ServerEndPoint()};
 }
 
+enum class Step { kWaiting, kFailed, kDone };
+
+// One step of a leg's TLS handshake; while it waits, *events gets the poll
+// interest it waits for.
+Step StepHandshake(tls::Connection* conn, int* events) {
+  switch (conn->Handshake()) {
+    case tls::Connection::HandshakeStatus::kWantRead:
+      *events |= UV_READABLE;
+      return Step::kWaiting;
+    case tls::Connection::HandshakeStatus::kWantWrite:
+      *events |= UV_WRITABLE;
+      return Step::kWaiting;
+    case tls::Connection::HandshakeStatus::kFailed: return Step::kFailed;
+    case tls::Connection::HandshakeStatus::kDone: return Step::kDone;
+  }
+  return Step::kFailed;
+}
+
+// TDS 7.x: the handshake ran inside PRELOGIN packets; from now on TLS
+// records go straight on the socket. False when the peer had started
+// another PRELOGIN packet behind the handshake.
+bool UnwrapPrelogin(std::unique_ptr<PreloginFramingIo>* framing, Leg* leg) {
+  if (!*framing) return true;
+  if (!(*framing)->Idle()) return false;
+  leg->tls()->set_io(leg);
+  framing->reset();
+  return true;
+}
+
 }  // namespace
 
 Session::Session(Worker* worker, ListenerRuntime* listener, int client_fd, uint64_t id)
@@ -272,14 +301,9 @@ bool Session::AdvanceClient(int* events) {
   bool progress = false;
   if (client_tls_ == ClientTls::kHandshake) {
     tls::Connection* conn = client_.tls();
-    switch (conn->Handshake()) {
-      case tls::Connection::HandshakeStatus::kWantRead:
-        *events |= UV_READABLE;
-        return false;
-      case tls::Connection::HandshakeStatus::kWantWrite:
-        *events |= UV_WRITABLE;
-        return false;
-      case tls::Connection::HandshakeStatus::kFailed:
+    switch (StepHandshake(conn, events)) {
+      case Step::kWaiting: return false;
+      case Step::kFailed:
         if (canary_active_) {
           CanaryRejected(conn->failure_detail());
           return false;
@@ -289,17 +313,10 @@ bool Session::AdvanceClient(int* events) {
                   (conn->io_eof() ? " (the client closed the connection; it may not trust dbward's certificate)" : "")},
              {});
         return false;
-      case tls::Connection::HandshakeStatus::kDone:
-        if (client_framing_) {
-          // TDS 7.x: the handshake ran inside PRELOGIN packets; from now on
-          // TLS records go straight on the socket.
-          if (!client_framing_->Idle()) {
-            Fail({Outcome::kClientError, Cause::kMalformed, "client sent data inside PRELOGIN after the TLS handshake"},
-                 {});
-            return false;
-          }
-          conn->set_io(&client_);
-          client_framing_.reset();
+      case Step::kDone:
+        if (!UnwrapPrelogin(&client_framing_, &client_)) {
+          Fail({Outcome::kClientError, Cause::kMalformed, "client sent data inside PRELOGIN after the TLS handshake"}, {});
+          return false;
         }
         client_tls_ = ClientTls::kUp;
         canary_pending_ = canary_active_;
@@ -380,26 +397,16 @@ bool Session::AdvanceBackend(int* events) {
   const std::string& addr = record_.backend_addr;
   if (backend_leg_ == BackendLeg::kTlsHandshake) {
     tls::Connection* conn = backend_.tls();
-    switch (conn->Handshake()) {
-      case tls::Connection::HandshakeStatus::kWantRead:
-        *events |= UV_READABLE;
-        return false;
-      case tls::Connection::HandshakeStatus::kWantWrite:
-        *events |= UV_WRITABLE;
-        return false;
-      case tls::Connection::HandshakeStatus::kFailed:
+    switch (StepHandshake(conn, events)) {
+      case Step::kWaiting: return false;
+      case Step::kFailed:
         FailBackend({Outcome::kBackendTlsFailed, CauseOf(conn->failure_cause()),
                      "backend " + addr + ": " + ExplainHandshake(conn->diagnosis(), "backend_tls").Sentence()});
         return false;
-      case tls::Connection::HandshakeStatus::kDone:
-        if (backend_framing_) {
-          if (!backend_framing_->Idle()) {
-            FailBackend({Outcome::kBackendError, Cause::kMalformed,
-                         "backend sent data inside PRELOGIN after the TLS handshake"});
-            return false;
-          }
-          conn->set_io(&backend_);
-          backend_framing_.reset();
+      case Step::kDone:
+        if (!UnwrapPrelogin(&backend_framing_, &backend_)) {
+          FailBackend({Outcome::kBackendError, Cause::kMalformed, "backend sent data inside PRELOGIN after the TLS handshake"});
+          return false;
         }
         LOG_DEBUG("listener={} session={} backend {} verified, {} {}", listener_->config.name, record_.id, addr,
                   conn->version_name(), conn->cipher());
