@@ -165,10 +165,13 @@ Result ParsePrelogin(std::span<const uint8_t> payload, Prelogin* out) {
     if (!all.Skip(offset) || !all.GetBytes(length, &data)) {
       return Malformed("PRELOGIN option " + std::to_string(token) + " points outside the message");
     }
-    static const int kFixedSize[] = {6, 1, -1, -2, 1, 36, 1, 32};  // -1: NUL-terminated, -2: 0 or 4
+    // Each option has its size, or none at all: servers send empty options
+    // (SQL Server 2025 an empty TRACEID, older ones an empty THREADID), and
+    // an empty ENCRYPTION reads as absent.
+    static const int kFixedSize[] = {6, 1, -1, 4, 1, 36, 1, 32};  // -1: NUL-terminated, any length
     if (token <= kOptNonce) {
       int want = kFixedSize[token];
-      bool ok = want >= 0 ? length == want : want == -2 ? (length == 0 || length == 4) : true;
+      bool ok = length == 0 || want < 0 || length == want;
       if (!ok) {
         return Malformed("PRELOGIN option " + std::to_string(token) + " has length " + std::to_string(length));
       }

@@ -16,6 +16,8 @@ packages=(
   postgresql postgresql-client pgbouncer
   mariadb-server mariadb-client sysbench
   freetds-bin
+  # jTDS 1.3, the legacy Java driver; the JDK compiles its small test client
+  libjtds-java default-jdk-headless
 )
 
 missing=()

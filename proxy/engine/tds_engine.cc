@@ -73,7 +73,9 @@ class TdsEngine final : public Engine {
   }
 
   bool OnBackendFailure(const Failure& failure) override {
-    if (phase_ == Phase::kLogin || phase_ == Phase::kDone) return false;
+    // A client that sent LOGIN7 first waits for its answer already: that is
+    // where the failure goes (NativeError).
+    if (prelogin_less_ || phase_ == Phase::kLogin || phase_ == Phase::kDone) return false;
     backend_failure_ = failure;
     if (answered_) return true;
     // Complete the client's handshake with our own PRELOGIN answer, so the
@@ -83,7 +85,10 @@ class TdsEngine final : public Engine {
   }
 
   std::vector<uint8_t> NativeError(const Failure& f) override {
-    if (phase_ != Phase::kLogin) return {};
+    if (phase_ != Phase::kLogin && !prelogin_less_) return {};
+    // After login-only TLS the answer to LOGIN7 travels in plaintext, as it
+    // does from SQL Server.
+    if (leg_ == Leg::kLoginOnly && phase_ == Phase::kLogin) driver_.EndClientTls();
     return LoginError(f.error);
   }
 
@@ -104,7 +109,13 @@ class TdsEngine final : public Engine {
         return;
       }
       case BackendUpgrade::State::kDone:
-        if (!answered_) AnswerClient(upgrade_->answer());
+        if (prelogin_less_) {
+          SendLogin7(pending_login7_);
+          std::fill(pending_login7_.begin(), pending_login7_.end(), 0);
+          pending_login7_.clear();
+        } else if (!answered_) {
+          AnswerClient(upgrade_->answer());
+        }
         return;
       default:
         return;
@@ -128,11 +139,12 @@ class TdsEngine final : public Engine {
     tds::Message m;
     tds::Result r = tds::DecodeMessage(in.data(), tds::kMaxPreLoginMessage, &m);
     if (r.need_more()) return;
+    if (r.ok() && m.type == tds::kLogin7 && leg_ != Leg::kStrict) {
+      AcceptLogin7First(in, m);
+      return;
+    }
     if (r.ok() && m.type != tds::kPrelogin) {
-      r = tds::Result::Malformed(m.type == tds::kLogin7
-                                     ? "LOGIN7 without PRELOGIN (TDS 7.0 clients are not supported: they cannot "
-                                       "negotiate encryption)"
-                                     : "expected PRELOGIN, got packet type " + std::to_string(m.type));
+      r = tds::Result::Malformed("expected PRELOGIN, got packet type " + std::to_string(m.type));
     }
     tds::Prelogin p;
     if (r.ok()) r = tds::ParsePrelogin(m.payload, &p);
@@ -153,6 +165,49 @@ class TdsEngine final : public Engine {
     phase_ = Phase::kBackend;
     upgrade_ = std::make_unique<TdsUpgrade>(driver_, std::move(p), listener().backend_tls.tds_strict);
     driver_.ConnectBackend();
+  }
+
+  // Clients older than TDS 7.1's PRELOGIN, and jTDS with its default
+  // ssl=off, send LOGIN7 first: nothing was negotiated, so the client leg is
+  // plaintext. dbward owns the backend leg all the same: its own PRELOGIN,
+  // verified TLS, then this LOGIN7.
+  void AcceptLogin7First(ByteQueue& in, const tds::Message& m) {
+    leg_ = Leg::kNone;
+    prelogin_less_ = true;
+    facts_.encryption = ClientEncryption::kNone;
+    facts_.bypass = {BypassReason::kPlaintext};
+    facts_.note = "LOGIN7 without PRELOGIN: the client negotiated nothing; dbward made its own PRELOGIN and TLS to "
+                  "the backend";
+    tds::Login7 login;
+    tds::Result r = tds::ParseLogin7(m.payload, &login);
+    if (!r.ok()) {
+      Fail(Outcome::kClientError, Cause::kMalformed, "bad LOGIN7: " + r.error, LoginError("bad LOGIN7: " + r.error));
+      return;
+    }
+    RecordLogin(login);
+    if (!listener().plaintext_clients) {
+      Fail(Outcome::kRefused, Cause::kPlaintextDenied,
+           "client sent LOGIN7 without PRELOGIN, so without encryption (plaintext_clients: deny)",
+           LoginError("listener " + listener().name +
+                      " refuses unencrypted logins; enable encryption in the driver (jTDS: ssl=require)"));
+      return;
+    }
+    auto raw = in.data().first(m.consumed);
+    pending_login7_.assign(raw.begin(), raw.end());
+    in.Consume(m.consumed);
+    driver_.ReadClient(false);
+    phase_ = Phase::kBackend;
+    upgrade_ = std::make_unique<TdsUpgrade>(driver_, tds::DefaultClientPrelogin(), listener().backend_tls.tds_strict);
+    driver_.ConnectBackend();
+  }
+
+  void RecordLogin(const tds::Login7& login) {
+    facts_.user = login.integrated_security && login.user_name.empty() ? "(integrated)" : login.user_name;
+    facts_.database = login.database;
+    facts_.application = login.app_name;
+    facts_.client_host = login.host_name;
+    facts_.client_library = login.library;
+    facts_.protocol_version = tds::TdsVersionName(login.tds_version);
   }
 
   void DecideClientLeg(int enc) {
@@ -279,28 +334,34 @@ class TdsEngine final : public Engine {
     }
     if (r.ok()) r = tds::ParseLogin7(m.payload, &login);
     if (!r.ok()) {
-      Fail(Outcome::kClientError, Cause::kMalformed, "bad LOGIN7: " + r.error, LoginError("bad LOGIN7: " + r.error));
+      FailLogin({Outcome::kClientError, Cause::kMalformed, "bad LOGIN7: " + r.error});
       return;
     }
-    facts_.user = login.integrated_security && login.user_name.empty() ? "(integrated)" : login.user_name;
-    facts_.database = login.database;
-    facts_.application = login.app_name;
-    facts_.client_host = login.host_name;
-    facts_.client_library = login.library;
-    facts_.protocol_version = tds::TdsVersionName(login.tds_version);
+    RecordLogin(login);
     if (backend_failure_) {
       // The failure was recorded when it happened; now the client can read it.
-      driver_.Fail(*backend_failure_, LoginError(backend_failure_->error));
+      FailLogin(*backend_failure_);
       return;
     }
-    // LOGIN7 (and anything after it) goes to the backend as it came.
-    driver_.SendToBackend(in.data());
-    in.Consume(in.size());
     if (leg_ == Leg::kLoginOnly) {
       // Login-only encryption: the client's TLS ends with LOGIN7 and the
       // server's answer already travels in plaintext.
       driver_.EndClientTls();
     }
+    // LOGIN7 (and anything after it) goes to the backend as it came.
+    std::vector<uint8_t> login7 = in.TakeAll();
+    SendLogin7(login7);
+    std::fill(login7.begin(), login7.end(), 0);
+  }
+
+  // The answer to LOGIN7 is an error: in plaintext after login-only TLS.
+  void FailLogin(const Failure& f) {
+    if (leg_ == Leg::kLoginOnly) driver_.EndClientTls();
+    driver_.Fail(f, LoginError(f.error));
+  }
+
+  void SendLogin7(std::span<const uint8_t> login7) {
+    driver_.SendToBackend(login7);
     driver_.ReadClient(false);
     phase_ = Phase::kDone;
     driver_.HandOffToRelay();
@@ -313,6 +374,8 @@ class TdsEngine final : public Engine {
   uint8_t reply_encryption_ = tds::kEncryptNotSup;
   bool refuse_plaintext_ = false;
   bool answered_ = false;
+  bool prelogin_less_ = false;  // the client's first message was LOGIN7
+  std::vector<uint8_t> pending_login7_;
   std::optional<Failure> backend_failure_;
 };
 

@@ -57,6 +57,11 @@ constexpr std::string_view kSql2017PreloginResponsePayloadHex =
 // spec/lib/rex/proto/mssql/client_spec.rb.
 constexpr std::string_view kSql2022PreloginResponsePayloadHex =
     "000015000601001b000102001c000103001d0000ff100003e800000200";
+// SQL Server 2025 (17.0.1000.7) answering MSOLEDBSQL 18.7.5 (packet), from
+// the same capture, WilliamSmithEdward/pySQLbridge tests/captured.py
+// SERVER_PRELOGIN: THREADID and TRACEID present with no data, ENCRYPTION OFF.
+constexpr std::string_view kSql2025PreloginResponseHex =
+    "040100300000010000001f000601002500010200260001030027000004002700010500280000ff110003e80000000000";
 // "mstds_spec_login7_sa" (packet): the MS-TDS 4.2 Login Request example via
 // gravitational/teleport packets.go. TDS 7.2, user "sa", empty password.
 constexpr std::string_view kSpecLogin7Hex =
@@ -544,6 +549,7 @@ std::vector<PreloginVector> PreloginVectors() {
       {"SQL Server 2017 without INSTOPT", kSql2017PreloginResponsePayloadHex, false, kEncryptOn, "14.0.2027",
        {0, 1, 3, 4, 6}},
       {"SQL Server 2022", kSql2022PreloginResponsePayloadHex, false, kEncryptNotSup, "16.0.1000", {0, 1, 2, 3}},
+      {"SQL Server 2025", kSql2025PreloginResponseHex, true, kEncryptOff, "17.0.1000", {0, 1, 2, 3, 4, 5}},
   };
 }
 
@@ -589,6 +595,11 @@ TEST(TdsPreloginTest, RealVectorOptionBytes) {
   Prelogin s2017 = MustParsePrelogin(FromHex(kSql2017PreloginResponsePayloadHex));
   EXPECT_EQ(s2017.Find(kOptInstOpt), nullptr);
   EXPECT_EQ(OptionData(s2017, kOptFedAuthRequired), (Bytes{0x00}));
+  // SQL Server 2025 sends TRACEID empty as well.
+  Prelogin s2025 = MustParsePrelogin(Suffix(FromHex(kSql2025PreloginResponseHex), kHeaderSize));
+  ASSERT_NE(s2025.Find(kOptTraceId), nullptr);
+  EXPECT_TRUE(s2025.Find(kOptTraceId)->data.empty());
+  EXPECT_TRUE(s2025.Find(kOptThreadId)->data.empty());
   Prelogin s2022 = MustParsePrelogin(FromHex(kSql2022PreloginResponsePayloadHex));
   EXPECT_EQ(s2022.Find(kOptMars), nullptr);
   EXPECT_EQ(OptionData(s2022, kOptVersion), (Bytes{0x10, 0x00, 0x03, 0xe8, 0x00, 0x00}));
@@ -663,13 +674,19 @@ TEST(TdsPreloginTest, FixedSizesAreEnforced) {
     size_t good;
     size_t bad;
   };
-  for (const Case& c : {Case{kOptVersion, 6, 5}, Case{kOptVersion, 6, 7}, Case{kOptEncryption, 1, 0},
-                        Case{kOptEncryption, 1, 2}, Case{kOptMars, 1, 2}, Case{kOptTraceId, 36, 35},
-                        Case{kOptFedAuthRequired, 1, 0}, Case{kOptNonce, 32, 33}}) {
+  for (const Case& c : {Case{kOptVersion, 6, 5}, Case{kOptVersion, 6, 7}, Case{kOptEncryption, 1, 2},
+                        Case{kOptMars, 1, 2}, Case{kOptTraceId, 36, 35}, Case{kOptFedAuthRequired, 1, 2},
+                        Case{kOptNonce, 32, 33}}) {
     EXPECT_EQ(MustParsePrelogin(BuildPrelogin({{c.token, Bytes(c.good, 1)}})).options.size(), 1u);
     EXPECT_EQ(MalformedPrelogin(BuildPrelogin({{c.token, Bytes(c.bad, 1)}})),
               "PRELOGIN option " + std::to_string(c.token) + " has length " + std::to_string(c.bad));
   }
+  // Every option may be empty, as servers send some (SQL Server 2025: TRACEID).
+  for (uint8_t token = kOptVersion; token <= kOptNonce; token++) {
+    EXPECT_TRUE(MustParsePrelogin(BuildPrelogin({{token, {}}})).Find(token)->data.empty()) << int(token);
+  }
+  // An empty ENCRYPTION reads as absent.
+  EXPECT_EQ(MustParsePrelogin(BuildPrelogin({{kOptEncryption, {}}})).encryption(), -1);
   // THREADID: 4 bytes from clients, 0 from servers, nothing else.
   EXPECT_EQ(MustParsePrelogin(BuildPrelogin({{kOptThreadId, Bytes(4, 1)}})).options.size(), 1u);
   EXPECT_EQ(MustParsePrelogin(BuildPrelogin({{kOptThreadId, {}}})).options.size(), 1u);

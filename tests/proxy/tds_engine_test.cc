@@ -126,7 +126,7 @@ TEST_F(TdsEngineTest, LoginOnlyClientEncryptsLogin7ThenReturnsToPlaintext) {
   EXPECT_EQ(d().client_tls_start, hello);
   h_.ClientTlsReady(Facts());
   d().FromClient(kLogin7);
-  EXPECT_EQ(Describe(h_.Take()), "send-backend(144) end-client-tls hand-off");
+  EXPECT_EQ(Describe(h_.Take()), "end-client-tls send-backend(144) hand-off");
 }
 
 TEST_F(TdsEngineTest, DriversThatSkipLoginOnlyTlsAreAuditedAsPlaintext) {
@@ -249,6 +249,102 @@ TEST_F(TdsEngineTest, LyingPacketLengthBelowTheHeaderIsMalformed) {
   d().FromClient({0x12, 0x01, 0x00, 0x04, 0x00, 0x00, 0x01, 0x00});
   ASSERT_TRUE(d().failure);
   EXPECT_NE(d().failure->error.find("below 8"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dbward::proxy::engine::testing
+
+namespace dbward::proxy::engine::testing {
+namespace {
+
+// After login-only TLS, SQL Server answers LOGIN7 in plaintext; so must
+// dbward's error, or the client reads a TLS record as TDS ("Bad token from
+// the server", "Unknown packet type 0x17").
+TEST(TdsEngineLoginOnly, BackendFailureIsAnsweredInPlaintextAfterLoginOnlyTls) {
+  Harness h(Protocol::kTds);
+  h.Start();
+  h.driver.FromClient(ClientPrelogin(tds::kEncryptOff));
+  h.BackendConnected();
+  h.driver.FromBackend(Answer(tds::kEncryptOn));
+  h.driver.FailBackend({Outcome::kBackendTlsFailed, Cause::kNameMismatch,
+                        "backend 10.0.0.5:1433: the target principal name is incorrect"});
+  EXPECT_EQ(EncryptionOf(h.driver.to_client), tds::kEncryptOff) << "dbward's own answer keeps login-only";
+  h.driver.FromClient(tds::EncodeMessage(tds::kPrelogin, Bytes{0x16, 0x03, 0x01, 0x00, 0x01, 0x01}));
+  h.ClientTlsReady(Facts());
+  h.Take();
+  h.driver.FromClient(kLogin7);
+  auto actions = h.Take();
+  ASSERT_EQ(Describe(actions), "end-client-tls fail(backend_tls_failed)");
+  EXPECT_EQ(h.driver.failure->cause, Cause::kNameMismatch);
+  tds::Message m;
+  ASSERT_TRUE(tds::DecodeMessage(actions[1].bytes, 100000, &m).ok());
+  const Bytes needle = tds::Utf8ToUtf16Le("the target principal name is incorrect");
+  EXPECT_NE(std::search(m.payload.begin(), m.payload.end(), needle.begin(), needle.end()), m.payload.end());
+}
+
+TEST(TdsEngineLoginOnly, MalformedLogin7IsAnsweredInPlaintextToo) {
+  Harness h(Protocol::kTds);
+  h.Start();
+  h.driver.FromClient(ClientPrelogin(tds::kEncryptOff));
+  h.BackendConnected();
+  h.driver.FromBackend(Answer(tds::kEncryptOn));
+  h.BackendTlsReady(Facts());
+  h.driver.FromClient(tds::EncodeMessage(tds::kPrelogin, Bytes{0x16, 0x03, 0x01, 0x00, 0x01, 0x01}));
+  h.ClientTlsReady(Facts());
+  h.Take();
+  h.driver.FromClient(tds::EncodeMessage(tds::kLogin7, Bytes(40, 0)));
+  EXPECT_EQ(Describe(h.Take()), "end-client-tls fail(client_error)");
+}
+
+// jTDS with ssl=off (its default) and other pre-7.1-style clients send LOGIN7
+// first: a plaintext client leg, dbward's own PRELOGIN and verified TLS to
+// the backend, then that LOGIN7.
+TEST(TdsEngineLogin7First, GetsItsOwnBackendPreloginAndTls) {
+  Harness h(Protocol::kTds);
+  h.Start();
+  h.driver.FromClient(kLogin7);
+  EXPECT_EQ(Describe(h.Take()), "connect");
+  EXPECT_EQ(h.engine->facts().encryption, ClientEncryption::kNone);
+  EXPECT_TRUE(h.engine->facts().bypass.Has(BypassReason::kPlaintext));
+  EXPECT_EQ(h.engine->facts().user, "sa");
+  EXPECT_EQ(h.engine->facts().client_library, "ODBC");
+  EXPECT_EQ(h.engine->facts().protocol_version, "7.2");
+  h.BackendConnected();
+  auto actions = h.Take();
+  ASSERT_EQ(actions.size(), 1u);
+  tds::Message m;
+  ASSERT_TRUE(tds::DecodeMessage(actions[0].bytes, 100000, &m).ok());
+  tds::Prelogin p;
+  ASSERT_TRUE(tds::ParsePrelogin(m.payload, &p).ok());
+  EXPECT_EQ(p.encryption(), tds::kEncryptOn);
+  EXPECT_EQ(p.Version(), "16.0.0") << "dbward's own PRELOGIN";
+  h.driver.FromBackend(Answer(tds::kEncryptOn));
+  h.BackendTlsReady(Facts());
+  actions = h.Take();
+  ASSERT_EQ(Describe(actions), "start-backend-tls send-backend(144) hand-off");
+  EXPECT_EQ(actions[1].bytes, kLogin7);
+  EXPECT_TRUE(h.driver.to_client.empty()) << "the client never hears a PRELOGIN answer";
+}
+
+TEST(TdsEngineLogin7First, BackendFailureAnswersTheLogin7) {
+  Harness h(Protocol::kTds);
+  h.Start();
+  h.driver.FromClient(kLogin7);
+  h.driver.FailBackend({Outcome::kBackendUnreachable, Cause::kConnect, "cannot connect to backend db:1433"});
+  ASSERT_TRUE(h.driver.failure);
+  EXPECT_EQ(h.driver.failure->outcome, Outcome::kBackendUnreachable);
+  tds::Message m;
+  ASSERT_TRUE(tds::DecodeMessage(h.driver.failure_message, 100000, &m).ok());
+  EXPECT_EQ(m.type, tds::kTabularResult);
+}
+
+TEST(TdsEngineLogin7First, RefusedWhenPlaintextIsDenied) {
+  Harness h(Protocol::kTds);
+  h.listener.plaintext_clients = false;
+  h.Start();
+  h.driver.FromClient(kLogin7);
+  ASSERT_EQ(Describe(h.Take()), "fail(refused)");
+  EXPECT_EQ(h.engine->facts().user, "sa") << "the audit still names who it was";
 }
 
 }  // namespace

@@ -1,0 +1,38 @@
+// A jTDS client for the end-to-end tests: connects with the JDBC URL it is
+// given, runs one query and prints each row's columns joined by '|', one row
+// a line; on failure prints "ERROR: " and the SQLException chain. Run with the
+// JDK's source launcher:
+//   java -cp /usr/share/java/jtds.jar JtdsClient.java URL USER PASSWORD SQL
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.ResultSet;
+import java.sql.ResultSetMetaData;
+import java.sql.SQLException;
+import java.sql.Statement;
+
+public class JtdsClient {
+  public static void main(String[] args) throws Exception {
+    if (args.length != 4) {
+      System.err.println("usage: JtdsClient URL USER PASSWORD SQL");
+      System.exit(2);
+    }
+    Class.forName("net.sourceforge.jtds.jdbc.Driver");
+    DriverManager.setLoginTimeout(20);
+    try (Connection c = DriverManager.getConnection(args[0], args[1], args[2]);
+         Statement s = c.createStatement();
+         ResultSet r = s.executeQuery(args[3])) {
+      ResultSetMetaData md = r.getMetaData();
+      while (r.next()) {
+        StringBuilder line = new StringBuilder();
+        for (int i = 1; i <= md.getColumnCount(); i++) {
+          if (i > 1) line.append('|');
+          line.append(r.getString(i));
+        }
+        System.out.println(line);
+      }
+    } catch (SQLException e) {
+      for (Throwable t = e; t != null; t = t.getCause()) System.out.println("ERROR: " + t);
+      System.exit(1);
+    }
+  }
+}
