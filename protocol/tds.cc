@@ -339,46 +339,11 @@ std::string TdsVersionName(uint32_t v) {
   }
 }
 
-Result ParseLogin7(std::span<const uint8_t> payload, Login7* out) {
-  Cursor c(payload);
-  Login7 l;
-  uint32_t length, prog_ver, connection_id;
-  uint8_t flags1, flags2, type_flags, flags3;
-  uint32_t tz, lcid;
-  if (!c.GetU32LE(&length) || !c.GetU32LE(&l.tds_version) || !c.GetU32LE(&l.packet_size) ||
-      !c.GetU32LE(&prog_ver) || !c.GetU32LE(&l.client_pid) || !c.GetU32LE(&connection_id) ||
-      !c.GetU8(&flags1) || !c.GetU8(&flags2) || !c.GetU8(&type_flags) || !c.GetU8(&flags3) ||
-      !c.GetU32LE(&tz) || !c.GetU32LE(&lcid)) {
-    return Malformed("LOGIN7 is shorter than its fixed part");
-  }
-  if (length != payload.size()) {
-    return Malformed("LOGIN7 length field " + std::to_string(length) + " does not match the message size " +
-                     std::to_string(payload.size()));
-  }
-  l.integrated_security = (flags2 & 0x80) != 0;
-  // (offset, length in characters) pairs, offsets from the start of LOGIN7.
-  auto field = [&](std::string* dst) -> bool {
-    uint16_t off, chars;
-    if (!c.GetU16LE(&off) || !c.GetU16LE(&chars)) return false;
-    if (dst == nullptr || chars == 0) return true;
-    Cursor all(payload);
-    std::span<const uint8_t> bytes;
-    if (!all.Skip(off) || !all.GetSpan(static_cast<size_t>(chars) * 2, &bytes)) return false;
-    *dst = Utf16LeToUtf8(bytes);
-    return true;
-  };
-  std::string* const kSkip = nullptr;
-  if (!field(&l.host_name) || !field(&l.user_name) || !field(kSkip) /* password: never decoded */ ||
-      !field(&l.app_name) || !field(&l.server_name) || !field(kSkip) /* extension / unused */ ||
-      !field(&l.library) || !field(&l.language) || !field(&l.database)) {
-    return Malformed("LOGIN7 field points outside the message");
-  }
-  *out = std::move(l);
-  return Ok();
-}
+bool HasWideTokens(uint32_t tds_version) { return tds_version >= 0x72000000 || tds_version == 0x08000000; }
 
 std::vector<uint8_t> EncodeLoginError(int32_t number, uint8_t state, uint8_t cls, const std::string& message,
-                                      const std::string& server_name) {
+                                      const std::string& server_name, uint32_t tds_version) {
+  const bool wide = HasWideTokens(tds_version);
   std::vector<uint8_t> msg16 = Utf8ToUtf16Le(message.size() > 4000 ? message.substr(0, 4000) : message);
   std::vector<uint8_t> srv16 = Utf8ToUtf16Le(server_name.size() > 120 ? server_name.substr(0, 120) : server_name);
   Builder b;
@@ -387,13 +352,21 @@ std::vector<uint8_t> EncodeLoginError(int32_t number, uint8_t state, uint8_t cls
     b.U32LE(static_cast<uint32_t>(number)).U8(state).U8(cls);
     b.U16LE(static_cast<uint16_t>(msg16.size() / 2)).Bytes(msg16);
     b.U8(static_cast<uint8_t>(srv16.size() / 2)).Bytes(srv16);
-    b.U8(0);      // procedure name: empty
-    b.U32LE(1);   // line number
+    b.U8(0);  // procedure name: empty
+    if (wide) {
+      b.U32LE(1);  // line number
+    } else {
+      b.U16LE(1);
+    }
   });
-  b.U8(0xFD);     // DONE
+  b.U8(0xFD);       // DONE
   b.U16LE(0x0002);  // DONE_ERROR, final
   b.U16LE(0);       // current command
-  b.U64LE(0);       // row count (TDS 7.2+)
+  if (wide) {
+    b.U64LE(0);  // row count
+  } else {
+    b.U32LE(0);
+  }
   return b.Take();
 }
 

@@ -98,6 +98,16 @@ Prelogin DefaultClientPrelogin();
 // backend failed and the failure is reported as the answer to LOGIN7).
 Prelogin OwnServerPrelogin(uint8_t encryption);
 
+// LOGIN7 feature extension ids (FeatureExt, MS-TDS 2.2.6.4).
+constexpr uint8_t kFeatureSessionRecovery = 0x01;
+constexpr uint8_t kFeatureFedAuth = 0x02;
+constexpr uint8_t kFeatureUtf8Support = 0x0A;
+constexpr uint8_t kFeatureEnhancedRouting = 0x0F;
+constexpr uint8_t kFeatureTerminator = 0xFF;
+// FEDAUTH libraries (the Options byte's upper seven bits).
+constexpr uint8_t kFedAuthSecurityToken = 0x01;  // an access token inline
+constexpr uint8_t kFedAuthMsal = 0x02;           // ADAL/MSAL: FEDAUTHINFO, then a token message
+
 struct Login7 {
   uint32_t tds_version = 0;
   uint32_t packet_size = 0;
@@ -110,16 +120,33 @@ struct Login7 {
   std::string language;
   std::string database;
   bool integrated_security = false;  // SSPI / Windows authentication
+  bool read_only_intent = false;     // ApplicationIntent=ReadOnly (TypeFlags fReadOnlyIntent)
+  size_t sspi_bytes = 0;             // the first SSPI (NTLM/Kerberos/SPNEGO) blob
+  std::vector<uint8_t> features;     // FeatureExt ids, in wire order
+  int fedauth_library = -1;          // kFedAuthSecurityToken, kFedAuthMsal, other; -1: no FEDAUTH
+  bool fedauth_echo = false;         // fFedAuthEcho: the server's FEDAUTHREQUIRED was 1
+  bool HasFeature(uint8_t id) const;
 };
-// Parses LOGIN7 for auditing; the password field is never decoded.
+// Parses LOGIN7 for auditing and routing; the password field is never
+// decoded, the SSPI blob and access tokens are not copied.
 Result ParseLogin7(std::span<const uint8_t> payload, Login7* out);
+// LOGIN7 with another ServerName, every offset behind it moved (the
+// FeatureExt pointer inside the extension block included), as a client
+// connecting to server_name would have sent it. The output holds the
+// (obfuscated) password: the caller wipes it.
+Result RewriteLogin7ServerName(std::span<const uint8_t> payload, const std::string& server_name,
+                               std::vector<uint8_t>* out);
 // 0x74000004 -> "7.4", 0x730B0003 -> "7.3B", 0x08000000 -> "8.0".
 std::string TdsVersionName(uint32_t version);
 
 // A tabular-result payload with an ERROR token and a final DONE(error), as
-// SQL Server sends to refuse a login (e.g. number 18456, class 14).
+// SQL Server sends to refuse a login (e.g. number 18456, class 14), in the
+// token layout of the client's TDS version (7.0 and 7.1 have shorter line
+// numbers and row counts).
 std::vector<uint8_t> EncodeLoginError(int32_t number, uint8_t state, uint8_t cls, const std::string& message,
-                                      const std::string& server_name);
+                                      const std::string& server_name, uint32_t tds_version = 0x74000004);
+// Whether tokens use TDS 7.2's wider fields (DONE row counts, line numbers).
+bool HasWideTokens(uint32_t tds_version);
 
 std::string Utf16LeToUtf8(std::span<const uint8_t> in);
 std::vector<uint8_t> Utf8ToUtf16Le(const std::string& in);

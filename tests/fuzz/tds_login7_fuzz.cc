@@ -165,6 +165,27 @@ void CheckLogin7(std::span<const uint8_t> payload) {
   }
 }
 
+// A LOGIN7 that parses can be given another ServerName, or is refused with a
+// reason; the rewritten one parses to the same fields but that one.
+void CheckRewrite(std::span<const uint8_t> payload) {
+  tds::Login7 before;
+  if (!tds::ParseLogin7(payload, &before).ok()) return;
+  std::vector<uint8_t> out = {7};
+  tds::Result r = tds::RewriteLogin7ServerName(payload, "routed.example.net", &out);
+  if (!r.ok()) {
+    FUZZ_CHECK(r.malformed() && !r.error.empty() && out == std::vector<uint8_t>{7});
+    return;
+  }
+  tds::Login7 after;
+  FUZZ_CHECK(tds::ParseLogin7(out, &after).ok());
+  FUZZ_CHECK(after.server_name == "routed.example.net");
+  FUZZ_CHECK(after.host_name == before.host_name && after.user_name == before.user_name &&
+             after.app_name == before.app_name && after.library == before.library &&
+             after.language == before.language && after.database == before.database);
+  FUZZ_CHECK(after.tds_version == before.tds_version && after.features == before.features &&
+             after.sspi_bytes == before.sspi_bytes && after.read_only_intent == before.read_only_intent);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -172,6 +193,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The body parser also gets the raw input, so it is reached without the
   // fuzzer first having to find a consistent packet header.
   CheckLogin7(in);
+  CheckRewrite(in);
   CheckConversions(in);
   CheckLoginError(in);
 
