@@ -134,8 +134,9 @@ Result ParseLogin7(std::span<const uint8_t> payload, Login7* out);
 // FeatureExt pointer inside the extension block included), as a client
 // connecting to server_name would have sent it. The output holds the
 // (obfuscated) password: the caller wipes it.
+// database, when given, replaces Database too (enhanced routing names one).
 Result RewriteLogin7ServerName(std::span<const uint8_t> payload, const std::string& server_name,
-                               std::vector<uint8_t>* out);
+                               std::vector<uint8_t>* out, const std::string* database = nullptr);
 // 0x74000004 -> "7.4", 0x730B0003 -> "7.3B", 0x08000000 -> "8.0".
 std::string TdsVersionName(uint32_t version);
 

@@ -24,6 +24,7 @@ constexpr size_t kMaxNameChars = 128;
 // Offsets of the (ib, cch/cb) pairs in the fixed part.
 constexpr size_t kOffServerName = 52;
 constexpr size_t kOffExtension = 56;
+constexpr size_t kOffDatabase = 68;
 constexpr size_t kOffSspi = 78;
 constexpr size_t kOffSspiLong = 90;
 
@@ -147,7 +148,8 @@ Result ParseLogin7(std::span<const uint8_t> payload, Login7* out) {
   return Result::Ok();
 }
 
-Result RewriteLogin7ServerName(std::span<const uint8_t> p, const std::string& server_name, std::vector<uint8_t>* out) {
+Result RewriteLogin7ServerName(std::span<const uint8_t> p, const std::string& server_name, std::vector<uint8_t>* out,
+                               const std::string* database) {
   Login7 parsed;
   if (Result r = ParseLogin7(p, &parsed); !r.ok()) return r;
   const bool wide = IsWide(parsed.tds_version, p.size());
@@ -155,6 +157,8 @@ Result RewriteLogin7ServerName(std::span<const uint8_t> p, const std::string& se
   if (p.size() < fixed) return Malformed("LOGIN7 is shorter than its fixed part");
   const std::vector<uint8_t> name16 = Utf8ToUtf16Le(server_name);
   if (name16.size() / 2 > kMaxNameChars) return Malformed("server name \"" + server_name + "\" is longer than 128 characters");
+  const std::vector<uint8_t> db16 = database != nullptr ? Utf8ToUtf16Le(*database) : std::vector<uint8_t>();
+  if (db16.size() / 2 > kMaxNameChars) return Malformed("database name \"" + *database + "\" is longer than 128 characters");
 
   // In table order, except that the SSPI blob goes last: it may be larger
   // than the 16-bit offsets of anything behind it could reach.
@@ -176,7 +180,7 @@ Result RewriteLogin7ServerName(std::span<const uint8_t> p, const std::string& se
   // One allocation, so that no copy of the password is left behind in a
   // buffer a reallocation freed.
   std::vector<uint8_t> o;
-  o.reserve(p.size() + name16.size() + 8);
+  o.reserve(p.size() + name16.size() + db16.size() + 8);
   o.assign(p.begin(), p.begin() + static_cast<ptrdiff_t>(fixed));
   for (const Item& it : items) {
     size_t ib = U16At(p, it.table);
@@ -184,6 +188,8 @@ Result RewriteLogin7ServerName(std::span<const uint8_t> p, const std::string& se
     std::span<const uint8_t> data;
     if (it.table == kOffServerName) {
       data = name16;
+    } else if (it.table == kOffDatabase && database != nullptr) {
+      data = db16;
     } else if (ib + n <= p.size()) {
       data = p.subspan(ib, n);
     } else {

@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "proxy/commands/instance_query.h"
 #include "proxy/commands/probe.h"
 #include "proxy/commands/report.h"
 #include "proxy/commands/run.h"
@@ -33,6 +34,8 @@ CLI::Validator HostPortValidator() {
       [](std::string& value) -> std::string {
         std::string host;
         uint16_t port = 0;
+        size_t slash = value.find('\\');
+        if (slash != std::string::npos && slash > 0 && slash + 1 < value.size()) return "";  // HOST\INSTANCE
         if (!SplitHostPort(value, &host, &port) || port == 0) return "'" + value + "' is not HOST:PORT";
         return "";
       },
@@ -136,7 +139,8 @@ int RunCommandLine(int argc, const char* const* argv, std::string* out, std::str
   probe->add_option("--protocol", probe_protocol, "The server's protocol")
       ->required()
       ->check(CLI::IsMember({"tds", "postgres", "postgresql", "mysql", "mariadb", "tcp"}));
-  probe->add_option("--backend", probe_backend, "The server, HOST:PORT or [IPv6]:PORT")
+  probe->add_option("--backend", probe_backend,
+                    "The server, HOST:PORT or [IPv6]:PORT (tds: also HOST\\INSTANCE, asking the SQL Server Browser)")
       ->required()
       ->check(HostPortValidator());
   probe->add_option("--ca-file", probe_options.target.ca_file, "CA certificates to trust (default: the system store)");
@@ -191,7 +195,14 @@ int RunCommandLine(int argc, const char* const* argv, std::string* out, std::str
   if (*probe) {
     probe::Target& t = probe_options.target;
     t.protocol = *ParseProtocol(probe_protocol);
-    SplitHostPort(probe_backend, &t.host, &t.port);
+    std::string instance;
+    if (size_t slash = probe_backend.find('\\'); slash != std::string::npos) {
+      if (t.protocol != Protocol::kTds) return usage_error("probe", "--backend HOST\\INSTANCE is for --protocol tds");
+      t.host = probe_backend.substr(0, slash);
+      instance = probe_backend.substr(slash + 1);
+    } else {
+      SplitHostPort(probe_backend, &t.host, &t.port);
+    }
     if (t.tds_strict && t.protocol != Protocol::kTds) {
       return usage_error("probe", "--tds-strict applies only to --protocol tds");
     }
@@ -206,6 +217,15 @@ int RunCommandLine(int argc, const char* const* argv, std::string* out, std::str
       t.timeout = std::chrono::milliseconds(ms);
     }
     probe_options.json = probe_format == "json";
+    if (!instance.empty()) {
+      std::string why;
+      t.port = probe::QueryInstancePort(t.host, instance, t.timeout, &why);
+      if (t.port == 0) {
+        *err += "dbward probe: " + why + "\n";
+        return 1;
+      }
+      if (!probe_options.json) *out += "instance " + instance + " is on TCP port " + std::to_string(t.port) + "\n";
+    }
     return RunProbe(probe_options, out, err);
   }
   return usage_error("", "a command is required");

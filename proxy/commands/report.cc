@@ -99,6 +99,9 @@ struct Sighting {
 struct ClientRow {
   ClientKey key;
   std::set<std::string> encryptions;
+  std::set<std::string> versions;   // client_protocol_version (TDS 7.1, 7.4, ...)
+  std::set<std::string> routed_to;  // tds: where the backend routed its logins
+  std::optional<bool> login7_first;  // tds: sent LOGIN7 without PRELOGIN (jTDS ssl=off)
   bool bypass = false;
   std::set<std::string> bypass_reasons;
   bool validates_true = false;
@@ -130,6 +133,9 @@ void AddEvent(const AuditEvent& e, int64_t ts_ms, std::map<ClientKey, ClientRow>
   ClientRow& row = it->second;
   if (added) row.key = std::move(key);
   if (e.client_encryption && !e.client_encryption->empty()) row.encryptions.insert(*e.client_encryption);
+  if (e.client_protocol_version && !e.client_protocol_version->empty()) row.versions.insert(*e.client_protocol_version);
+  if (e.routed_to && !e.routed_to->empty()) row.routed_to.insert(*e.routed_to);
+  if (e.tds_prelogin) row.login7_first = row.login7_first.value_or(false) || !*e.tds_prelogin;
   // The writer sets bypass_reason only with trust_bypass true; an older
   // event with a reason and no flag still bypassed.
   bool bypass = e.trust_bypass.value_or(!Or(e.bypass_reason).empty());
@@ -222,12 +228,14 @@ struct Cell {
   std::vector<std::string> list;
   std::optional<bool> flag;
   uint64_t count = 0;
+  bool absent_means_na = false;  // an unknown flag that does not apply: "-", not "unknown"
 };
 
 Cell Text(const std::string& s) { return Cell{Cell::Kind::kText, s, {}, {}, 0}; }
 Cell List(const std::set<std::string>& s) { return Cell{Cell::Kind::kList, {}, {s.begin(), s.end()}, {}, 0}; }
 Cell Flag(std::optional<bool> b) { return Cell{Cell::Kind::kFlag, {}, {}, b, 0}; }
 Cell Count(uint64_t n) { return Cell{Cell::Kind::kCount, {}, {}, {}, n}; }
+Cell FlagIfApplies(std::optional<bool> b) { return Cell{Cell::Kind::kFlag, {}, {}, b, 0, true}; }
 Cell Seen(const std::optional<Sighting>& s) { return Text(s ? s->ts : std::string()); }
 
 // The report's columns, in output order, for all three formats.
@@ -242,13 +250,16 @@ constexpr struct {
     {"application", "APPLICATION", [](const ClientRow& r) { return Text(r.key.application); }},
     {"client_library", "LIBRARY", [](const ClientRow& r) { return Text(r.key.client_library); }},
     {"user", "USER", [](const ClientRow& r) { return Text(r.key.user); }},
+    {"client_protocol_version", "VERSION", [](const ClientRow& r) { return List(r.versions); }},
     {"client_encryption", "ENCRYPTION", [](const ClientRow& r) { return List(r.encryptions); }},
+    {"login7_first", "LOGIN7_FIRST", [](const ClientRow& r) { return FlagIfApplies(r.login7_first); }},
     {"trust_bypass", "BYPASS", [](const ClientRow& r) { return Flag(r.bypass); }},
     {"bypass_reasons", "BYPASS_REASONS", [](const ClientRow& r) { return List(r.bypass_reasons); }},
     {"validates", "VALIDATES", [](const ClientRow& r) { return Flag(r.validates()); }},
     {"sessions", "SESSIONS", [](const ClientRow& r) { return Count(r.sessions); }},
     {"failed", "FAILED", [](const ClientRow& r) { return Count(r.failed); }},
     {"refused", "REFUSED", [](const ClientRow& r) { return Count(r.refused); }},
+    {"routed_to", "ROUTED_TO", [](const ClientRow& r) { return List(r.routed_to); }},
     {"first_seen", "FIRST_SEEN", [](const ClientRow& r) { return Seen(r.first_seen); }},
     {"last_seen", "LAST_SEEN", [](const ClientRow& r) { return Seen(r.last_seen); }},
 };
@@ -258,7 +269,7 @@ std::string PlainText(const Cell& c) {
   switch (c.kind) {
     case Cell::Kind::kText: return c.text;
     case Cell::Kind::kList: return Join(c.list, ",");
-    case Cell::Kind::kFlag: return c.flag ? (*c.flag ? "true" : "false") : "unknown";
+    case Cell::Kind::kFlag: return c.flag ? (*c.flag ? "true" : "false") : c.absent_means_na ? "" : "unknown";
     case Cell::Kind::kCount: return std::to_string(c.count);
   }
   return "";
@@ -295,16 +306,23 @@ size_t Width(std::string_view s) {
 }
 
 std::string Summary(const std::vector<const ClientRow*>& rows) {
-  size_t bypass = 0, plaintext = 0, login_only = 0, accepts = 0;
+  size_t bypass = 0, plaintext = 0, login_only = 0, accepts = 0, login7_first = 0, routed = 0;
   for (const ClientRow* r : rows) {
     if (r->bypass) bypass++;
     if (r->bypass_reasons.contains("plaintext")) plaintext++;
     if (r->bypass_reasons.contains("login-only-encryption")) login_only++;
     if (r->HasReasonPrefix("accepted-")) accepts++;
+    if (r->login7_first == true) login7_first++;
+    if (!r->routed_to.empty()) routed++;
   }
-  return std::to_string(rows.size()) + " clients, " + std::to_string(bypass) + " bypass trust: " +
-         std::to_string(plaintext) + " plaintext, " + std::to_string(login_only) + " login-only, " +
-         std::to_string(accepts) + " accept untrusted certificates\n";
+  std::string out = std::to_string(rows.size()) + " clients, " + std::to_string(bypass) + " bypass trust: " +
+                    std::to_string(plaintext) + " plaintext, " + std::to_string(login_only) + " login-only, " +
+                    std::to_string(accepts) + " accept untrusted certificates\n";
+  if (login7_first > 0 || routed > 0) {
+    out += "tds: " + std::to_string(login7_first) + " send LOGIN7 without PRELOGIN (they cannot negotiate "
+           "encryption; jTDS: ssl=require), " + std::to_string(routed) + " routed by the server (dbward followed)\n";
+  }
+  return out;
 }
 
 std::string FormatTable(const std::vector<const ClientRow*>& rows) {

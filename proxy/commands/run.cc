@@ -7,9 +7,11 @@
 #include <vector>
 
 #include "proxy/commands/backend_probe.h"
+#include "proxy/commands/instance_query.h"
 #include "proxy/common/address.h"
 #include "proxy/common/log.h"
 #include "proxy/common/tls_text.h"
+#include "proxy/datapath/sql_browser.h"
 #include "proxy/datapath/worker.h"
 #include "proxy/ops/admin.h"
 #include "proxy/ops/audit_sink.h"
@@ -25,6 +27,7 @@ struct MainLoop {
   uv_timer_t drain_timer, check_timer, reload_timer;
   Reloader* reloader = nullptr;
   AdminServer* admin = nullptr;
+  SqlBrowser* browser = nullptr;
   std::vector<std::unique_ptr<Worker>>* workers;
   uint64_t drain_timeout_ms;
   bool draining = false;
@@ -38,6 +41,7 @@ size_t ActiveSessions(const MainLoop* m) {
 
 void CloseMainHandles(MainLoop* m) {
   if (m->admin != nullptr) m->admin->Close();
+  if (m->browser != nullptr) m->browser->Close();
   for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&m->sigterm), reinterpret_cast<uv_handle_t*>(&m->sigint),
                          reinterpret_cast<uv_handle_t*>(&m->sighup), reinterpret_cast<uv_handle_t*>(&m->drain_timer),
                          reinterpret_cast<uv_handle_t*>(&m->check_timer),
@@ -56,6 +60,8 @@ void OnSignal(uv_signal_t* handle, int signum) {
   }
   m->draining = true;
   if (m->admin != nullptr) m->admin->SetDraining();
+  // Clients asking for an instance port now would find no listener.
+  if (m->browser != nullptr) m->browser->Close();
   LOG_INFO("{}: no longer accepting; draining {} open sessions (up to {} ms)",
            signum == SIGINT ? "SIGINT" : "SIGTERM", ActiveSessions(m), m->drain_timeout_ms);
   for (auto& w : *m->workers) w->RequestDrain();
@@ -82,11 +88,20 @@ bool CheckBackend(const ListenerRuntime& l, std::string* reason) {
   t.tds_strict = c.backend_tls.tds_strict;
   t.host = c.backend_host;
   t.port = c.backend_port;
+  if (!c.backend_instance.empty()) {
+    std::string why;
+    t.port = probe::QueryInstancePort(c.backend_host, c.backend_instance, std::chrono::milliseconds(c.timeouts.connect_ms),
+                                      &why);
+    if (t.port == 0) {
+      *reason = why;
+      return false;
+    }
+  }
   t.server_name = c.backend_tls.server_name;
   t.timeout = std::chrono::milliseconds(c.timeouts.connect_ms);
   probe::Attempt a = probe::ProbeBackend(t, l.tls()->backend, probe::Completion::kUpgrade);
   if (a.ok()) {
-    *reason = "backend " + JoinHostPort(c.backend_host, c.backend_port) + " verified (" + a.version + ")";
+    *reason = "backend " + BackendText(c) + " verified (" + a.version + ")";
     return true;
   }
   *reason = a.stage == probe::Attempt::kHandshake ? ExplainHandshake(a.diagnosis, "backend_tls").Sentence() : a.message;
@@ -125,8 +140,8 @@ int RunServer(const Config& config) {
   for (auto& l : listeners) {
     const ListenerConfig& c = l->config;
     const tls::TrustStore& trust = l->tls()->backend->trust();
-    LOG_INFO("listener {} ({}) listening on {}:{} -> {}:{} (TLS verify-{}, server name {}, {}) with {} workers", c.name,
-             ProtocolName(c.protocol), c.listen_host, l->bound_port, c.backend_host, c.backend_port,
+    LOG_INFO("listener {} ({}) listening on {}:{} -> {} (TLS verify-{}, server name {}, {}) with {} workers", c.name,
+             ProtocolName(c.protocol), c.listen_host, l->bound_port, BackendText(c),
              c.backend_tls.full_verify ? "full" : "ca", c.backend_tls.server_name,
              TrustDescription(trust.path, trust.system), config.workers);
   }
@@ -167,6 +182,16 @@ int RunServer(const Config& config) {
     }
     m.admin = admin.get();
     LOG_INFO("admin listening on {}:{} (/metrics, /healthz, /readyz)", config.admin_host, admin->port());
+  }
+  std::unique_ptr<SqlBrowser> browser;
+  if (config.sql_browser) {
+    browser = std::make_unique<SqlBrowser>(&m.loop, *config.sql_browser, raw);
+    if (!browser->Start(&error)) {
+      LOG_ERROR("{}", error);
+      Audit().Close();
+      return 1;
+    }
+    m.browser = browser.get();
   }
   for (auto& w : workers) w->Start();
   uv_run(&m.loop, UV_RUN_DEFAULT);

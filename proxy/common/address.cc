@@ -98,4 +98,34 @@ bool Cidr::Contains(std::string_view ip) const {
   return true;
 }
 
+namespace {
+
+std::string LowerNoDot(std::string_view s) {
+  if (!s.empty() && s.back() == '.') s.remove_suffix(1);
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace
+
+bool ValidHostPattern(std::string_view pattern) {
+  std::string_view rest = pattern;
+  if (rest.substr(0, 2) == "*.") rest.remove_prefix(2);
+  if (rest.empty() || rest.front() == '.' || rest.find("..") != std::string_view::npos) return false;
+  for (char c : rest) {
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.' && c != '_' && c != ':') return false;
+  }
+  return true;
+}
+
+bool HostMatchesPattern(std::string_view pattern, std::string_view host) {
+  std::string p = LowerNoDot(pattern), h = LowerNoDot(host);
+  if (p.rfind("*.", 0) == 0) {
+    std::string suffix = p.substr(1);  // ".worker.database.windows.net"
+    return h.size() > suffix.size() && h.compare(h.size() - suffix.size(), suffix.size(), suffix) == 0;
+  }
+  return p == h;
+}
+
 }  // namespace dbward::proxy

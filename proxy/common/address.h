@@ -18,6 +18,12 @@ std::string JoinHostPort(const std::string& host, uint16_t port);
 // ("unix", "?") is returned as it is.
 std::string IpOf(std::string_view address);
 
+// Host name patterns (routing.allow): "db1.example.net" names one host,
+// "*.worker.database.windows.net" any name below that domain (one label or
+// more). Case-insensitive; a trailing dot on the host is ignored.
+bool ValidHostPattern(std::string_view pattern);
+bool HostMatchesPattern(std::string_view pattern, std::string_view host);
+
 // "10.0.0.0/8", "fd00::/8", or a single address (a /32 or /128).
 class Cidr {
  public:

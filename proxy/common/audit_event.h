@@ -25,6 +25,7 @@ namespace dbward::proxy {
   X(backend, kString, "the configured backend HOST:PORT")                                         \
   X(backend_addr, kString, "the address dbward connected to")                                     \
   X(backend_server_name, kString, "the name the backend certificate was checked against")        \
+  X(routed_to, kString, "tds: the server the backend routed the login to, HOST:PORT")            \
   X(client_encryption, kString, "none, tls, tls-direct, login-only or tls-strict")                \
   X(trust_bypass, kBool, "the client itself skipped protection")                                  \
   X(bypass_reason, kString, "how, comma-separated when several")                                  \
@@ -37,6 +38,7 @@ namespace dbward::proxy {
   X(client_library, kString, "the client's driver, where the protocol names it")                  \
   X(client_host, kString, "the client's host name, where the protocol names it")                  \
   X(client_protocol_version, kString, "the protocol version the client asked for")                \
+  X(tds_prelogin, kBool, "tds: the client began with PRELOGIN (false: LOGIN7 first, e.g. jTDS ssl=off)") \
   X(backend_tls, kString, "the backend leg's TLS version")                                        \
   X(backend_cipher, kString, "the backend leg's cipher suite")                                    \
   X(backend_verified, kBool, "the backend certificate was validated")                             \

@@ -163,10 +163,19 @@ ClientTlsConfig ParseClientTls(const YAML::Node& n, const std::string& dir) {
   return t;
 }
 
+// A SQL Server instance name as MC-SQLR carries it.
+bool ValidInstanceName(const std::string& name) {
+  if (name.empty() || name.size() > 32) return false;
+  for (char c : name) {
+    if (c == ';' || c == ':' || c == '\\' || static_cast<unsigned char>(c) < 0x20) return false;
+  }
+  return true;
+}
+
 ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
   CheckKeys(n, "listener",
             {"name", "protocol", "listen", "backend", "backend_tls", "client_tls", "timeouts",
-             "max_connections", "plaintext_clients", "rsa_key_file", "client_encryption", "canary"});
+             "max_connections", "plaintext_clients", "rsa_key_file", "client_encryption", "canary", "routing"});
   ListenerConfig l;
   l.pos = PosOf(n);
   for (const char* required : {"name", "protocol", "listen", "backend", "backend_tls"}) {
@@ -198,9 +207,19 @@ ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
   if (!SplitHostPort(Scalar(n["listen"], "listen"), &l.listen_host, &l.listen_port)) {
     Fail(n["listen"], "listen must be HOST:PORT (e.g. 127.0.0.1:6432 or [::1]:6432)");
   }
-  if (!SplitHostPort(Scalar(n["backend"], "backend"), &l.backend_host, &l.backend_port) ||
-      l.backend_port == 0) {
-    Fail(n["backend"], "backend must be HOST:PORT with a non-zero port");
+  const std::string backend = Scalar(n["backend"], "backend");
+  if (size_t slash = backend.find('\\'); slash != std::string::npos) {
+    // HOST\INSTANCE: a SQL Server named instance, its port from the Browser.
+    l.backend_host = backend.substr(0, slash);
+    l.backend_instance = backend.substr(slash + 1);
+    if (l.protocol != Protocol::kTds) Fail(n["backend"], "backend HOST\\INSTANCE (a named instance) is for protocol: tds");
+    if (l.backend_host.empty() || !ValidInstanceName(l.backend_instance)) {
+      Fail(n["backend"], "backend HOST\\INSTANCE needs a host and an instance name of 1 to 32 characters without ';', "
+                         "':' or '\\' (e.g. db1\\SQLEXPRESS)");
+    }
+  } else if (!SplitHostPort(backend, &l.backend_host, &l.backend_port) || l.backend_port == 0) {
+    Fail(n["backend"], "backend must be HOST:PORT with a non-zero port" +
+                           std::string(l.protocol == Protocol::kTds ? " (or HOST\\INSTANCE for a named instance)" : ""));
   }
   if (!n["backend_tls"].IsMap()) {
     Fail(n["backend_tls"], "backend_tls must be a mapping (the backend leg is always TLS)");
@@ -292,13 +311,73 @@ ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
   if (l.backend_tls.direct && l.protocol != Protocol::kPostgres) {
     Fail(n["backend_tls"]["direct"], "backend_tls.direct is for protocol: postgres (PostgreSQL 17 direct TLS)");
   }
+  if (n["routing"]) {
+    const YAML::Node& r = n["routing"];
+    if (l.protocol != Protocol::kTds) Fail(r, "routing is for protocol: tds (SQL Server routing answers)");
+    if (!r.IsMap()) Fail(r, "routing must be a mapping, e.g. routing: {allow: [\"*.worker.database.windows.net\"]}");
+    CheckKeys(r, "routing", {"allow"});
+    l.routing.pos = PosOf(r);
+    if (r["allow"]) {
+      if (!r["allow"].IsSequence()) Fail(r["allow"], "routing.allow must be a list of host name patterns");
+      std::vector<std::string> allow;
+      for (const auto& item : r["allow"]) {
+        std::string pattern = Scalar(item, "routing.allow entry");
+        if (!ValidHostPattern(pattern)) {
+          Fail(item, "routing.allow entry '" + pattern + "' is not a host name or a pattern like *.example.net");
+        }
+        allow.push_back(pattern);
+      }
+      l.routing.allow = std::move(allow);
+    }
+  }
   if (n["max_connections"]) {
     l.max_connections = static_cast<uint32_t>(Unsigned(n["max_connections"], "max_connections", 1, 1'000'000));
   }
   return l;
 }
 
+SqlBrowserConfig ParseSqlBrowser(const YAML::Node& n, const std::vector<ListenerConfig>& listeners) {
+  if (!n.IsMap()) Fail(n, "sql_browser must be a mapping with listen and instances");
+  CheckKeys(n, "sql_browser", {"listen", "instances"});
+  SqlBrowserConfig b;
+  b.pos = PosOf(n);
+  if (!n["listen"] || !SplitHostPort(Scalar(n["listen"], "sql_browser.listen"), &b.listen_host, &b.listen_port) ||
+      b.listen_port == 0) {
+    Fail(n["listen"] ? n["listen"] : n, "sql_browser.listen must be HOST:PORT, normally 0.0.0.0:1434");
+  }
+  const YAML::Node& inst = n["instances"];
+  if (!inst || !inst.IsMap() || inst.size() == 0) {
+    Fail(inst ? inst : n, "sql_browser.instances must map instance names to tds listeners, e.g. {SQLEXPRESS: mssql}");
+  }
+  std::set<std::string> seen;
+  for (const auto& kv : inst) {
+    std::string name = Scalar(kv.first, "sql_browser instance name");
+    std::string listener = Scalar(kv.second, "sql_browser.instances." + name);
+    if (!ValidInstanceName(name)) {
+      Fail(kv.first, "instance name '" + name + "' must have 1 to 32 characters without ';', ':' or '\\'");
+    }
+    std::string upper = name;
+    for (char& c : upper) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
+    if (!seen.insert(upper).second) Fail(kv.first, "instance '" + name + "' is listed twice (names are case-insensitive)");
+    const ListenerConfig* l = nullptr;
+    for (const ListenerConfig& c : listeners) {
+      if (c.name == listener) l = &c;
+    }
+    if (l == nullptr) Fail(kv.second, "sql_browser.instances." + name + ": no listener is named '" + listener + "'");
+    if (l->protocol != Protocol::kTds) {
+      Fail(kv.second, "sql_browser.instances." + name + ": listener '" + listener + "' is not a tds listener");
+    }
+    b.instances.push_back({name, listener});
+  }
+  return b;
+}
+
 }  // namespace
+
+std::string BackendText(const ListenerConfig& l) {
+  if (!l.backend_instance.empty()) return l.backend_host + "\\" + l.backend_instance;
+  return JoinHostPort(l.backend_host, l.backend_port);
+}
 
 namespace {
 
@@ -343,7 +422,8 @@ bool ParseConfigText(const std::string& text, const std::string& path, Config* o
   try {
     YAML::Node root = YAML::Load(text);
     if (!root.IsMap()) throw Failure{PosOf(root), "the configuration must be a mapping with 'listeners'"};
-    CheckKeys(root, "the top level", {"listeners", "log", "workers", "drain_timeout", "admin", "reload_interval"});
+    CheckKeys(root, "the top level",
+              {"listeners", "log", "workers", "drain_timeout", "admin", "reload_interval", "sql_browser"});
     if (root["reload_interval"]) {
       cfg.reload_interval_ms = Duration(root["reload_interval"], "reload_interval");
       if (cfg.reload_interval_ms < 10) Fail(root["reload_interval"], "reload_interval must be at least 10ms");
@@ -399,6 +479,7 @@ bool ParseConfigText(const std::string& text, const std::string& path, Config* o
       }
       cfg.listeners.push_back(std::move(l));
     }
+    if (root["sql_browser"]) cfg.sql_browser = ParseSqlBrowser(root["sql_browser"], cfg.listeners);
   } catch (const Failure& f) {
     *error = {path, f.pos, f.message};
     return false;

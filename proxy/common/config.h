@@ -60,13 +60,24 @@ struct Timeouts {
   uint64_t idle_ms = 0;            // 0: no idle limit
 };
 
+// tds: following a server's routing answer (Always On read-only routing,
+// Azure SQL redirection).
+struct RoutingConfig {
+  // Host name patterns a login may be routed to; absent: any name, still
+  // verified against its certificate; empty: routing is refused.
+  std::optional<std::vector<std::string>> allow;
+  Position pos;
+};
+
 struct ListenerConfig {
   std::string name;
   Protocol protocol = Protocol::kTcp;
   std::string listen_host;
   uint16_t listen_port = 0;
   std::string backend_host;
-  uint16_t backend_port = 0;
+  uint16_t backend_port = 0;       // 0 with backend_instance: from the SQL Server Browser
+  std::string backend_instance;    // tds: backend written HOST\INSTANCE
+  RoutingConfig routing;
   BackendTlsConfig backend_tls;
   std::optional<ClientTlsConfig> client_tls;
   Timeouts timeouts;
@@ -76,6 +87,19 @@ struct ListenerConfig {
   bool require_client_encryption = false;  // tds: client_encryption: require
   std::optional<CanaryConfig> canary;
   Position rsa_key_pos;
+  Position pos;
+};
+
+// The SQL Server Browser dbward answers (UDP): named instances that are
+// dbward's own tds listeners.
+struct SqlBrowserConfig {
+  std::string listen_host;
+  uint16_t listen_port = 1434;
+  struct Instance {
+    std::string name;      // as clients write it after the backslash
+    std::string listener;  // a tds listener's name
+  };
+  std::vector<Instance> instances;
   Position pos;
 };
 
@@ -90,7 +114,11 @@ struct Config {
   uint64_t admin_check_interval_ms = 30'000;
   uint64_t reload_interval_ms = 2'000;  // how often TLS files are checked for changes
   std::string audit = "stdout";  // stdout | stderr | off | a file path
+  std::optional<SqlBrowserConfig> sql_browser;
 };
+
+// The backend as the configuration wrote it: "db:1433", "db\\SQLEXPRESS".
+std::string BackendText(const ListenerConfig& l);
 
 struct ConfigError {
   std::string file;

@@ -71,6 +71,8 @@ namespace dbward::proxy {
   X(kBackendRead, "backend_read", true)                             \
   X(kBackendWrite, "backend_write", true)                           \
   X(kChannelBindingOnly, "channel_binding_only", true)              \
+  X(kInstanceLookup, "instance_lookup", true)                       \
+  X(kRoutingDenied, "routing_denied", true)                         \
   /* the client */                                                  \
   X(kClientHandshakeTimeout, "client_handshake_timeout", false)     \
   X(kClientEof, "client_eof", false)                                \

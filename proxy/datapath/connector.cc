@@ -1,6 +1,7 @@
 #include "proxy/datapath/connector.h"
 
 #include <netdb.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,7 +24,19 @@ struct Connector::Resolve {
 
 Connector::Connector(uv_loop_t* loop, Callbacks& callbacks, std::string host, uint16_t port,
                      uint64_t connect_timeout_ms)
-    : loop_(loop), callbacks_(callbacks), host_(std::move(host)), port_(port), connect_timeout_ms_(connect_timeout_ms) {}
+    : loop_(loop),
+      callbacks_(callbacks),
+      host_(std::move(host)),
+      port_(port),
+      lookup_(loop, *this),
+      connect_timeout_ms_(connect_timeout_ms) {}
+
+void Connector::SetTarget(std::string host, uint16_t port, std::string instance) {
+  Cancel();
+  host_ = std::move(host);
+  port_ = port;
+  instance_ = std::move(instance);
+}
 
 Connector::~Connector() {
   Cancel();
@@ -43,17 +56,21 @@ void Connector::Start(uint64_t deadline_ms) {
     uv_timer_init(loop_, timer_);
     timer_->data = this;
   }
+  uint16_t port_now = port_;
+  port_from_cache_ = false;
+  if (!instance_.empty()) {
+    std::optional<uint16_t> cached = InstanceLookup::Cached(host_, instance_, now);
+    port_now = cached.value_or(0);
+    port_from_cache_ = cached.has_value();
+  }
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  std::string port = std::to_string(port_);
+  std::string port = std::to_string(port_now);
   hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
   addrinfo* res = nullptr;
   if (getaddrinfo(host_.c_str(), port.c_str(), &hints, &res) == 0) {
-    addrs_ = next_ = res;
-    addrs_from_uv_ = false;
-    state_ = State::kConnecting;
-    ConnectNext();
+    Resolved(res, false);
     return;
   }
   hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
@@ -89,11 +106,39 @@ void Connector::OnResolved(int status, addrinfo* res) {
             fmt::format("cannot resolve backend {}: {}", host_, uv_strerror(status))});
     return;
   }
+  Resolved(res, true);
+}
+
+void Connector::Resolved(addrinfo* res, bool from_uv) {
   addrs_ = next_ = res;
-  addrs_from_uv_ = true;
+  addrs_from_uv_ = from_uv;
+  if (!instance_.empty() && !port_from_cache_) {
+    state_ = State::kLookup;
+    uv_timer_stop(timer_);
+    lookup_.Start(res->ai_addr, host_, instance_, deadline_ms_);
+    return;
+  }
   state_ = State::kConnecting;
   ConnectNext();
 }
+
+void Connector::UsePort(uint16_t port) {
+  for (addrinfo* ai = addrs_; ai != nullptr; ai = ai->ai_next) {
+    if (ai->ai_family == AF_INET6) {
+      reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_port = htons(port);
+    } else if (ai->ai_family == AF_INET) {
+      reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_port = htons(port);
+    }
+  }
+}
+
+void Connector::OnInstancePort(uint16_t port) {
+  UsePort(port);
+  state_ = State::kConnecting;
+  ConnectNext();
+}
+
+void Connector::OnInstanceLookupFailed(const engine::Failure& failure) { Report(failure); }
 
 void Connector::ConnectNext() {
   while (next_ != nullptr) {
@@ -116,6 +161,15 @@ void Connector::ConnectNext() {
     watch_->Want(UV_WRITABLE);
     uint64_t now = uv_now(loop_);
     ArmTimer(std::min(deadline_ms_, now + connect_timeout_ms_));
+    return;
+  }
+  if (!instance_.empty()) {
+    // The Browser's answer may be stale (the instance moved): ask again next time.
+    InstanceLookup::Forget(host_, instance_);
+    Report({Outcome::kBackendUnreachable, Cause::kConnect,
+            fmt::format("cannot connect to backend {}\\{} ({}); check that the instance is running and reachable "
+                        "from this host",
+                        host_, instance_, last_error_)});
     return;
   }
   Report({Outcome::kBackendUnreachable, Cause::kConnect,
@@ -187,6 +241,7 @@ void Connector::CloseAttempt() {
 }
 
 void Connector::Cancel() {
+  lookup_.Cancel();
   if (resolve_ != nullptr) {
     resolve_->owner = nullptr;
     uv_cancel(reinterpret_cast<uv_req_t*>(&resolve_->req));

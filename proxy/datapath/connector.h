@@ -1,7 +1,9 @@
 // Reaching the backend: resolve its name (numeric addresses inline, names on
 // libuv's thread pool so a slow DNS server never stalls the loop), then try
 // every address in turn, each within timeouts.connect and all within the
-// session's handshake deadline. Reports one connected socket or one failure.
+// session's handshake deadline. A SQL Server named instance gets its port
+// from the host's SQL Server Browser first. Reports one connected socket or
+// one failure.
 #pragma once
 
 #include <uv.h>
@@ -9,6 +11,7 @@
 #include <cstdint>
 #include <string>
 
+#include "proxy/datapath/instance_lookup.h"
 #include "proxy/datapath/watch.h"
 #include "proxy/engine/engine.h"
 
@@ -16,7 +19,7 @@ struct addrinfo;
 
 namespace dbward::proxy {
 
-class Connector final : Watch::Handler {
+class Connector final : Watch::Handler, InstanceLookup::Callbacks {
  public:
   class Callbacks {
    public:
@@ -31,6 +34,8 @@ class Connector final : Watch::Handler {
   Connector(const Connector&) = delete;
   Connector& operator=(const Connector&) = delete;
 
+  // Another backend (TDS routing), or a named instance (port 0).
+  void SetTarget(std::string host, uint16_t port, std::string instance = {});
   // deadline_ms: loop time by which it must be connected.
   void Start(uint64_t deadline_ms);
   // Stops whatever is in flight; nothing more is reported.
@@ -40,10 +45,15 @@ class Connector final : Watch::Handler {
   const std::string& address() const { return address_; }
 
  private:
-  enum class State { kIdle, kResolving, kConnecting };
+  enum class State { kIdle, kResolving, kLookup, kConnecting };
   struct Resolve;  // a getaddrinfo request that may outlive the connector
 
   void OnResolved(int status, addrinfo* res);
+  // Addresses known: connect, or first ask for the instance's port.
+  void Resolved(addrinfo* res, bool from_uv);
+  void UsePort(uint16_t port);
+  void OnInstancePort(uint16_t port) override;
+  void OnInstanceLookupFailed(const engine::Failure& failure) override;
   void ConnectNext();
   void OnSocketEvent(Watch* watch, int status, int events) override;
   void OnTimeout();
@@ -55,6 +65,9 @@ class Connector final : Watch::Handler {
   Callbacks& callbacks_;
   std::string host_;
   uint16_t port_;
+  std::string instance_;
+  bool port_from_cache_ = false;
+  InstanceLookup lookup_;
   uint64_t connect_timeout_ms_;
   uint64_t deadline_ms_ = 0;
   uint64_t budget_ms_ = 0;  // from Start to the deadline

@@ -72,6 +72,9 @@ Session::Session(Worker* worker, ListenerRuntime* listener, int client_fd, uint6
       connector_(worker->loop(), *this, listener->config.backend_host, listener->config.backend_port,
                  listener->config.timeouts.connect_ms) {
   client_.set_fd(client_fd);
+  const ListenerConfig& cfg = listener->config;
+  if (!cfg.backend_instance.empty()) connector_.SetTarget(cfg.backend_host, 0, cfg.backend_instance);
+  backend_server_name_ = cfg.backend_tls.server_name;
   record_.id = id;
   record_.worker = worker->index();
   record_.client_addr = PeerAddress(client_fd);
@@ -139,6 +142,17 @@ void Session::ConnectBackend() {
   // The connector keeps the time while it works, within the same deadline.
   uv_timer_stop(&timer_);
   connector_.Start(deadline_ms_);
+}
+
+void Session::RedirectBackend(const engine::BackendTarget& target) {
+  if (phase_ != Phase::kHandshake) return;
+  LOG_INFO("listener={} session={} backend {} routed the login to {}; following it", listener_->config.name, record_.id,
+           record_.backend_addr, JoinHostPort(target.host, target.port));
+  CloseBackend();
+  backend_leg_ = BackendLeg::kNone;
+  backend_server_name_ = target.server_name;
+  connector_.SetTarget(target.host, target.port);
+  ConnectBackend();
 }
 
 void Session::StartBackendTls(engine::TlsTransport transport) {
@@ -288,7 +302,8 @@ void Session::BeginBackendHandshake() {
     io = backend_framing_.get();
   }
   std::string error;
-  auto conn = tls::Connection::NewClient(tls_->backend, listener_->config.backend_tls.server_name, io, &error);
+  record_.backend_server_name = backend_server_name_;
+  auto conn = tls::Connection::NewClient(tls_->backend, backend_server_name_, io, &error);
   if (!conn) {
     FailBackend({Outcome::kBackendTlsFailed, Cause::kTlsError, error});
     return;

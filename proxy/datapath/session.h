@@ -61,6 +61,7 @@ class Session final : engine::Driver, Connector::Callbacks, Relay::Callbacks, Wa
   void StartClientTls(engine::ClientTlsProfile profile, engine::TlsTransport transport) override;
   void EndClientTls() override;
   void ConnectBackend() override;
+  void RedirectBackend(const engine::BackendTarget& target) override;
   void StartBackendTls(engine::TlsTransport transport) override;
   void FailBackend(const engine::Failure& failure) override;
   void HandOffToRelay() override;
@@ -142,6 +143,10 @@ class Session final : engine::Driver, Connector::Callbacks, Relay::Callbacks, Wa
   uint64_t start_ms_ = 0;  // loop time at accept
   uint64_t deadline_ms_ = 0;
   uint64_t last_activity_ms_ = 0;
+
+  // The name the backend's certificate must carry: backend_tls.server_name,
+  // or the routed server's name.
+  std::string backend_server_name_;
 
   SessionRecord record_;
 };

@@ -36,9 +36,9 @@ AuditEvent ToAuditEvent(const SessionRecord& r, const ListenerConfig& l) {
   e.listener = l.name;
   e.protocol = ProtocolName(l.protocol);
   e.client = r.client_addr;
-  e.backend = JoinHostPort(l.backend_host, l.backend_port);
+  e.backend = BackendText(l);
   e.backend_addr = OrNull(r.backend_addr);
-  e.backend_server_name = l.backend_tls.server_name;
+  e.backend_server_name = r.backend_server_name.empty() ? l.backend_tls.server_name : r.backend_server_name;
   e.client_encryption = Token(r.Encryption());
   e.trust_bypass = !bypass.empty();
   e.bypass_reason = OrNull(bypass.Render());
@@ -61,6 +61,8 @@ AuditEvent ToAuditEvent(const SessionRecord& r, const ListenerConfig& l) {
   e.error = OrNull(r.error);
   if (r.cause) e.cause = Token(*r.cause);
   e.note = OrNull(r.client.note);
+  e.routed_to = OrNull(r.client.routed_to);
+  e.tds_prelogin = r.client.tds_prelogin;
   if (r.canary) e.canary = tls::CanaryModeName(*r.canary);
   e.validates = r.validates;
   e.bytes_up = static_cast<int64_t>(r.bytes_up);

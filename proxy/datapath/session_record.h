@@ -20,6 +20,7 @@ struct SessionRecord {
   int worker = 0;
   std::string client_addr;
   std::string backend_addr;  // what dbward connected to; "" when it never did
+  std::string backend_server_name;  // what its certificate was checked against; "" before TLS
 
   Outcome outcome = Outcome::kOk;
   std::optional<Cause> cause;

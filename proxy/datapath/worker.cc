@@ -162,7 +162,7 @@ void Worker::OnAccept(uv_poll_t* handle, int status, int /*events*/) {
       e.listener = l->config.name;
       e.protocol = ProtocolName(l->config.protocol);
       e.client = peer;
-      e.backend = JoinHostPort(l->config.backend_host, l->config.backend_port);
+      e.backend = BackendText(l->config);
       // client_encryption stays null: refused before the client said anything.
       e.backend_server_name = l->config.backend_tls.server_name;
       e.backend_verify = l->config.backend_tls.full_verify ? "full" : "ca";

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -57,6 +58,14 @@ struct TlsFacts {
   std::vector<uint8_t> server_end_point;
 };
 
+// Where a backend leg goes: the listener's backend, or (TDS) the server the
+// backend routed the login to.
+struct BackendTarget {
+  std::string host;
+  uint16_t port = 0;
+  std::string server_name;  // the name its certificate must carry
+};
+
 struct Failure {
   Outcome outcome = Outcome::kInternalError;
   Cause cause = Cause::kInternal;
@@ -93,6 +102,9 @@ class Driver : public UpgradeSink {
   // without close_notify, as the protocol says.
   virtual void EndClientTls() = 0;
   virtual void ConnectBackend() = 0;
+  // TDS routing: the backend leg closes without a failure and a new one
+  // opens to target; OnBackendConnected follows as after ConnectBackend.
+  virtual void RedirectBackend(const BackendTarget& target) = 0;
   // The backend side failed: the driver closes the backend leg and offers the
   // failure to Engine::OnBackendFailure; unless the engine takes it over, the
   // session fails with the engine's NativeError.
@@ -105,12 +117,15 @@ class Driver : public UpgradeSink {
   virtual void Fail(const Failure& failure, std::vector<uint8_t> message) = 0;
 };
 
-// What the audit event says about the client, as the engine learnt it.
+// What the audit event says about the client and its login, as the engine
+// learnt it.
 struct ClientFacts {
   ClientEncryption encryption = ClientEncryption::kNone;
   BypassSet bypass{BypassReason::kPlaintext};
   std::string user, database, application, client_library, client_host, protocol_version;
   std::string note;
+  std::optional<bool> tds_prelogin;  // tds: the client began with PRELOGIN (false: LOGIN7 first)
+  std::string routed_to;             // tds: HOST:PORT the backend routed the login to
 };
 
 // What an engine needs to know about its listener.

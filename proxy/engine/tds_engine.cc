@@ -11,16 +11,41 @@
 // ON or REQ required back (anything else fails closed), TLS inside PRELOGIN
 // packets, validated; or TDS 8.0 with backend_tls.tds_strict. The server's
 // PRELOGIN answer goes to the client with ENCRYPTION rewritten for the client
-// leg. LOGIN7 and all that follows relay unchanged.
+// leg. Clients that send LOGIN7 first (jTDS ssl=off, TDS 7.0) get a
+// plaintext client leg; dbward still makes its own PRELOGIN and TLS to the
+// backend.
+//
+// LOGIN7 goes to the backend unchanged and dbward reads the answer, message
+// by message, until the login is over (protocol/tds_tokens.h):
+//   LOGINACK     relayed; the relay takes over
+//   SSPI token   relayed; the client's next SSPI message (0x11) goes back
+//                (NTLM/Kerberos rounds), likewise FEDAUTHINFO and the Azure AD
+//                token message (0x08)
+//   routing      (ENVCHANGE 20/21) held back: dbward checks the routed name
+//                against routing.allow, opens a verified TLS leg to it,
+//                replays PRELOGIN and LOGIN7 (ServerName: the routed name)
+//                and relays that server's answer instead; the client never
+//                sees the redirect and stays on dbward
+//   refusal      relayed as the server sent it, recorded as auth_failed; a
+//                Windows login refused with 18452 gets dbward's explanation
+//                of Extended Protection appended
+// The client's LOGIN7 is kept (for a replay) only until the login is over.
 //
 // A backend failure before login is reported the way SQL Server reports
 // login failures: the client's handshake is completed with dbward's own
 // PRELOGIN answer and LOGIN7 is answered with an ERROR token, so SSMS, sqlcmd,
 // tsql and drivers print dbward's explanation.
+#include <openssl/mem.h>
+
 #include <optional>
+
+#include <fmt/format.h>
 
 #include "protocol/preread.h"
 #include "protocol/tds.h"
+#include "protocol/tds_tokens.h"
+#include "proxy/common/address.h"
+#include "proxy/common/text.h"
 #include "proxy/engine/engines.h"
 #include "proxy/engine/upgrade.h"
 
@@ -30,10 +55,23 @@ namespace {
 namespace tds = protocol::tds;
 
 constexpr int32_t kLoginFailed = 18456;
+// Azure SQL redirects once (gateway to worker), an availability group once
+// (listener to replica); more is a loop.
+constexpr int kMaxRoutingHops = 2;
+// A login response is a few hundred bytes; with session recovery data a
+// few KiB.
+constexpr size_t kMaxLoginResponse = 64 * 1024;
 
 class TdsEngine final : public Engine {
  public:
   TdsEngine(Driver& driver, const EngineContext& context) : Engine(driver, context) {}
+  ~TdsEngine() override {
+    // A session that ends mid-login leaves no copy of LOGIN7 (and its
+    // password) behind.
+    WipeLogin7();
+    OPENSSL_cleanse(pending_login7_.data(), pending_login7_.size());
+    OPENSSL_cleanse(routed_login7_.data(), routed_login7_.size());
+  }
 
   void Start() override { driver_.ReadClient(true); }
 
@@ -54,6 +92,8 @@ class TdsEngine final : public Engine {
       ProbeLoginOnly(in);
     } else if (phase_ == Phase::kLogin) {
       HandleLogin7(in);
+    } else if (phase_ == Phase::kLoginClientRound) {
+      HandleClientRound(in);
     }
   }
 
@@ -64,18 +104,25 @@ class TdsEngine final : public Engine {
     driver_.ReadClient(true);
   }
 
-  void OnBackendConnected(const std::string& address) override { Check(upgrade_->OnConnected(address)); }
+  void OnBackendConnected(const std::string& address) override {
+    backend_address_ = address;
+    Check(upgrade_->OnConnected(address));
+  }
 
   void OnBackendTlsReady(const TlsFacts& /*facts*/) override { Check(upgrade_->OnTlsReady()); }
 
   void OnBackendData(ByteQueue& in) override {
-    if (phase_ == Phase::kBackend) Check(upgrade_->OnData(in));
+    if (phase_ == Phase::kBackend) {
+      Check(upgrade_->OnData(in));
+    } else if (phase_ == Phase::kLoginResponse) {
+      HandleLoginResponse(in);
+    }
   }
 
   bool OnBackendFailure(const Failure& failure) override {
     // A client that sent LOGIN7 first waits for its answer already: that is
     // where the failure goes (NativeError).
-    if (prelogin_less_ || phase_ == Phase::kLogin || phase_ == Phase::kDone) return false;
+    if (prelogin_less_ || login_sent_ || phase_ == Phase::kLogin || phase_ == Phase::kDone) return false;
     backend_failure_ = failure;
     if (answered_) return true;
     // Complete the client's handshake with our own PRELOGIN answer, so the
@@ -85,7 +132,8 @@ class TdsEngine final : public Engine {
   }
 
   std::vector<uint8_t> NativeError(const Failure& f) override {
-    if (phase_ != Phase::kLogin && !prelogin_less_) return {};
+    if (phase_ == Phase::kDone) return {};
+    if (phase_ != Phase::kLogin && !prelogin_less_ && !login_sent_) return {};
     // After login-only TLS the answer to LOGIN7 travels in plaintext, as it
     // does from SQL Server.
     if (leg_ == Leg::kLoginOnly && phase_ == Phase::kLogin) driver_.EndClientTls();
@@ -93,12 +141,23 @@ class TdsEngine final : public Engine {
   }
 
  private:
-  enum class Phase { kFirst, kClientPrelogin, kBackend, kLoginOnlyProbe, kClientTls, kLogin, kDone };
+  enum class Phase {
+    kFirst,
+    kClientPrelogin,
+    kBackend,
+    kLoginOnlyProbe,
+    kClientTls,
+    kLogin,
+    kLoginResponse,     // LOGIN7 sent; reading the server's answer
+    kLoginClientRound,  // the client's next SSPI or FEDAUTH message is due
+    kDone,
+  };
   enum class Leg { kUnknown, kNone, kLoginOnly, kTls, kStrict };
 
-  static std::vector<uint8_t> LoginError(const std::string& message) {
+  // In the token layout of the client's TDS version (jTDS speaks 7.1).
+  std::vector<uint8_t> LoginError(const std::string& message) const {
     return tds::EncodeMessage(tds::kTabularResult,
-                              tds::EncodeLoginError(kLoginFailed, 1, 14, "dbward: " + message, "dbward"));
+                              tds::EncodeLoginError(kLoginFailed, 1, 14, "dbward: " + message, "dbward", login_version_));
   }
 
   void Check(BackendUpgrade::State state) {
@@ -109,9 +168,15 @@ class TdsEngine final : public Engine {
         return;
       }
       case BackendUpgrade::State::kDone:
-        if (prelogin_less_) {
+        if (rerouting_) {
+          // The routed server's PRELOGIN answer is not the client's business.
+          rerouting_ = false;
+          SendLogin7(routed_login7_);
+          OPENSSL_cleanse(routed_login7_.data(), routed_login7_.size());
+          routed_login7_.clear();
+        } else if (prelogin_less_ && !login_sent_) {
           SendLogin7(pending_login7_);
-          std::fill(pending_login7_.begin(), pending_login7_.end(), 0);
+          OPENSSL_cleanse(pending_login7_.data(), pending_login7_.size());
           pending_login7_.clear();
         } else if (!answered_) {
           AnswerClient(upgrade_->answer());
@@ -159,6 +224,8 @@ class TdsEngine final : public Engine {
       return;
     }
     in.Consume(m.consumed);
+    facts_.tds_prelogin = true;
+    client_prelogin_ = p;
     client_encryption_ = p.encryption();
     if (leg_ != Leg::kStrict) DecideClientLeg(client_encryption_);
     driver_.ReadClient(false);
@@ -174,6 +241,7 @@ class TdsEngine final : public Engine {
   void AcceptLogin7First(ByteQueue& in, const tds::Message& m) {
     leg_ = Leg::kNone;
     prelogin_less_ = true;
+    facts_.tds_prelogin = false;
     facts_.encryption = ClientEncryption::kNone;
     facts_.bypass = {BypassReason::kPlaintext};
     facts_.note = "LOGIN7 without PRELOGIN: the client negotiated nothing; dbward made its own PRELOGIN and TLS to "
@@ -185,6 +253,7 @@ class TdsEngine final : public Engine {
       return;
     }
     RecordLogin(login);
+    KeepLogin7(m.payload);
     if (!listener().plaintext_clients) {
       Fail(Outcome::kRefused, Cause::kPlaintextDenied,
            "client sent LOGIN7 without PRELOGIN, so without encryption (plaintext_clients: deny)",
@@ -201,7 +270,18 @@ class TdsEngine final : public Engine {
     driver_.ConnectBackend();
   }
 
+  // The LOGIN7 payload, for a replay to a routed server until login ends.
+  void KeepLogin7(std::span<const uint8_t> payload) { login7_payload_.assign(payload.begin(), payload.end()); }
+
+  void WipeLogin7() {
+    OPENSSL_cleanse(login7_payload_.data(), login7_payload_.size());
+    login7_payload_.clear();
+    login7_payload_.shrink_to_fit();
+  }
+
   void RecordLogin(const tds::Login7& login) {
+    login_version_ = login.tds_version;
+    integrated_ = login.integrated_security;
     facts_.user = login.integrated_security && login.user_name.empty() ? "(integrated)" : login.user_name;
     facts_.database = login.database;
     facts_.application = login.app_name;
@@ -348,10 +428,12 @@ class TdsEngine final : public Engine {
       // server's answer already travels in plaintext.
       driver_.EndClientTls();
     }
-    // LOGIN7 (and anything after it) goes to the backend as it came.
-    std::vector<uint8_t> login7 = in.TakeAll();
+    KeepLogin7(m.payload);
+    // LOGIN7 goes to the backend as it came.
+    std::vector<uint8_t> login7(in.data().begin(), in.data().begin() + static_cast<ptrdiff_t>(m.consumed));
+    in.Consume(m.consumed);
     SendLogin7(login7);
-    std::fill(login7.begin(), login7.end(), 0);
+    OPENSSL_cleanse(login7.data(), login7.size());
   }
 
   // The answer to LOGIN7 is an error: in plaintext after login-only TLS.
@@ -362,9 +444,163 @@ class TdsEngine final : public Engine {
 
   void SendLogin7(std::span<const uint8_t> login7) {
     driver_.SendToBackend(login7);
+    login_sent_ = true;
+    phase_ = Phase::kLoginResponse;
     driver_.ReadClient(false);
+    driver_.ReadBackend(true);
+  }
+
+  // One message of the server's answer to LOGIN7.
+  void HandleLoginResponse(ByteQueue& in) {
+    tds::Message m;
+    tds::Result r = tds::DecodeMessage(in.data(), kMaxLoginResponse, &m);
+    if (r.need_more()) return;
+    if (r.ok() && m.type != tds::kTabularResult) {
+      r = tds::Result::Malformed("packet type " + std::to_string(m.type) + " instead of a tabular result");
+    }
+    tds::LoginResponse resp;
+    if (r.ok()) r = tds::ParseLoginResponse(m.payload, login_version_, &resp);
+    if (!r.ok()) {
+      FailNative(Outcome::kBackendError, Cause::kMalformed,
+                 "backend " + backend_address_ + " answered LOGIN7 with something dbward cannot read: " + r.error);
+      return;
+    }
+    std::vector<uint8_t> wire(in.data().begin(), in.data().begin() + static_cast<ptrdiff_t>(m.consumed));
+    in.Consume(m.consumed);
+    if (resp.routing && resp.login_ack) {
+      Route(*resp.routing);
+      return;
+    }
+    if (!resp.complete_walk) {
+      // A token dbward does not know: the client's driver will; dbward
+      // stops interpreting and relays.
+      LoginOver(wire);
+      return;
+    }
+    if (resp.login_ack) {
+      LoginOver(wire);
+      return;
+    }
+    if ((resp.sspi || resp.fedauth_info) && !resp.done) {
+      // Another round: the client answers with an SSPI or FEDAUTH token message.
+      driver_.SendToClient(wire);
+      client_round_type_ = resp.sspi ? tds::kSspiMessage : tds::kFedAuthToken;
+      phase_ = Phase::kLoginClientRound;
+      driver_.ReadBackend(false);
+      driver_.ReadClient(true);
+      return;
+    }
+    if (resp.done) {
+      LoginRefused(resp, m.payload, wire);
+      return;
+    }
+    // A message that ends nothing (informational tokens): pass it on and
+    // wait for the next.
+    driver_.SendToClient(wire);
+  }
+
+  void HandleClientRound(ByteQueue& in) {
+    tds::Message m;
+    tds::Result r = tds::DecodeMessage(in.data(), tds::kMaxPreLoginMessage, &m);
+    if (r.need_more()) return;
+    if (r.ok() && m.type != client_round_type_) {
+      r = tds::Result::Malformed("packet type " + std::to_string(m.type) + " instead of " +
+                                 (client_round_type_ == tds::kSspiMessage ? "an SSPI message (0x11)"
+                                                                          : "a FEDAUTH token message (0x08)"));
+    }
+    if (!r.ok()) {
+      Fail(Outcome::kClientError, Cause::kMalformed, "bad answer to the server's authentication challenge: " + r.error);
+      return;
+    }
+    driver_.SendToBackend(in.data().first(m.consumed));
+    in.Consume(m.consumed);
+    phase_ = Phase::kLoginResponse;
+    driver_.ReadClient(false);
+    driver_.ReadBackend(true);
+  }
+
+  // The login is over (accepted, or past what dbward interprets): the
+  // answer goes to the client and the relay takes over.
+  void LoginOver(std::span<const uint8_t> wire) {
+    WipeLogin7();
+    driver_.SendToClient(wire);
     phase_ = Phase::kDone;
+    driver_.ReadBackend(false);
     driver_.HandOffToRelay();
+  }
+
+  void LoginRefused(const tds::LoginResponse& resp, std::span<const uint8_t> payload, std::span<const uint8_t> wire) {
+    WipeLogin7();
+    const tds::ServerMessage* e = resp.FirstError();
+    Failure f{Outcome::kAuthFailed, Cause::kAuthFailed,
+              e == nullptr ? "backend " + backend_address_ + " refused the login without saying why"
+                           : fmt::format("backend {} refused the login: {} (error {}, state {})", backend_address_,
+                                         e->text, e->number, e->state)};
+    if (e == nullptr || e->number != tds::kErrorUntrustedDomain || !integrated_) {
+      driver_.Fail(f, std::vector<uint8_t>(wire.begin(), wire.end()));
+      return;
+    }
+    // A Windows login refused as "untrusted domain": with Extended
+    // Protection the client bound its login to the TLS channel it saw,
+    // which is dbward's, so the server cannot match it.
+    const std::string hint =
+        "dbward: this Windows (SSPI) login went through dbward's TLS; if the server enforces Extended Protection, "
+        "the client's channel binding names dbward's certificate, not the server's, and the server refuses it. "
+        "Fix: set Extended Protection to Allowed (or Off) for this server, or give dbward the server's own "
+        "certificate and key as client_tls so the binding matches.";
+    f.error += "; " + hint;
+    tds::ServerMessage explained = *e;
+    explained.text = e->text + " " + hint;
+    std::vector<uint8_t> token = tds::EncodeMessageToken(explained, resp.tds_version ? resp.tds_version : login_version_);
+    std::vector<uint8_t> out(payload.begin(), payload.begin() + static_cast<ptrdiff_t>(e->offset));
+    out.insert(out.end(), token.begin(), token.end());
+    out.insert(out.end(), payload.begin() + static_cast<ptrdiff_t>(e->offset + e->size), payload.end());
+    driver_.Fail(f, tds::EncodeMessage(tds::kTabularResult, out));
+  }
+
+  // ENVCHANGE routing: dbward reconnects itself and replays the login.
+  void Route(const tds::Routing& r) {
+    const std::string from = backend_address_;
+    std::string host = r.server.substr(0, r.server.find('\\'));
+    std::string target = JoinHostPort(host, r.port);
+    facts_.routed_to = target;
+    if (++hops_ > kMaxRoutingHops) {
+      FailNative(Outcome::kBackendError, Cause::kRoutingDenied,
+                 fmt::format("backend {} routed the login again, to {}; dbward follows at most {} redirects", from,
+                             target, kMaxRoutingHops));
+      return;
+    }
+    const RoutingConfig& cfg = listener().routing;
+    if (cfg.allow) {
+      bool allowed = false;
+      for (const std::string& pattern : *cfg.allow) allowed = allowed || HostMatchesPattern(pattern, host);
+      if (!allowed) {
+        FailNative(Outcome::kBackendError, Cause::kRoutingDenied,
+                   fmt::format("backend {} routed the login to {}, which routing.allow does not list ({}); dbward "
+                               "follows routing only to names it was told to trust: add {} (or a pattern such as "
+                               "*.{}) to routing.allow of listener {}",
+                               from, target, cfg.allow->empty() ? "empty: routing is refused" : Join(*cfg.allow, ", "),
+                               host, host.substr(host.find('.') == std::string::npos ? 0 : host.find('.') + 1),
+                               listener().name));
+        return;
+      }
+    }
+    std::vector<uint8_t> payload;
+    const std::string* database = r.enhanced && !r.database.empty() ? &r.database : nullptr;
+    tds::Result rr = tds::RewriteLogin7ServerName(login7_payload_, r.server, &payload, database);
+    if (!rr.ok()) {
+      FailNative(Outcome::kBackendError, Cause::kRoutingDenied,
+                 "backend " + from + " routed the login to " + target + ", but dbward cannot replay LOGIN7 there: " +
+                     rr.error);
+      return;
+    }
+    routed_login7_ = tds::EncodeMessage(tds::kLogin7, payload);
+    OPENSSL_cleanse(payload.data(), payload.size());
+    rerouting_ = true;
+    phase_ = Phase::kBackend;
+    driver_.ReadBackend(false);
+    upgrade_ = std::make_unique<TdsUpgrade>(driver_, client_prelogin_, listener().backend_tls.tds_strict);
+    driver_.RedirectBackend({host, r.port, host});
   }
 
   std::unique_ptr<TdsUpgrade> upgrade_;
@@ -375,7 +611,17 @@ class TdsEngine final : public Engine {
   bool refuse_plaintext_ = false;
   bool answered_ = false;
   bool prelogin_less_ = false;  // the client's first message was LOGIN7
-  std::vector<uint8_t> pending_login7_;
+  bool login_sent_ = false;     // LOGIN7 went to the backend: the client waits for its answer
+  bool rerouting_ = false;      // a new backend leg for a routed login is being set up
+  bool integrated_ = false;     // Windows (SSPI) login
+  int hops_ = 0;
+  uint8_t client_round_type_ = 0;
+  uint32_t login_version_ = 0x74000004;  // the client's TDS version, from LOGIN7
+  std::string backend_address_;
+  tds::Prelogin client_prelogin_ = tds::DefaultClientPrelogin();
+  std::vector<uint8_t> pending_login7_;  // LOGIN7-first: the message, until TLS to the backend is up
+  std::vector<uint8_t> login7_payload_;  // until the login is over, for a routed replay
+  std::vector<uint8_t> routed_login7_;
   std::optional<Failure> backend_failure_;
 };
 

@@ -238,7 +238,7 @@ TEST(ConfigErrorTest, ToStringFormat) {
 TEST(ConfigErrorTest, UnknownTopLevelKey) {
   EXPECT_EQ(ParseError(std::string(kMinimal) + "bogus: 1\n"),
             "/etc/dbward/x.yaml:8:1: unknown key 'bogus' in the top level "
-            "(allowed: admin, drain_timeout, listeners, log, reload_interval, workers)");
+            "(allowed: admin, drain_timeout, listeners, log, reload_interval, sql_browser, workers)");
 }
 
 TEST(ConfigErrorTest, UnknownKeyInBackendTls) {
@@ -498,6 +498,101 @@ TEST(ConfigPostgres, DirectIsOnlyForPostgres) {
 TEST(ConfigPostgres, TcpCannotDenyPlaintext) {
   std::string text = std::string(kMinimal) + "    plaintext_clients: deny\n";
   EXPECT_NE(ParseError(text).find("a tcp listener only has plaintext clients"), std::string::npos);
+}
+
+
+// ---------------------------------------------------------------------------
+// TDS: named instances, routing, the SQL Server Browser.
+
+constexpr const char* kTds =
+    "listeners:\n"                       // 1
+    "  - name: mssql\n"                  // 2
+    "    protocol: tds\n"                // 3
+    "    listen: 127.0.0.1:1433\n"       // 4
+    "    backend: db1\\SQLEXPRESS\n"     // 5
+    "    backend_tls:\n"                 // 6
+    "      ca_file: ca.pem\n";           // 7
+
+TEST(ConfigTds, NamedInstanceBackend) {
+  Config cfg = ParseOk(kTds);
+  const ListenerConfig& l = cfg.listeners[0];
+  EXPECT_EQ(l.backend_host, "db1");
+  EXPECT_EQ(l.backend_instance, "SQLEXPRESS");
+  EXPECT_EQ(l.backend_port, 0);
+  EXPECT_EQ(l.backend_tls.server_name, "db1") << "the certificate names the host, not the instance";
+  EXPECT_EQ(BackendText(l), "db1\\SQLEXPRESS");
+  // Quoted YAML spells the backslash twice.
+  std::string quoted = kTds;
+  quoted.replace(quoted.find("db1\\SQLEXPRESS"), 14, "\"db1\\\\SQLEXPRESS\"");
+  EXPECT_EQ(ParseOk(quoted).listeners[0].backend_instance, "SQLEXPRESS");
+}
+
+TEST(ConfigTds, BadNamedInstances) {
+  auto with = [](const std::string& backend, const std::string& protocol = "tds") {
+    std::string t = kTds;
+    t.replace(t.find("db1\\SQLEXPRESS"), 14, backend);
+    t.replace(t.find("protocol: tds"), 13, "protocol: " + protocol);
+    return t;
+  };
+  EXPECT_EQ(ParseError(with("db1\\")), "/etc/dbward/x.yaml:5:14: backend HOST\\INSTANCE needs a host and an instance "
+                                        "name of 1 to 32 characters without ';', ':' or '\\' (e.g. db1\\SQLEXPRESS)");
+  EXPECT_NE(ParseError(with("\\SQLEXPRESS")).find("needs a host"), std::string::npos);
+  EXPECT_NE(ParseError(with("db1\\A;B")).find("needs a host"), std::string::npos);
+  EXPECT_NE(ParseError(with("db1\\" + std::string(33, 'A'))).find("needs a host"), std::string::npos);
+  EXPECT_EQ(ParseError(with("db1\\SQLEXPRESS", "postgres")),
+            "/etc/dbward/x.yaml:5:14: backend HOST\\INSTANCE (a named instance) is for protocol: tds");
+  EXPECT_EQ(ParseError(with("db1")), "/etc/dbward/x.yaml:5:14: backend must be HOST:PORT with a non-zero port (or "
+                                      "HOST\\INSTANCE for a named instance)");
+}
+
+TEST(ConfigTds, RoutingAllow) {
+  EXPECT_FALSE(ParseOk(kTds).listeners[0].routing.allow) << "absent: any routed name, verified";
+  Config cfg = ParseOk(std::string(kTds) + "    routing:\n      allow: [\"*.worker.database.windows.net\", db2.corp]\n");
+  ASSERT_TRUE(cfg.listeners[0].routing.allow);
+  EXPECT_EQ(*cfg.listeners[0].routing.allow,
+            (std::vector<std::string>{"*.worker.database.windows.net", "db2.corp"}));
+  cfg = ParseOk(std::string(kTds) + "    routing:\n      allow: []\n");
+  ASSERT_TRUE(cfg.listeners[0].routing.allow);
+  EXPECT_TRUE(cfg.listeners[0].routing.allow->empty()) << "empty: routing refused";
+  EXPECT_EQ(ParseError(std::string(kTds) + "    routing:\n      allow: [\"db.*.corp\"]\n"),
+            "/etc/dbward/x.yaml:9:15: routing.allow entry 'db.*.corp' is not a host name or a pattern like "
+            "*.example.net");
+  EXPECT_EQ(ParseError(std::string(kTds) + "    routing:\n      follow: yes\n"),
+            "/etc/dbward/x.yaml:9:7: unknown key 'follow' in routing (allowed: allow)");
+  EXPECT_EQ(ParseError(std::string(kMinimal) + "    routing:\n      allow: [a]\n"),
+            "/etc/dbward/x.yaml:9:7: routing is for protocol: tds (SQL Server routing answers)");
+}
+
+TEST(ConfigTds, SqlBrowser) {
+  Config cfg = ParseOk(std::string(kTds) + "sql_browser:\n  listen: 0.0.0.0:1434\n  instances:\n    SQLEXPRESS: mssql\n");
+  ASSERT_TRUE(cfg.sql_browser);
+  EXPECT_EQ(cfg.sql_browser->listen_host, "0.0.0.0");
+  EXPECT_EQ(cfg.sql_browser->listen_port, 1434);
+  ASSERT_EQ(cfg.sql_browser->instances.size(), 1u);
+  EXPECT_EQ(cfg.sql_browser->instances[0].name, "SQLEXPRESS");
+  EXPECT_EQ(cfg.sql_browser->instances[0].listener, "mssql");
+  EXPECT_EQ(ParseError(std::string(kTds) + "sql_browser:\n  listen: 0.0.0.0:1434\n  instances:\n    A: nope\n"),
+            "/etc/dbward/x.yaml:11:8: sql_browser.instances.A: no listener is named 'nope'");
+  EXPECT_EQ(ParseError(std::string(kTds) + "sql_browser:\n  listen: 0.0.0.0:1434\n  instances:\n    A: mssql\n    a: mssql\n"),
+            "/etc/dbward/x.yaml:12:5: instance 'a' is listed twice (names are case-insensitive)");
+  EXPECT_EQ(ParseError(std::string(kTds) + "sql_browser:\n  instances:\n    A: mssql\n"),
+            "/etc/dbward/x.yaml:9:3: sql_browser.listen must be HOST:PORT, normally 0.0.0.0:1434");
+  std::string pg = kMinimal;
+  EXPECT_EQ(ParseError(pg + "sql_browser:\n  listen: 0.0.0.0:1434\n  instances:\n    A: main\n"),
+            "/etc/dbward/x.yaml:11:8: sql_browser.instances.A: listener 'main' is not a tds listener");
+}
+
+TEST(HostPatternTest, Matching) {
+  EXPECT_TRUE(HostMatchesPattern("*.worker.database.windows.net", "a1.tr5.westeurope1-a.worker.database.windows.net"));
+  EXPECT_TRUE(HostMatchesPattern("*.worker.database.windows.net", "A1.Worker.Database.Windows.Net."));
+  EXPECT_FALSE(HostMatchesPattern("*.worker.database.windows.net", "worker.database.windows.net"));
+  EXPECT_FALSE(HostMatchesPattern("*.worker.database.windows.net", "evilworker.database.windows.net"));
+  EXPECT_FALSE(HostMatchesPattern("*.worker.database.windows.net", "x.worker.database.windows.net.evil.com"));
+  EXPECT_TRUE(HostMatchesPattern("db2.corp", "DB2.corp"));
+  EXPECT_FALSE(HostMatchesPattern("db2.corp", "db22.corp"));
+  EXPECT_TRUE(ValidHostPattern("*.a.b"));
+  EXPECT_TRUE(ValidHostPattern("10.0.0.5"));
+  for (const char* bad : {"", "*", "*.", "a..b", "a.*.b", "*a.b", ".a", "a b"}) EXPECT_FALSE(ValidHostPattern(bad)) << bad;
 }
 
 }  // namespace

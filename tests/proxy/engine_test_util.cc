@@ -11,6 +11,7 @@ const char* KindName(Action::Kind k) {
     case Action::kStartClientTls: return "start-client-tls";
     case Action::kEndClientTls: return "end-client-tls";
     case Action::kConnect: return "connect";
+    case Action::kRedirect: return "redirect";
     case Action::kStartBackendTls: return "start-backend-tls";
     case Action::kHandOff: return "hand-off";
     case Action::kFail: return "fail";
@@ -25,6 +26,7 @@ std::string Describe(const std::vector<Action>& actions) {
     out += KindName(a.kind);
     if (a.kind == Action::kSendClient || a.kind == Action::kSendBackend) out += fmt::format("({})", a.bytes.size());
     if (a.kind == Action::kFail) out += fmt::format("({})", Token(a.failure.outcome));
+    if (a.kind == Action::kRedirect) out += fmt::format("({}:{})", a.target.host, a.target.port);
   }
   return out;
 }
@@ -57,6 +59,14 @@ void FakeDriver::StartClientTls(ClientTlsProfile profile, TlsTransport transport
   a.transport = transport;
   Record(a);
   client_tls_start = client_in.TakeAll();
+}
+
+void FakeDriver::RedirectBackend(const BackendTarget& target) {
+  Action a(Action::kRedirect);
+  a.target = target;
+  Record(a);
+  backend_in.Clear();
+  backend_reading = false;
 }
 
 void FakeDriver::StartBackendTls(TlsTransport transport) {

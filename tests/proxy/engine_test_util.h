@@ -27,6 +27,7 @@ struct Action {
     kStartClientTls,
     kEndClientTls,
     kConnect,
+    kRedirect,
     kStartBackendTls,
     kHandOff,
     kFail,
@@ -37,6 +38,7 @@ struct Action {
   ClientTlsProfile profile = ClientTlsProfile::kStandard;
   TlsTransport transport = TlsTransport::kStream;
   Failure failure;
+  BackendTarget target;  // kRedirect
 };
 
 const char* KindName(Action::Kind k);
@@ -54,6 +56,8 @@ class FakeDriver final : public Driver {
   void StartClientTls(ClientTlsProfile profile, TlsTransport transport) override;
   void EndClientTls() override { Record(Action(Action::kEndClientTls)); }
   void ConnectBackend() override { Record(Action(Action::kConnect)); }
+  // As the session does: the old leg is gone, its unread bytes with it.
+  void RedirectBackend(const BackendTarget& target) override;
   void StartBackendTls(TlsTransport transport) override;
   void FailBackend(const Failure& f) override;
   void HandOffToRelay() override;

@@ -93,44 +93,43 @@ class ReportTest : public ::testing::Test {
 constexpr char kHint[] = "Run 'dbward report --help' for the options.\n";
 
 constexpr std::string_view kTable =
-    "CLIENT     LISTENER    PROTOCOL  APPLICATION       LIBRARY                            USER       ENCRYPTION  BYPASS  BYPASS_REASONS                  VALIDATES  SESSIONS  FAILED  REFUSED  FIRST_SEEN                LAST_SEEN\n"
-    "10.0.0.7   orders-pg   postgres  psql              -                                  app        none        true    plaintext                       unknown           2       1        0  2026-11-27T04:09:08.875Z  2026-11-27T05:00:00.000Z\n"
-    "10.0.0.10  orders-pg   postgres  nightly-etl       -                                  batch      tls         true    accepted-untrusted-certificate  false             1       0        0  2026-11-27T04:15:00.000Z  2026-11-27T04:15:00.000Z\n"
-    "10.0.1.20  erp-sql     tds       ERP Client, v2    ODBC                               erp        login-only  true    login-only-encryption           unknown           1       0        0  2026-11-27T04:11:00.000Z  2026-11-27T04:11:00.000Z\n"
-    "fd00::5    legacy      tcp       -                 -                                  -          none        true    plaintext                       unknown           1       0        0  2026-11-27T04:13:00.000Z  2026-11-27T04:13:00.000Z\n"
-    "10.0.0.8   billing-my  mysql     billing-svc       libmysql 8.0.36                    billing    tls         false   -                               true              2       0        0  2026-11-27T04:10:00.000Z  2026-11-27T04:16:00.000Z\n"
-    "10.0.1.21  erp-sql     tds       Report \"Builder\"  Microsoft SqlClient Data Provider  reporting  tls-strict  false   -                               unknown           1       1        0  2026-11-27T04:12:00.000Z  2026-11-27T04:12:00.000Z\n"
-    "10.0.0.9   orders-pg   postgres  -                 -                                  -          -           false   -                               unknown           0       0        1  2026-11-27T04:14:00.000Z  2026-11-27T04:14:00.000Z\n"
+    "CLIENT     LISTENER    PROTOCOL  APPLICATION       LIBRARY                            USER       VERSION  ENCRYPTION  LOGIN7_FIRST  BYPASS  BYPASS_REASONS                  VALIDATES  SESSIONS  FAILED  REFUSED  ROUTED_TO  FIRST_SEEN                LAST_SEEN\n"
+    "10.0.0.7   orders-pg   postgres  psql              -                                  app        3.0      none        -             true    plaintext                       unknown           2       1        0  -          2026-11-27T04:09:08.875Z  2026-11-27T05:00:00.000Z\n"
+    "10.0.0.10  orders-pg   postgres  nightly-etl       -                                  batch      3.0      tls         -             true    accepted-untrusted-certificate  false             1       0        0  -          2026-11-27T04:15:00.000Z  2026-11-27T04:15:00.000Z\n"
+    "10.0.1.20  erp-sql     tds       ERP Client, v2    ODBC                               erp        7.4      login-only  -             true    login-only-encryption           unknown           1       0        0  -          2026-11-27T04:11:00.000Z  2026-11-27T04:11:00.000Z\n"
+    "fd00::5    legacy      tcp       -                 -                                  -          -        none        -             true    plaintext                       unknown           1       0        0  -          2026-11-27T04:13:00.000Z  2026-11-27T04:13:00.000Z\n"
+    "10.0.0.8   billing-my  mysql     billing-svc       libmysql 8.0.36                    billing    10       tls         -             false   -                               true              2       0        0  -          2026-11-27T04:10:00.000Z  2026-11-27T04:16:00.000Z\n"
+    "10.0.1.21  erp-sql     tds       Report \"Builder\"  Microsoft SqlClient Data Provider  reporting  8.0      tls-strict  -             false   -                               unknown           1       1        0  -          2026-11-27T04:12:00.000Z  2026-11-27T04:12:00.000Z\n"
+    "10.0.0.9   orders-pg   postgres  -                 -                                  -          -        -           -             false   -                               unknown           0       0        1  -          2026-11-27T04:14:00.000Z  2026-11-27T04:14:00.000Z\n"
     "7 clients, 4 bypass trust: 2 plaintext, 1 login-only, 1 accept untrusted certificates\n";
 
 constexpr std::string_view kJson =
     "[\n"
-    R"(  {"client":"10.0.0.7","listener":"orders-pg","protocol":"postgres","application":"psql","client_library":null,"user":"app","client_encryption":["none"],"trust_bypass":true,"bypass_reasons":["plaintext"],"validates":null,"sessions":2,"failed":1,"refused":0,"first_seen":"2026-11-27T04:09:08.875Z","last_seen":"2026-11-27T05:00:00.000Z"},)" "\n"
-    R"(  {"client":"10.0.0.10","listener":"orders-pg","protocol":"postgres","application":"nightly-etl","client_library":null,"user":"batch","client_encryption":["tls"],"trust_bypass":true,"bypass_reasons":["accepted-untrusted-certificate"],"validates":false,"sessions":1,"failed":0,"refused":0,"first_seen":"2026-11-27T04:15:00.000Z","last_seen":"2026-11-27T04:15:00.000Z"},)" "\n"
-    R"(  {"client":"10.0.1.20","listener":"erp-sql","protocol":"tds","application":"ERP Client, v2","client_library":"ODBC","user":"erp","client_encryption":["login-only"],"trust_bypass":true,"bypass_reasons":["login-only-encryption"],"validates":null,"sessions":1,"failed":0,"refused":0,"first_seen":"2026-11-27T04:11:00.000Z","last_seen":"2026-11-27T04:11:00.000Z"},)" "\n"
-    R"(  {"client":"fd00::5","listener":"legacy","protocol":"tcp","application":null,"client_library":null,"user":null,"client_encryption":["none"],"trust_bypass":true,"bypass_reasons":["plaintext"],"validates":null,"sessions":1,"failed":0,"refused":0,"first_seen":"2026-11-27T04:13:00.000Z","last_seen":"2026-11-27T04:13:00.000Z"},)" "\n"
-    R"(  {"client":"10.0.0.8","listener":"billing-my","protocol":"mysql","application":"billing-svc","client_library":"libmysql 8.0.36","user":"billing","client_encryption":["tls"],"trust_bypass":false,"bypass_reasons":[],"validates":true,"sessions":2,"failed":0,"refused":0,"first_seen":"2026-11-27T04:10:00.000Z","last_seen":"2026-11-27T04:16:00.000Z"},)" "\n"
-    R"(  {"client":"10.0.1.21","listener":"erp-sql","protocol":"tds","application":"Report \"Builder\"","client_library":"Microsoft SqlClient Data Provider","user":"reporting","client_encryption":["tls-strict"],"trust_bypass":false,"bypass_reasons":[],"validates":null,"sessions":1,"failed":1,"refused":0,"first_seen":"2026-11-27T04:12:00.000Z","last_seen":"2026-11-27T04:12:00.000Z"},)" "\n"
-    R"(  {"client":"10.0.0.9","listener":"orders-pg","protocol":"postgres","application":null,"client_library":null,"user":null,"client_encryption":[],"trust_bypass":false,"bypass_reasons":[],"validates":null,"sessions":0,"failed":0,"refused":1,"first_seen":"2026-11-27T04:14:00.000Z","last_seen":"2026-11-27T04:14:00.000Z"})" "\n"
+    R"(  {"client":"10.0.0.7","listener":"orders-pg","protocol":"postgres","application":"psql","client_library":null,"user":"app","client_protocol_version":["3.0"],"client_encryption":["none"],"login7_first":null,"trust_bypass":true,"bypass_reasons":["plaintext"],"validates":null,"sessions":2,"failed":1,"refused":0,"routed_to":[],"first_seen":"2026-11-27T04:09:08.875Z","last_seen":"2026-11-27T05:00:00.000Z"},)" "\n"
+    R"(  {"client":"10.0.0.10","listener":"orders-pg","protocol":"postgres","application":"nightly-etl","client_library":null,"user":"batch","client_protocol_version":["3.0"],"client_encryption":["tls"],"login7_first":null,"trust_bypass":true,"bypass_reasons":["accepted-untrusted-certificate"],"validates":false,"sessions":1,"failed":0,"refused":0,"routed_to":[],"first_seen":"2026-11-27T04:15:00.000Z","last_seen":"2026-11-27T04:15:00.000Z"},)" "\n"
+    R"(  {"client":"10.0.1.20","listener":"erp-sql","protocol":"tds","application":"ERP Client, v2","client_library":"ODBC","user":"erp","client_protocol_version":["7.4"],"client_encryption":["login-only"],"login7_first":null,"trust_bypass":true,"bypass_reasons":["login-only-encryption"],"validates":null,"sessions":1,"failed":0,"refused":0,"routed_to":[],"first_seen":"2026-11-27T04:11:00.000Z","last_seen":"2026-11-27T04:11:00.000Z"},)" "\n"
+    R"(  {"client":"fd00::5","listener":"legacy","protocol":"tcp","application":null,"client_library":null,"user":null,"client_protocol_version":[],"client_encryption":["none"],"login7_first":null,"trust_bypass":true,"bypass_reasons":["plaintext"],"validates":null,"sessions":1,"failed":0,"refused":0,"routed_to":[],"first_seen":"2026-11-27T04:13:00.000Z","last_seen":"2026-11-27T04:13:00.000Z"},)" "\n"
+    R"(  {"client":"10.0.0.8","listener":"billing-my","protocol":"mysql","application":"billing-svc","client_library":"libmysql 8.0.36","user":"billing","client_protocol_version":["10"],"client_encryption":["tls"],"login7_first":null,"trust_bypass":false,"bypass_reasons":[],"validates":true,"sessions":2,"failed":0,"refused":0,"routed_to":[],"first_seen":"2026-11-27T04:10:00.000Z","last_seen":"2026-11-27T04:16:00.000Z"},)" "\n"
+    R"(  {"client":"10.0.1.21","listener":"erp-sql","protocol":"tds","application":"Report \"Builder\"","client_library":"Microsoft SqlClient Data Provider","user":"reporting","client_protocol_version":["8.0"],"client_encryption":["tls-strict"],"login7_first":null,"trust_bypass":false,"bypass_reasons":[],"validates":null,"sessions":1,"failed":1,"refused":0,"routed_to":[],"first_seen":"2026-11-27T04:12:00.000Z","last_seen":"2026-11-27T04:12:00.000Z"},)" "\n"
+    R"(  {"client":"10.0.0.9","listener":"orders-pg","protocol":"postgres","application":null,"client_library":null,"user":null,"client_protocol_version":[],"client_encryption":[],"login7_first":null,"trust_bypass":false,"bypass_reasons":[],"validates":null,"sessions":0,"failed":0,"refused":1,"routed_to":[],"first_seen":"2026-11-27T04:14:00.000Z","last_seen":"2026-11-27T04:14:00.000Z"})" "\n"
     "]\n";
 
 constexpr std::string_view kCsvHeader =
-    "client,listener,protocol,application,client_library,user,client_encryption,trust_bypass,bypass_reasons,"
-    "validates,sessions,failed,refused,first_seen,last_seen\r\n";
+    "client,listener,protocol,application,client_library,user,client_protocol_version,client_encryption,l"
+    "ogin7_first,trust_bypass,bypass_reasons,validates,sessions,failed,refused,routed_to,first_seen,last_seen\r\n";
 
 constexpr std::string_view kCsvRows =
-    "10.0.0.7,orders-pg,postgres,psql,,app,none,true,plaintext,unknown,2,1,0,2026-11-27T04:09:08.875Z,2026-11-27T05:00:00.000Z\r\n"
-    "10.0.0.10,orders-pg,postgres,nightly-etl,,batch,tls,true,accepted-untrusted-certificate,false,1,0,0,2026-11-27T04:15:00.000Z,2026-11-27T04:15:00.000Z\r\n"
-    "10.0.1.20,erp-sql,tds,\"ERP Client, v2\",ODBC,erp,login-only,true,login-only-encryption,unknown,1,0,0,2026-11-27T04:11:00.000Z,2026-11-27T04:11:00.000Z\r\n"
-    "fd00::5,legacy,tcp,,,,none,true,plaintext,unknown,1,0,0,2026-11-27T04:13:00.000Z,2026-11-27T04:13:00.000Z\r\n"
-    "10.0.0.8,billing-my,mysql,billing-svc,libmysql 8.0.36,billing,tls,false,,true,2,0,0,2026-11-27T04:10:00.000Z,2026-11-27T04:16:00.000Z\r\n"
-    "10.0.1.21,erp-sql,tds,\"Report \"\"Builder\"\"\",Microsoft SqlClient Data Provider,reporting,tls-strict,false,,unknown,1,1,0,2026-11-27T04:12:00.000Z,2026-11-27T04:12:00.000Z\r\n"
-    "10.0.0.9,orders-pg,postgres,,,,,false,,unknown,0,0,1,2026-11-27T04:14:00.000Z,2026-11-27T04:14:00.000Z\r\n";
+    "10.0.0.7,orders-pg,postgres,psql,,app,3.0,none,,true,plaintext,unknown,2,1,0,,2026-11-27T04:09:08.875Z,2026-11-27T05:00:00.000Z\r\n"
+    "10.0.0.10,orders-pg,postgres,nightly-etl,,batch,3.0,tls,,true,accepted-untrusted-certificate,false,1,0,0,,2026-11-27T04:15:00.000Z,2026-11-27T04:15:00.000Z\r\n"
+    "10.0.1.20,erp-sql,tds,\"ERP Client, v2\",ODBC,erp,7.4,login-only,,true,login-only-encryption,unknown,1,0,0,,2026-11-27T04:11:00.000Z,2026-11-27T04:11:00.000Z\r\n"
+    "fd00::5,legacy,tcp,,,,,none,,true,plaintext,unknown,1,0,0,,2026-11-27T04:13:00.000Z,2026-11-27T04:13:00.000Z\r\n"
+    "10.0.0.8,billing-my,mysql,billing-svc,libmysql 8.0.36,billing,10,tls,,false,,true,2,0,0,,2026-11-27T04:10:00.000Z,2026-11-27T04:16:00.000Z\r\n"
+    "10.0.1.21,erp-sql,tds,\"Report \"\"Builder\"\"\",Microsoft SqlClient Data Provider,reporting,8.0,tls-strict,,false,,unknown,1,1,0,,2026-11-27T04:12:00.000Z,2026-11-27T04:12:00.000Z\r\n"
+    "10.0.0.9,orders-pg,postgres,,,,,,,false,,unknown,0,0,1,,2026-11-27T04:14:00.000Z,2026-11-27T04:14:00.000Z\r\n";
 
 // With no rows the columns are as wide as their titles.
 constexpr std::string_view kEmptyTable =
-    "CLIENT  LISTENER  PROTOCOL  APPLICATION  LIBRARY  USER  ENCRYPTION  BYPASS  BYPASS_REASONS  VALIDATES  SESSIONS  "
-    "FAILED  REFUSED  FIRST_SEEN  LAST_SEEN\n"
+    "CLIENT  LISTENER  PROTOCOL  APPLICATION  LIBRARY  USER  VERSION  ENCRYPTION  LOGIN7_FIRST  BYPASS  BYPASS_REASONS  VALIDATES  SESSIONS  FAILED  REFUSED  ROUTED_TO  FIRST_SEEN  LAST_SEEN\n"
     "0 clients, 0 bypass trust: 0 plaintext, 0 login-only, 0 accept untrusted certificates\n";
 
 // The first field of every CSV data row: the row order.
@@ -171,7 +170,7 @@ TEST_F(ReportTest, CsvQuotesNewlines) {
                 R"({"event":"session","client":"10.0.0.1:1","application":"two\nlines","client_encryption":"tls"})"
                 "\n"),
             0);
-  EXPECT_EQ(out_, std::string(kCsvHeader) + "10.0.0.1,,,\"two\nlines\",,,tls,false,,unknown,1,0,0,,\r\n");
+  EXPECT_EQ(out_, std::string(kCsvHeader) + "10.0.0.1,,,\"two\nlines\",,,,tls,,false,,unknown,1,0,0,,,\r\n");
 }
 
 TEST_F(ReportTest, EmptyFile) {
@@ -213,8 +212,31 @@ TEST_F(ReportTest, SameClientOverTimeMergesEncryptionsAndReasons) {
                 "\n"),
             0);
   EXPECT_EQ(out_, std::string(kCsvHeader) +
-                      "10.0.0.1,pg,,,,,\"none,tls\",true,\"accepted-expired,plaintext\",false,3,1,0,"
+                      "10.0.0.1,pg,,,,,,\"none,tls\",,true,\"accepted-expired,plaintext\",false,3,1,0,,"
                       "2026-11-01T00:00:00Z,2026-11-03T00:00:00Z\r\n");
+}
+
+// jTDS with ssl=off sends LOGIN7 first; an availability group routes
+// read-only logins: both show, and the summary counts them.
+TEST_F(ReportTest, Login7FirstAndRoutedTdsClients) {
+  ASSERT_EQ(Run({"FILE", "--format", "csv"},
+                R"({"event":"session","client":"10.0.2.1:1","protocol":"tds","client_library":"jTDS","client_protocol_version":"7.1","client_encryption":"none","trust_bypass":true,"bypass_reason":"plaintext","tds_prelogin":false})"
+                "\n"
+                R"({"event":"session","client":"10.0.2.1:2","protocol":"tds","client_library":"jTDS","client_protocol_version":"7.1","client_encryption":"tls","trust_bypass":false,"tds_prelogin":true})"
+                "\n"
+                R"({"event":"session","client":"10.0.2.2:1","protocol":"tds","client_library":"Tedious","client_protocol_version":"7.4","client_encryption":"tls","trust_bypass":false,"tds_prelogin":true,"routed_to":"replica-2.corp:1433"})"
+                "\n"),
+            0);
+  EXPECT_EQ(out_, std::string(kCsvHeader) +
+                      "10.0.2.1,,tds,,jTDS,,7.1,\"none,tls\",true,true,plaintext,unknown,2,0,0,,,\r\n"
+                      "10.0.2.2,,tds,,Tedious,,7.4,tls,false,false,,unknown,1,0,0,replica-2.corp:1433,,\r\n");
+  ASSERT_EQ(Run({"FILE"}, "{\"event\":\"session\",\"client\":\"10.0.2.1:1\",\"tds_prelogin\":false}\n"
+                          "{\"event\":\"session\",\"client\":\"10.0.2.2:1\",\"routed_to\":\"r:1\"}\n"),
+            0);
+  EXPECT_NE(out_.find("tds: 1 send LOGIN7 without PRELOGIN (they cannot negotiate encryption; jTDS: ssl=require), 1 "
+                      "routed by the server (dbward followed)\n"),
+            std::string::npos)
+      << out_;
 }
 
 TEST_F(ReportTest, ValidatesTrueWinsOverAnAcceptedCertificate) {
@@ -224,7 +246,7 @@ TEST_F(ReportTest, ValidatesTrueWinsOverAnAcceptedCertificate) {
                 R"({"event":"session","client":"10.0.0.1:2","trust_bypass":false,"validates":true})"
                 "\n"),
             0);
-  EXPECT_EQ(out_, std::string(kCsvHeader) + "10.0.0.1,,,,,,,true,accepted-wrong-name,true,2,0,0,,\r\n");
+  EXPECT_EQ(out_, std::string(kCsvHeader) + "10.0.0.1,,,,,,,,,true,accepted-wrong-name,true,2,0,0,,,\r\n");
 }
 
 TEST_F(ReportTest, NullCountsAsAbsentAndOldEventsAreFine) {
@@ -235,10 +257,8 @@ TEST_F(ReportTest, NullCountsAsAbsentAndOldEventsAreFine) {
                 "\n"),
             0);
   EXPECT_EQ(out_,
-            "CLIENT    LISTENER  PROTOCOL  APPLICATION  LIBRARY  USER  ENCRYPTION  BYPASS  BYPASS_REASONS  VALIDATES  "
-            "SESSIONS  FAILED  REFUSED  FIRST_SEEN  LAST_SEEN\n"
-            "10.0.0.1  -         -         -            -        -     -           false   -               unknown    "
-            "       2       0        0  -           -\n"
+            "CLIENT    LISTENER  PROTOCOL  APPLICATION  LIBRARY  USER  VERSION  ENCRYPTION  LOGIN7_FIRST  BYPASS  BYPASS_REASONS  VALIDATES  SESSIONS  FAILED  REFUSED  ROUTED_TO  FIRST_SEEN  LAST_SEEN\n"
+            "10.0.0.1  -         -         -            -        -     -        -           -             false   -               unknown           2       0        0  -          -           -\n"
             "1 clients, 0 bypass trust: 0 plaintext, 0 login-only, 0 accept untrusted certificates\n");
   EXPECT_EQ(err_, "");
 }
@@ -327,12 +347,12 @@ TEST_F(ReportTest, SinceKeepsEventsAtOrAfterTheTime) {
   ASSERT_EQ(Run({"FILE", "--format", "csv", "--since", "2026-11-27T04:12:00Z"}), 0);
   EXPECT_EQ(out_,
             std::string(kCsvHeader) +
-                "10.0.0.7,orders-pg,postgres,psql,,app,none,true,plaintext,unknown,1,1,0,2026-11-27T05:00:00.000Z,2026-11-27T05:00:00.000Z\r\n"
-                "10.0.0.10,orders-pg,postgres,nightly-etl,,batch,tls,true,accepted-untrusted-certificate,false,1,0,0,2026-11-27T04:15:00.000Z,2026-11-27T04:15:00.000Z\r\n"
-                "fd00::5,legacy,tcp,,,,none,true,plaintext,unknown,1,0,0,2026-11-27T04:13:00.000Z,2026-11-27T04:13:00.000Z\r\n"
-                "10.0.0.8,billing-my,mysql,billing-svc,libmysql 8.0.36,billing,tls,false,,true,1,0,0,2026-11-27T04:16:00.000Z,2026-11-27T04:16:00.000Z\r\n"
-                "10.0.1.21,erp-sql,tds,\"Report \"\"Builder\"\"\",Microsoft SqlClient Data Provider,reporting,tls-strict,false,,unknown,1,1,0,2026-11-27T04:12:00.000Z,2026-11-27T04:12:00.000Z\r\n"
-                "10.0.0.9,orders-pg,postgres,,,,,false,,unknown,0,0,1,2026-11-27T04:14:00.000Z,2026-11-27T04:14:00.000Z\r\n");
+                "10.0.0.7,orders-pg,postgres,psql,,app,3.0,none,,true,plaintext,unknown,1,1,0,,2026-11-27T05:00:00.000Z,2026-11-27T05:00:00.000Z\r\n"
+                "10.0.0.10,orders-pg,postgres,nightly-etl,,batch,3.0,tls,,true,accepted-untrusted-certificate,false,1,0,0,,2026-11-27T04:15:00.000Z,2026-11-27T04:15:00.000Z\r\n"
+                "fd00::5,legacy,tcp,,,,,none,,true,plaintext,unknown,1,0,0,,2026-11-27T04:13:00.000Z,2026-11-27T04:13:00.000Z\r\n"
+                "10.0.0.8,billing-my,mysql,billing-svc,libmysql 8.0.36,billing,10,tls,,false,,true,1,0,0,,2026-11-27T04:16:00.000Z,2026-11-27T04:16:00.000Z\r\n"
+                "10.0.1.21,erp-sql,tds,\"Report \"\"Builder\"\"\",Microsoft SqlClient Data Provider,reporting,8.0,tls-strict,,false,,unknown,1,1,0,,2026-11-27T04:12:00.000Z,2026-11-27T04:12:00.000Z\r\n"
+                "10.0.0.9,orders-pg,postgres,,,,,,,false,,unknown,0,0,1,,2026-11-27T04:14:00.000Z,2026-11-27T04:14:00.000Z\r\n");
   std::string utc = out_;
   ASSERT_EQ(Run({"FILE", "--format", "csv", "--since=2026-11-27T05:12:00+01:00"}), 0);
   EXPECT_EQ(out_, utc);

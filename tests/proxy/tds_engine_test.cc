@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "protocol/tds.h"
+#include "protocol/tds_tokens.h"
 #include "tests/proxy/engine_test_util.h"
 
 namespace dbward::proxy::engine::testing {
@@ -56,6 +57,17 @@ int EncryptionOf(const Bytes& message) {
 
 const Bytes kLogin7 = FromHex(kSpecLogin7Hex);
 
+// LOGINACK for TDS 7.2 ("Microsoft SQL Server" 16.0.1000), as in the MS-TDS
+// login response example.
+const Bytes kLoginAck = FromHex(
+    "ad36000172090002164d006900630072006f0073006f00660074002000530051004c00200053006500720076006500720000000000"
+    "100003e8");
+const Bytes kFinalDone = FromHex("fd000000000000000000000000");
+
+Bytes Tabular(const Bytes& payload) { return tds::EncodeMessage(tds::kTabularResult, payload); }
+// A successful login answer.
+Bytes LoginOk() { return Tabular(Concat(kLoginAck, kFinalDone)); }
+
 class TdsEngineTest : public ::testing::Test {
  protected:
   TdsEngineTest() : h_(Protocol::kTds) {}
@@ -94,6 +106,10 @@ TEST_F(TdsEngineTest, EncryptOnClientGetsTlsInsidePreloginAndTheBackendAVerified
   size_t before = d().to_backend.size();
   d().FromClient(kLogin7);
   EXPECT_EQ(Suffix(d().to_backend, before), kLogin7);
+  EXPECT_FALSE(d().handed_off) << "the login is not over before the server answers";
+  before = d().to_client.size();
+  d().FromBackend(LoginOk());
+  EXPECT_EQ(Suffix(d().to_client, before), LoginOk());
   EXPECT_TRUE(d().handed_off);
   EXPECT_EQ(h_.engine->facts().user, "sa");
   EXPECT_EQ(h_.engine->facts().client_library, "ODBC");
@@ -126,14 +142,18 @@ TEST_F(TdsEngineTest, LoginOnlyClientEncryptsLogin7ThenReturnsToPlaintext) {
   EXPECT_EQ(d().client_tls_start, hello);
   h_.ClientTlsReady(Facts());
   d().FromClient(kLogin7);
-  EXPECT_EQ(Describe(h_.Take()), "end-client-tls send-backend(144) hand-off");
+  EXPECT_EQ(Describe(h_.Take()), "end-client-tls send-backend(144)");
+  d().FromBackend(LoginOk());
+  EXPECT_EQ(Describe(h_.Take()), "send-client(78) hand-off");
 }
 
 TEST_F(TdsEngineTest, DriversThatSkipLoginOnlyTlsAreAuditedAsPlaintext) {
   Negotiate(tds::kEncryptOff);
   h_.Take();
   d().FromClient(kLogin7);  // tedious with encrypt: false
-  EXPECT_EQ(Describe(h_.Take()), "send-backend(144) hand-off");
+  EXPECT_EQ(Describe(h_.Take()), "send-backend(144)");
+  d().FromBackend(LoginOk());
+  EXPECT_EQ(Describe(h_.Take()), "send-client(78) hand-off");
   EXPECT_EQ(h_.engine->facts().encryption, ClientEncryption::kNone);
   EXPECT_TRUE(h_.engine->facts().bypass.Has(BypassReason::kPlaintext));
   EXPECT_EQ(h_.engine->facts().note, "client answered ENCRYPT_OFF and sent LOGIN7 without login-only TLS");
@@ -251,8 +271,6 @@ TEST_F(TdsEngineTest, LyingPacketLengthBelowTheHeaderIsMalformed) {
   EXPECT_NE(d().failure->error.find("below 8"), std::string::npos);
 }
 
-}  // namespace
-}  // namespace dbward::proxy::engine::testing
 
 namespace dbward::proxy::engine::testing {
 namespace {
@@ -267,7 +285,7 @@ TEST(TdsEngineLoginOnly, BackendFailureIsAnsweredInPlaintextAfterLoginOnlyTls) {
   h.BackendConnected();
   h.driver.FromBackend(Answer(tds::kEncryptOn));
   h.driver.FailBackend({Outcome::kBackendTlsFailed, Cause::kNameMismatch,
-                        "backend 10.0.0.5:1433: the target principal name is incorrect"});
+                        "backend 10.0.0.5:5432: the target principal name is incorrect"});
   EXPECT_EQ(EncryptionOf(h.driver.to_client), tds::kEncryptOff) << "dbward's own answer keeps login-only";
   h.driver.FromClient(tds::EncodeMessage(tds::kPrelogin, Bytes{0x16, 0x03, 0x01, 0x00, 0x01, 0x01}));
   h.ClientTlsReady(Facts());
@@ -321,9 +339,12 @@ TEST(TdsEngineLogin7First, GetsItsOwnBackendPreloginAndTls) {
   h.driver.FromBackend(Answer(tds::kEncryptOn));
   h.BackendTlsReady(Facts());
   actions = h.Take();
-  ASSERT_EQ(Describe(actions), "start-backend-tls send-backend(144) hand-off");
+  ASSERT_EQ(Describe(actions), "start-backend-tls send-backend(144)");
   EXPECT_EQ(actions[1].bytes, kLogin7);
   EXPECT_TRUE(h.driver.to_client.empty()) << "the client never hears a PRELOGIN answer";
+  h.driver.FromBackend(LoginOk());
+  EXPECT_EQ(Describe(h.Take()), "send-client(78) hand-off");
+  EXPECT_EQ(h.engine->facts().tds_prelogin, false);
 }
 
 TEST(TdsEngineLogin7First, BackendFailureAnswersTheLogin7) {
@@ -345,6 +366,289 @@ TEST(TdsEngineLogin7First, RefusedWhenPlaintextIsDenied) {
   h.driver.FromClient(kLogin7);
   ASSERT_EQ(Describe(h.Take()), "fail(refused)");
   EXPECT_EQ(h.engine->facts().user, "sa") << "the audit still names who it was";
+}
+
+}  // namespace
+}  // namespace dbward::proxy::engine::testing
+
+// ---------------------------------------------------------------------------
+// The answer to LOGIN7: refusals, Windows and Azure AD rounds, routing.
+
+// A TLS client through to LOGIN7 sent.
+class TdsEngineLogin : public ::testing::Test {
+ protected:
+  TdsEngineLogin() : h_(Protocol::kTds) {}
+  void SetUp() override {}
+  void Start(const Bytes& login7 = kLogin7) {
+    h_.Start();
+    d().FromClient(ClientPrelogin(tds::kEncryptOn));
+    h_.BackendConnected();
+    d().FromBackend(Answer(tds::kEncryptOn));
+    h_.BackendTlsReady(Facts());
+    h_.ClientTlsReady(Facts());
+    d().FromClient(login7);
+    ASSERT_EQ(Describe(h_.Take()).substr(0, 50).rfind("connect send-backend", 0), 0u);
+    ASSERT_FALSE(d().handed_off);
+  }
+  FakeDriver& d() { return h_.driver; }
+  Harness h_;
+};
+
+// The spec LOGIN7 with fIntSecurity (a Windows login).
+Bytes IntegratedLogin7() {
+  Bytes b = kLogin7;
+  b[8 + 25] |= 0x80;
+  return b;
+}
+
+TEST_F(TdsEngineLogin, RefusedLoginIsRelayedAsTheServerSentIt) {
+  Start();
+  const Bytes refusal =
+      Tabular(tds::EncodeLoginError(18456, 1, 14, "Login failed for user 'sa'.", "SQL01", 0x72090002));
+  d().FromBackend(refusal);
+  ASSERT_TRUE(d().failure);
+  EXPECT_EQ(d().failure->outcome, Outcome::kAuthFailed);
+  EXPECT_EQ(d().failure->cause, Cause::kAuthFailed);
+  EXPECT_EQ(d().failure->error, "backend 10.0.0.5:5432 refused the login: Login failed for user 'sa'. (error 18456, state 1)");
+  EXPECT_EQ(d().failure_message, refusal) << "the server's own words reach the client";
+  EXPECT_FALSE(d().handed_off);
+}
+
+TEST_F(TdsEngineLogin, ExtendedProtectionRefusalOfAWindowsLoginIsExplained) {
+  Start(IntegratedLogin7());
+  const std::string text = "Login failed. The login is from an untrusted domain and cannot be used with Integrated "
+                           "authentication.";
+  Bytes payload = Concat(tds::EncodeLoginError(18452, 1, 14, text, "SQL01", 0x72090002), {});
+  d().FromBackend(Tabular(payload));
+  ASSERT_TRUE(d().failure);
+  EXPECT_EQ(d().failure->outcome, Outcome::kAuthFailed);
+  EXPECT_NE(d().failure->error.find("Extended Protection"), std::string::npos) << d().failure->error;
+  EXPECT_NE(d().failure->error.find("give dbward the server's own certificate and key as client_tls"),
+            std::string::npos);
+  // The client reads the server's message with dbward's explanation after it.
+  tds::Message m;
+  ASSERT_TRUE(tds::DecodeMessage(d().failure_message, 100000, &m).ok());
+  tds::LoginResponse r;
+  ASSERT_TRUE(tds::ParseLoginResponse(m.payload, 0x72090002, &r).ok());
+  ASSERT_NE(r.FirstError(), nullptr);
+  EXPECT_EQ(r.FirstError()->number, 18452);
+  EXPECT_EQ(r.FirstError()->text.rfind(text + " dbward: this Windows (SSPI) login went through dbward's TLS", 0), 0u)
+      << r.FirstError()->text;
+  EXPECT_TRUE(r.done && r.done_error);
+}
+
+TEST_F(TdsEngineLogin, UntrustedDomainForASqlLoginIsNotBlamedOnExtendedProtection) {
+  Start();
+  d().FromBackend(Tabular(tds::EncodeLoginError(18452, 1, 14, "untrusted domain", "SQL01", 0x72090002)));
+  ASSERT_TRUE(d().failure);
+  EXPECT_EQ(d().failure->error.find("Extended Protection"), std::string::npos);
+}
+
+TEST_F(TdsEngineLogin, SspiRoundsGoBackAndForthUntilLoginAck) {
+  Start(IntegratedLogin7());
+  const Bytes challenge = Tabular(Concat(FromHex("ed0800"), Bytes{'N', 'T', 'L', 'M', 'S', 'S', 'P', 0}));
+  d().FromBackend(challenge);
+  EXPECT_EQ(Describe(h_.Take()), "send-client(19)");
+  EXPECT_FALSE(d().handed_off);
+  const Bytes authenticate = tds::EncodeMessage(tds::kSspiMessage, Bytes{'N', 'T', 'L', 'M', 3, 0});
+  d().FromClient(authenticate);
+  auto actions = h_.Take();
+  ASSERT_EQ(Describe(actions), "send-backend(14)");
+  EXPECT_EQ(actions[0].bytes, authenticate);
+  d().FromBackend(LoginOk());
+  EXPECT_EQ(Describe(h_.Take()), "send-client(78) hand-off");
+}
+
+TEST_F(TdsEngineLogin, AnSspiChallengeAnsweredWithSomethingElseIsRefused) {
+  Start(IntegratedLogin7());
+  d().FromBackend(Tabular(FromHex("ed0100aa")));
+  d().FromClient(tds::EncodeMessage(tds::kSqlBatch, Bytes{1, 2}));
+  ASSERT_TRUE(d().failure);
+  EXPECT_EQ(d().failure->outcome, Outcome::kClientError);
+  EXPECT_EQ(d().failure->error,
+            "bad answer to the server's authentication challenge: packet type 1 instead of an SSPI message (0x11)");
+}
+
+TEST_F(TdsEngineLogin, FedAuthInfoIsAnsweredWithTheTokenMessage) {
+  Start();
+  d().FromBackend(Tabular(FromHex("ee0800000001000000ffffffff")));
+  EXPECT_EQ(Describe(h_.Take()), "send-client(21)");
+  const Bytes token = tds::EncodeMessage(tds::kFedAuthToken, Bytes(40, 0x41));
+  d().FromClient(token);
+  EXPECT_EQ(Describe(h_.Take()), "send-backend(48)");
+  d().FromBackend(LoginOk());
+  EXPECT_TRUE(d().handed_off);
+}
+
+TEST_F(TdsEngineLogin, TokensDbwardDoesNotWalkEndItsInterpretation) {
+  Start();
+  // INFO, then a COLMETADATA: not a login response token.
+  const Bytes odd = Tabular(FromHex("ab0e00" "01000000" "01" "0a" "0000" "00" "00" "00000000" "810100"));
+  d().FromBackend(odd);
+  EXPECT_EQ(Describe(h_.Take()), "send-client(28) hand-off");
+}
+
+TEST_F(TdsEngineLogin, MalformedAnswerIsABackendError) {
+  Start();
+  d().FromBackend(Tabular(FromHex("ad3600")));  // LOGINACK cut short
+  ASSERT_TRUE(d().failure);
+  EXPECT_EQ(d().failure->outcome, Outcome::kBackendError);
+  EXPECT_EQ(d().failure->error,
+            "backend 10.0.0.5:5432 answered LOGIN7 with something dbward cannot read: login response token 0xAD is cut "
+            "short");
+  // The client hears it as a login error.
+  tds::Message m;
+  ASSERT_TRUE(tds::DecodeMessage(d().failure_message, 100000, &m).ok());
+  tds::LoginResponse r;
+  ASSERT_TRUE(tds::ParseLoginResponse(m.payload, 0x72090002, &r).ok());
+  ASSERT_NE(r.FirstError(), nullptr);
+  EXPECT_EQ(r.FirstError()->text.rfind("dbward: backend 10.0.0.5:5432 answered LOGIN7", 0), 0u);
+}
+
+Bytes RoutingAnswer(const tds::Routing& r) {
+  return Tabular(Concat(Concat(kLoginAck, tds::EncodeRoutingEnvChange(r)), kFinalDone));
+}
+
+TEST_F(TdsEngineLogin, RoutingIsFollowedByDbwardItself) {
+  Start();
+  const size_t answered = d().to_client.size();
+  d().FromBackend(RoutingAnswer({11002, "replica-2.db.internal", "", false}));
+  auto actions = h_.Take();
+  ASSERT_EQ(Describe(actions), "redirect(replica-2.db.internal:11002)");
+  EXPECT_EQ(actions[0].target.server_name, "replica-2.db.internal");
+  EXPECT_EQ(d().to_client.size(), answered) << "the client never sees the routing answer";
+  EXPECT_EQ(h_.engine->facts().routed_to, "replica-2.db.internal:11002");
+  // The new leg: the client's PRELOGIN again, verified TLS, then LOGIN7 with
+  // the routed name as ServerName.
+  h_.BackendConnected();
+  actions = h_.Take();
+  ASSERT_EQ(Describe(actions).rfind("send-backend", 0), 0u);
+  EXPECT_EQ(actions[0].bytes, ClientPrelogin(tds::kEncryptOn)) << "the client's PRELOGIN, ENCRYPTION=ON";
+  d().FromBackend(Answer(tds::kEncryptOn));
+  EXPECT_EQ(Describe(h_.Take()), "start-backend-tls");
+  h_.BackendTlsReady(Facts());
+  actions = h_.Take();
+  ASSERT_EQ(Describe(actions).rfind("send-backend", 0), 0u) << Describe(actions);
+  tds::Message m;
+  ASSERT_TRUE(tds::DecodeMessage(actions[0].bytes, 100000, &m).ok());
+  EXPECT_EQ(m.type, tds::kLogin7);
+  tds::Login7 l;
+  ASSERT_TRUE(tds::ParseLogin7(m.payload, &l).ok());
+  EXPECT_EQ(l.server_name, "replica-2.db.internal");
+  EXPECT_EQ(l.user_name, "sa");
+  EXPECT_EQ(d().to_client.size(), answered) << "nor the routed server's PRELOGIN answer";
+  d().FromBackend(LoginOk());
+  EXPECT_EQ(Describe(h_.Take()), "send-client(78) hand-off");
+}
+
+TEST_F(TdsEngineLogin, EnhancedRoutingAlsoNamesTheDatabase) {
+  Start();
+  d().FromBackend(RoutingAnswer({11003, "hs-reader.db.internal", "orders_ro", true}));
+  h_.BackendConnected();
+  d().FromBackend(Answer(tds::kEncryptOn));
+  h_.BackendTlsReady(Facts());
+  auto actions = h_.Take();
+  tds::Message m;
+  ASSERT_TRUE(tds::DecodeMessage(actions.back().bytes, 100000, &m).ok());
+  tds::Login7 l;
+  ASSERT_TRUE(tds::ParseLogin7(m.payload, &l).ok());
+  EXPECT_EQ(l.database, "orders_ro");
+  EXPECT_EQ(l.server_name, "hs-reader.db.internal");
+}
+
+TEST(TdsEngineRouting, NamesOutsideRoutingAllowFailClosed) {
+  Harness h(Protocol::kTds);
+  h.listener.routing.allow = std::vector<std::string>{"*.worker.database.windows.net"};
+  h.Start();
+  h.driver.FromClient(ClientPrelogin(tds::kEncryptOn));
+  h.BackendConnected();
+  h.driver.FromBackend(Answer(tds::kEncryptOn));
+  h.BackendTlsReady(Facts());
+  h.ClientTlsReady(Facts());
+  h.driver.FromClient(kLogin7);
+  h.driver.FromBackend(RoutingAnswer({11000, "evil.example.com", "", false}));
+  ASSERT_TRUE(h.driver.failure);
+  EXPECT_EQ(h.driver.failure->outcome, Outcome::kBackendError);
+  EXPECT_EQ(h.driver.failure->cause, Cause::kRoutingDenied);
+  EXPECT_EQ(h.driver.failure->error,
+            "backend 10.0.0.5:5432 routed the login to evil.example.com:11000, which routing.allow does not list "
+            "(*.worker.database.windows.net); dbward follows routing only to names it was told to trust: add "
+            "evil.example.com (or a pattern such as *.example.com) to routing.allow of listener test");
+  for (const Action& a : h.Take()) EXPECT_NE(a.kind, Action::kRedirect);
+  EXPECT_EQ(h.engine->facts().routed_to, "evil.example.com:11000");
+  // The client gets it as the answer to its LOGIN7.
+  tds::Message m;
+  ASSERT_TRUE(tds::DecodeMessage(h.driver.failure_message, 100000, &m).ok());
+  EXPECT_EQ(m.type, tds::kTabularResult);
+
+  // And a name the list allows is followed.
+  Harness ok(Protocol::kTds);
+  ok.listener.routing.allow = std::vector<std::string>{"*.worker.database.windows.net"};
+  ok.Start();
+  ok.driver.FromClient(ClientPrelogin(tds::kEncryptOn));
+  ok.BackendConnected();
+  ok.driver.FromBackend(Answer(tds::kEncryptOn));
+  ok.BackendTlsReady(Facts());
+  ok.ClientTlsReady(Facts());
+  ok.driver.FromClient(kLogin7);
+  ok.driver.FromBackend(RoutingAnswer({11000, "a1b2.tr5.westeurope1-a.worker.database.windows.net", "", false}));
+  EXPECT_FALSE(ok.driver.failure);
+  EXPECT_EQ(Describe(ok.Take()).find("redirect(a1b2.tr5.westeurope1-a.worker.database.windows.net:11000)") ==
+                std::string::npos,
+            false);
+}
+
+TEST_F(TdsEngineLogin, RoutingLoopsEndAfterTwoHops) {
+  Start();
+  for (int hop = 1; hop <= 2; hop++) {
+    d().FromBackend(RoutingAnswer({static_cast<uint16_t>(11000 + hop), "replica.db.internal", "", false}));
+    ASSERT_FALSE(d().failure) << hop;
+    h_.BackendConnected();
+    d().FromBackend(Answer(tds::kEncryptOn));
+    h_.BackendTlsReady(Facts());
+  }
+  d().FromBackend(RoutingAnswer({11003, "replica.db.internal", "", false}));
+  ASSERT_TRUE(d().failure);
+  EXPECT_EQ(d().failure->cause, Cause::kRoutingDenied);
+  EXPECT_EQ(d().failure->error,
+            "backend 10.0.0.5:5432 routed the login again, to replica.db.internal:11003; dbward follows at most 2 "
+            "redirects");
+}
+
+TEST_F(TdsEngineLogin, BackendFailureOnTheRoutedLegAnswersTheLogin7) {
+  Start();
+  d().FromBackend(RoutingAnswer({11002, "replica.db.internal", "", false}));
+  d().FailBackend({Outcome::kBackendTlsFailed, Cause::kNameMismatch,
+                   "backend 10.0.0.9:11002: the target principal name is incorrect"});
+  ASSERT_TRUE(d().failure);
+  EXPECT_EQ(d().failure->cause, Cause::kNameMismatch);
+  tds::Message m;
+  ASSERT_TRUE(tds::DecodeMessage(d().failure_message, 100000, &m).ok());
+  tds::LoginResponse r;
+  ASSERT_TRUE(tds::ParseLoginResponse(m.payload, 0x72090002, &r).ok());
+  ASSERT_NE(r.FirstError(), nullptr);
+  EXPECT_NE(r.FirstError()->text.find("target principal name is incorrect"), std::string::npos);
+}
+
+TEST(TdsEngineLogin7First, Tds71ClientsGetTds71Tokens) {
+  // jTDS: LOGIN7 first, TDS 7.1. dbward's error must use 7.1's 9-byte DONE.
+  Bytes login = kLogin7;
+  login[8 + 4] = 0x01;
+  login[8 + 5] = 0x00;
+  login[8 + 6] = 0x00;
+  login[8 + 7] = 0x71;
+  Harness h(Protocol::kTds);
+  h.Start();
+  h.driver.FromClient(login);
+  EXPECT_EQ(h.engine->facts().protocol_version, "7.1");
+  h.driver.FailBackend({Outcome::kBackendUnreachable, Cause::kConnect, "cannot connect to backend db:1433"});
+  tds::Message m;
+  ASSERT_TRUE(tds::DecodeMessage(h.driver.failure_message, 100000, &m).ok());
+  tds::LoginResponse r;
+  ASSERT_TRUE(tds::ParseLoginResponse(m.payload, 0x71000001, &r).ok());
+  EXPECT_TRUE(r.done && r.done_error);
+  EXPECT_EQ(m.payload.back(), 0) << "ends in a 4-byte row count";
+  EXPECT_FALSE(tds::ParseLoginResponse(m.payload, 0x74000004, &r).ok()) << "not the 7.2 layout";
 }
 
 }  // namespace
