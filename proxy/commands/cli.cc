@@ -5,7 +5,7 @@
 #include <memory>
 #include <vector>
 
-#include "proxy/commands/instance_query.h"
+#include "proxy/backend/instance_query.h"
 #include "proxy/commands/probe.h"
 #include "proxy/commands/report.h"
 #include "proxy/commands/run.h"

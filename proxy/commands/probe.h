@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "proxy/commands/backend_probe.h"
+#include "proxy/backend/backend_probe.h"
 
 namespace dbward::proxy {
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/commands/backend_probe.h"
+#include "proxy/backend/backend_probe.h"
 #include "tls/cert_info.h"
 #include "tls/context.h"
 

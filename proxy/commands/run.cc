@@ -6,8 +6,8 @@
 #include <memory>
 #include <vector>
 
-#include "proxy/commands/backend_probe.h"
-#include "proxy/commands/instance_query.h"
+#include "proxy/backend/backend_probe.h"
+#include "proxy/backend/instance_query.h"
 #include "proxy/common/address.h"
 #include "proxy/common/log.h"
 #include "proxy/common/tls_text.h"

@@ -1,4 +1,4 @@
-#include "proxy/commands/instance_query.h"
+#include "proxy/backend/instance_query.h"
 
 #include <netdb.h>
 #include <poll.h>

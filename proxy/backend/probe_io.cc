@@ -1,4 +1,4 @@
-#include "proxy/commands/probe_io.h"
+#include "proxy/backend/probe_io.h"
 
 #include <fcntl.h>
 #include <netdb.h>

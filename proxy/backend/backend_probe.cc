@@ -1,9 +1,9 @@
-#include "proxy/commands/backend_probe.h"
+#include "proxy/backend/backend_probe.h"
 
 #include <cstring>
 #include <vector>
 
-#include "proxy/commands/probe_io.h"
+#include "proxy/backend/probe_io.h"
 #include "proxy/engine/tds_framing.h"
 #include "proxy/engine/upgrade.h"
 #include "tls/connection.h"
