@@ -1,8 +1,8 @@
 // A jTDS client for the end-to-end tests: connects with the JDBC URL it is
-// given, runs one query and prints each row's columns joined by '|', one row
-// a line; on failure prints "ERROR: " and the SQLException chain. Run with the
-// JDK's source launcher:
-//   java -cp /usr/share/java/jtds.jar JtdsClient.java URL USER PASSWORD SQL
+// given, runs each query in turn and prints each row's columns joined by '|',
+// one row a line; on failure prints "ERROR: " and the SQLException chain and
+// exits 1. tests/CMakeLists.txt compiles it into the build tree once:
+//   java -cp /usr/share/java/jtds.jar:BUILD/tests/java JtdsClient URL USER PASSWORD SQL [SQL...]
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.ResultSet;
@@ -12,23 +12,26 @@ import java.sql.Statement;
 
 public class JtdsClient {
   public static void main(String[] args) throws Exception {
-    if (args.length != 4) {
-      System.err.println("usage: JtdsClient URL USER PASSWORD SQL");
+    if (args.length < 4) {
+      System.err.println("usage: JtdsClient URL USER PASSWORD SQL [SQL...]");
       System.exit(2);
     }
     Class.forName("net.sourceforge.jtds.jdbc.Driver");
     DriverManager.setLoginTimeout(20);
     try (Connection c = DriverManager.getConnection(args[0], args[1], args[2]);
-         Statement s = c.createStatement();
-         ResultSet r = s.executeQuery(args[3])) {
-      ResultSetMetaData md = r.getMetaData();
-      while (r.next()) {
-        StringBuilder line = new StringBuilder();
-        for (int i = 1; i <= md.getColumnCount(); i++) {
-          if (i > 1) line.append('|');
-          line.append(r.getString(i));
+         Statement s = c.createStatement()) {
+      for (int q = 3; q < args.length; q++) {
+        try (ResultSet r = s.executeQuery(args[q])) {
+          ResultSetMetaData md = r.getMetaData();
+          while (r.next()) {
+            StringBuilder line = new StringBuilder();
+            for (int i = 1; i <= md.getColumnCount(); i++) {
+              if (i > 1) line.append('|');
+              line.append(r.getString(i));
+            }
+            System.out.println(line);
+          }
         }
-        System.out.println(line);
       }
     } catch (SQLException e) {
       for (Throwable t = e; t != null; t = t.getCause()) System.out.println("ERROR: " + t);
