@@ -115,7 +115,10 @@ void Connector::Resolved(addrinfo* res, bool from_uv) {
   if (!instance_.empty() && !port_from_cache_) {
     state_ = State::kLookup;
     uv_timer_stop(timer_);
-    lookup_.Start(res->ai_addr, host_, instance_, deadline_ms_);
+    // The Browser's answer counts as part of connecting: within
+    // timeouts.connect, so that a silent Browser leaves time to tell the
+    // client why.
+    lookup_.Start(res->ai_addr, host_, instance_, std::min(deadline_ms_, uv_now(loop_) + connect_timeout_ms_));
     return;
   }
   state_ = State::kConnecting;

@@ -41,6 +41,7 @@
 
 #include <fmt/format.h>
 
+#include "protocol/ntlm.h"
 #include "protocol/preread.h"
 #include "protocol/tds.h"
 #include "protocol/tds_tokens.h"
@@ -511,6 +512,11 @@ class TdsEngine final : public Engine {
     if (!r.ok()) {
       Fail(Outcome::kClientError, Cause::kMalformed, "bad answer to the server's authentication challenge: " + r.error);
       return;
+    }
+    if (client_round_type_ == tds::kSspiMessage) {
+      // NTLM names its user in the clear in AUTHENTICATE: the audit says who.
+      std::string user;
+      if (protocol::ntlm::AuthenticateUser(m.payload, &user)) facts_.user = user;
     }
     driver_.SendToBackend(in.data().first(m.consumed));
     in.Consume(m.consumed);

@@ -7,6 +7,7 @@
 
 #include "bytes_util.h"
 #include "protocol/tds.h"
+#include "protocol/ntlm.h"
 #include "protocol/tds_tokens.h"
 
 namespace dbward::protocol::tds {
@@ -463,6 +464,52 @@ TEST(TdsLoginResponseTest, UnknownTokensStopTheWalk) {
   r = MustWalk(FromHex("e30100" "0f"));
   EXPECT_FALSE(r.complete_walk);
   EXPECT_EQ(r.stopped_at_token, kTokenEnvChange);
+}
+
+
+// ---------------------------------------------------------------------------
+// NTLM AUTHENTICATE: the user, for the audit.
+
+// A minimal AUTHENTICATE message (MS-NLMP 2.2.1.3) with domain and user.
+Bytes NtlmAuthenticate(const std::string& domain, const std::string& user, bool unicode) {
+  Bytes m(64, 0);
+  const char sig[] = "NTLMSSP";
+  std::copy(sig, sig + 8, m.begin());
+  m[8] = 3;
+  auto field = [&](size_t at, const Bytes& value) {
+    size_t off = m.size();
+    m[at] = static_cast<uint8_t>(value.size());
+    m[at + 2] = static_cast<uint8_t>(value.size());
+    m[at + 4] = static_cast<uint8_t>(off);
+    m.insert(m.end(), value.begin(), value.end());
+  };
+  auto text = [&](const std::string& v) { return unicode ? Utf8ToUtf16Le(v) : Bytes(v.begin(), v.end()); };
+  field(28, text(domain));
+  field(36, text(user));
+  m[60] = unicode ? 0x01 : 0x02;  // NEGOTIATE_UNICODE or NEGOTIATE_OEM
+  return m;
+}
+
+TEST(NtlmTest, AuthenticateNamesItsUser) {
+  std::string user;
+  ASSERT_TRUE(ntlm::AuthenticateUser(NtlmAuthenticate("CORP", "alice", true), &user));
+  EXPECT_EQ(user, "CORP\\alice");
+  ASSERT_TRUE(ntlm::AuthenticateUser(NtlmAuthenticate("", "bob", false), &user));
+  EXPECT_EQ(user, "bob");
+  // Inside SPNEGO (negTokenResp): found by its signature.
+  Bytes spnego = Concat(FromHex("a1820110308201 0ca2820108048201 04"), NtlmAuthenticate("CORP", "carol", true));
+  ASSERT_TRUE(ntlm::AuthenticateUser(spnego, &user));
+  EXPECT_EQ(user, "CORP\\carol");
+}
+
+TEST(NtlmTest, OtherMessagesAndGarbageNameNobody) {
+  std::string user = "untouched";
+  EXPECT_FALSE(ntlm::AuthenticateUser(FromHex(kSqlClientSspiLogin7Hex), &user)) << "a NEGOTIATE is not an AUTHENTICATE";
+  Bytes lying = NtlmAuthenticate("CORP", "alice", true);
+  lying[40] = 0xff;  // user offset far outside
+  EXPECT_FALSE(ntlm::AuthenticateUser(lying, &user));
+  EXPECT_FALSE(ntlm::AuthenticateUser(Prefix(NtlmAuthenticate("CORP", "alice", true), 50), &user));
+  EXPECT_EQ(user, "untouched");
 }
 
 }  // namespace
