@@ -364,6 +364,42 @@ TEST_F(TdsEnterpriseTest, ReadOnlyIntentIsRoutedThroughDbward) {
   EXPECT_EQ(primary->routed(), 2);
 }
 
+// Enhanced routing (ENVCHANGE 21) names a database too: dbward's replayed
+// LOGIN7 carries it. No real client here announces the feature; the raw
+// client does.
+TEST_F(TdsEnterpriseTest, EnhancedRoutingReplaysTheLoginWithTheRoutedDatabase) {
+  auto replica = StartFixture();
+  TdsServer::Options o;
+  o.route = TdsServer::Route{"localhost", replica->port(), true, "reporting"};
+  o.route_when = TdsServer::RouteWhen::kAlways;
+  auto primary = StartFixture(o);
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(primary->port()))) << d.Log();
+  {
+    TdsClient c({.port = d.port(), .encryption = tds::kEncryptOn});
+    tds::Login7 login;
+    login.user = "sa_user";
+    login.password = "sa_pw";
+    login.database = "appdb";
+    login.client_interface = "dbward-raw";
+    login.features = std::vector<tds::Feature>{{tds::kFeatureEnhancedRouting, {}}};
+    tds::Response r;
+    ASSERT_TRUE(c.Connect() && c.Login(login, &r)) << c.error();
+    EXPECT_TRUE(r.login_ack);
+    EXPECT_FALSE(r.routing) << "the client never sees the routing answer";
+    ASSERT_TRUE(c.Query("SELECT 1", &r)) << c.error();
+    EXPECT_EQ(r.rows, std::vector<std::vector<std::string>>{{"1"}});
+  }
+  ASSERT_TRUE(replica->WaitIdle());
+  EXPECT_EQ(primary->routed(), 1);
+  EXPECT_EQ(replica->last_database(), "reporting");
+  EXPECT_EQ(replica->last_server_name(), "localhost");
+  auto ev = d.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["routed_to"], "localhost:" + std::to_string(replica->port()));
+  EXPECT_EQ(ev[0]["client_library"], "dbward-raw");
+}
+
 TEST_F(TdsEnterpriseTest, RoutingOutsideRoutingAllowFailsClosed) {
   auto replica = StartFixture();
   TdsServer::Options o;
