@@ -229,6 +229,126 @@ bool ErrorResponseWithHint(std::span<const uint8_t> body, const std::string& hin
 
 bool IsAuthorizationFailure(std::string_view sqlstate) { return sqlstate.starts_with("28"); }
 
+std::vector<uint8_t> EncodeAuthenticationSaslContinue(std::string_view data) {
+  return Typed('R', [&](Builder& b) { b.U32BE(kAuthSaslContinue).Text(data); });
+}
+
+std::vector<uint8_t> EncodeAuthenticationSaslFinal(std::string_view data) {
+  return Typed('R', [&](Builder& b) { b.U32BE(kAuthSaslFinal).Text(data); });
+}
+
+std::vector<uint8_t> EncodeAuthenticationOk() {
+  return Typed('R', [&](Builder& b) { b.U32BE(kAuthOk); });
+}
+
+bool ParseSaslData(std::span<const uint8_t> body, uint32_t want_code, std::string* data) {
+  Cursor c(body);
+  uint32_t code;
+  if (!c.GetU32BE(&code) || code != want_code) return false;
+  data->assign(body.begin() + 4, body.end());
+  return true;
+}
+
+bool ParseMd5Salt(std::span<const uint8_t> body, std::array<uint8_t, 4>* salt) {
+  Cursor c(body);
+  uint32_t code;
+  std::span<const uint8_t> s;
+  if (!c.GetU32BE(&code) || code != 5 || !c.GetSpan(4, &s) || !c.Empty()) return false;
+  std::copy(s.begin(), s.end(), salt->begin());
+  return true;
+}
+
+bool ParseSaslInitialResponse(std::span<const uint8_t> body, SaslInitialResponse* out) {
+  Cursor c(body);
+  std::string_view mech;
+  uint32_t len;
+  if (!c.GetCString(&mech) || !c.GetU32BE(&len)) return false;
+  SaslInitialResponse r;
+  r.mechanism = std::string(mech);
+  if (len == 0xFFFFFFFFu) {
+    if (!c.Empty()) return false;
+  } else {
+    std::span<const uint8_t> data;
+    if (!c.GetSpan(len, &data) || !c.Empty()) return false;
+    r.data.assign(data.begin(), data.end());
+    r.has_data = true;
+  }
+  *out = std::move(r);
+  return true;
+}
+
+std::vector<uint8_t> EncodeSaslInitialResponse(std::string_view mechanism, std::string_view data) {
+  return Typed('p', [&](Builder& b) { b.CString(mechanism).U32BE(static_cast<uint32_t>(data.size())).Text(data); });
+}
+
+std::vector<uint8_t> EncodeSaslResponse(std::string_view data) {
+  return Typed('p', [&](Builder& b) { b.Text(data); });
+}
+
+std::vector<uint8_t> EncodePasswordMessage(std::string_view password) {
+  return Typed('p', [&](Builder& b) { b.CString(password); });
+}
+
+std::vector<uint8_t> EncodeStartup(const std::vector<std::pair<std::string, std::string>>& params) {
+  Builder b;
+  b.Prefixed(Width::kU32BE, Counts::kInclusive, [&] {
+    b.U32BE(kProtocol3);
+    for (const auto& [k, v] : params) b.CString(k).CString(v);
+    b.U8(0);
+  });
+  return b.Take();
+}
+
+bool ParseParameterStatus(std::span<const uint8_t> body, std::string* name, std::string* value) {
+  Cursor c(body);
+  std::string_view n, v;
+  if (!c.GetCString(&n) || !c.GetCString(&v) || !c.Empty()) return false;
+  *name = std::string(n);
+  *value = std::string(v);
+  return true;
+}
+
+std::vector<uint8_t> EncodeExtendedQuery(std::string_view sql, const std::vector<std::string>& params) {
+  std::vector<uint8_t> out = Typed('P', [&](Builder& b) {
+    b.CString("").CString(sql).U16BE(0);  // unnamed statement, parameter types inferred
+  });
+  std::vector<uint8_t> bind = Typed('B', [&](Builder& b) {
+    b.CString("").CString("").U16BE(0);  // unnamed portal and statement, text parameters
+    b.U16BE(static_cast<uint16_t>(params.size()));
+    for (const std::string& p : params) b.U32BE(static_cast<uint32_t>(p.size())).Text(p);
+    b.U16BE(0);  // text results
+  });
+  std::vector<uint8_t> execute = Typed('E', [&](Builder& b) { b.CString("").U32BE(0); });
+  std::vector<uint8_t> sync = Typed('S', [](Builder&) {});
+  for (const auto* m : {&bind, &execute, &sync}) out.insert(out.end(), m->begin(), m->end());
+  return out;
+}
+
+std::vector<uint8_t> EncodeTerminate() {
+  return Typed('X', [](Builder&) {});
+}
+
+bool ParseDataRow(std::span<const uint8_t> body, std::vector<std::optional<std::string>>* columns) {
+  Cursor c(body);
+  uint16_t n;
+  if (!c.GetU16BE(&n)) return false;
+  std::vector<std::optional<std::string>> cols;
+  for (uint16_t i = 0; i < n; i++) {
+    uint32_t len;
+    if (!c.GetU32BE(&len)) return false;
+    if (len == 0xFFFFFFFFu) {
+      cols.emplace_back(std::nullopt);
+      continue;
+    }
+    std::span<const uint8_t> v;
+    if (!c.GetSpan(len, &v)) return false;
+    cols.emplace_back(std::string(v.begin(), v.end()));
+  }
+  if (!c.Empty()) return false;
+  *columns = std::move(cols);
+  return true;
+}
+
 std::vector<uint8_t> EncodeSslRequest() {
   Builder b;
   b.U32BE(8).U32BE(kSslRequestCode);

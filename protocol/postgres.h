@@ -6,7 +6,9 @@
 // ErrorResponse.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -105,6 +107,42 @@ bool ErrorResponseWithHint(std::span<const uint8_t> body, const std::string& hin
 // SQLSTATE class 28: invalid authorization specification (wrong password,
 // no pg_hba.conf entry, ...).
 bool IsAuthorizationFailure(std::string_view sqlstate);
+
+// --- SASL and the rest of authentication, both directions ---------------
+
+// AuthenticationSASLContinue / AuthenticationSASLFinal / AuthenticationOk.
+std::vector<uint8_t> EncodeAuthenticationSaslContinue(std::string_view data);
+std::vector<uint8_t> EncodeAuthenticationSaslFinal(std::string_view data);
+std::vector<uint8_t> EncodeAuthenticationOk();
+// AuthenticationSASLContinue/Final body (after the int32 code): the data.
+bool ParseSaslData(std::span<const uint8_t> body, uint32_t want_code, std::string* data);
+// AuthenticationMD5Password body: the 4-byte salt.
+bool ParseMd5Salt(std::span<const uint8_t> body, std::array<uint8_t, 4>* salt);
+
+// SASLInitialResponse ('p'): mechanism, int32 length (-1: none), data.
+struct SaslInitialResponse {
+  std::string mechanism;
+  std::string data;
+  bool has_data = false;
+};
+bool ParseSaslInitialResponse(std::span<const uint8_t> body, SaslInitialResponse* out);
+std::vector<uint8_t> EncodeSaslInitialResponse(std::string_view mechanism, std::string_view data);
+// SASLResponse and PasswordMessage ('p' with raw bytes).
+std::vector<uint8_t> EncodeSaslResponse(std::string_view data);
+std::vector<uint8_t> EncodePasswordMessage(std::string_view password);  // NUL-terminated
+
+// StartupMessage (protocol 3.0) with these parameters.
+std::vector<uint8_t> EncodeStartup(const std::vector<std::pair<std::string, std::string>>& params);
+
+// ParameterStatus ('S'): name and value.
+bool ParseParameterStatus(std::span<const uint8_t> body, std::string* name, std::string* value);
+
+// The extended query protocol, for one statement with text parameters:
+// Parse (unnamed), Bind, Execute, Sync.
+std::vector<uint8_t> EncodeExtendedQuery(std::string_view sql, const std::vector<std::string>& params);
+std::vector<uint8_t> EncodeTerminate();
+// DataRow ('D'): columns, null as nullopt.
+bool ParseDataRow(std::span<const uint8_t> body, std::vector<std::optional<std::string>>* columns);
 
 std::vector<uint8_t> EncodeSslRequest();
 std::vector<uint8_t> EncodeCancelRequest(uint32_t pid, uint32_t secret);

@@ -4,8 +4,10 @@
 #   pg-server.sh stop DIR
 # The server accepts only hostssl connections (hostnossl is rejected), with
 # users scram_user (SCRAM-SHA-256), md5_user (md5) and a database "app".
-# Passwords: scram_pw / md5_pw. Runs as the postgres OS user, since the
-# server refuses to run as root.
+# Passwords: scram_pw / md5_pw. For SCRAM mediation: the role dbward_auth
+# (auth_pw) may call dbward.user_lookup(name) in every database, the
+# SECURITY DEFINER function of deploy/examples/scram-user-lookup.sql. Runs as
+# the postgres OS user, since the server refuses to run as root.
 set -euo pipefail
 cmd=${1:?usage: pg-server.sh start DIR PORT CERTDIR | stop DIR}
 dir=${2:?DIR}
@@ -51,6 +53,7 @@ hostssl   all  all       127.0.0.1/32   scram-sha-256
 HBA
     as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 start > /dev/null ||
       { cat "$dir/server.log" >&2; exit 1; }
+    lookup=$(cat "$(dirname "$0")/../deploy/examples/scram-user-lookup.sql")
     as_pg psql -q -h "$dir" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 > /dev/null <<SQL
 CREATE ROLE scram_user LOGIN PASSWORD 'scram_pw';
 SET password_encryption = 'md5';
@@ -58,6 +61,14 @@ CREATE ROLE md5_user LOGIN PASSWORD 'md5_pw';
 CREATE DATABASE app OWNER scram_user;
 GRANT ALL ON DATABASE app TO md5_user;
 GRANT pg_read_all_stats TO scram_user, md5_user;
+SET password_encryption = 'scram-sha-256';
+CREATE ROLE dbward_auth LOGIN PASSWORD 'auth_pw';
+\connect template1
+$lookup
+\connect postgres
+$lookup
+\connect app
+$lookup
 SQL
     ;;
   *) echo "unknown command $cmd" >&2; exit 2 ;;

@@ -71,9 +71,15 @@ Attempt::Upgrade KindOf(engine::UpgradeFailure::Kind k) {
 
 }  // namespace
 
-Attempt ProbeBackend(const Target& target, const std::shared_ptr<tls::Context>& ctx, Completion completion) {
+OpenBackend::~OpenBackend() {
+  if (conn) conn->Shutdown();
+}
+
+Attempt ProbeBackend(const Target& target, const std::shared_ptr<tls::Context>& ctx, Completion completion,
+                     std::unique_ptr<OpenBackend>* keep) {
   Attempt a;
-  SocketIo socket(Clock::now() + target.timeout);
+  auto socket_owner = std::make_unique<SocketIo>(Clock::now() + target.timeout);
+  SocketIo& socket = *socket_owner;
   if (!socket.Connect(target.host, target.port, &a.message)) {
     a.timed_out = socket.timed_out();
     return a;
@@ -178,6 +184,15 @@ Attempt ProbeBackend(const Target& target, const std::shared_ptr<tls::Context>& 
       case State::kDone:
         a.stage = Attempt::kDone;
         a.server_info = upgrade->server_info();
+        if (keep != nullptr) {
+          auto open = std::make_unique<OpenBackend>();
+          conn->set_io(&socket);
+          open->socket = std::move(socket_owner);
+          open->conn = std::move(conn);
+          open->leftover = in.TakeAll();
+          *keep = std::move(open);
+          return a;
+        }
         conn->Shutdown();
         return a;
     }

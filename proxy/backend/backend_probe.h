@@ -8,9 +8,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "proxy/common/config.h"
 #include "tls/cert_info.h"
+#include "tls/connection.h"
 #include "tls/context.h"
 
 namespace dbward::proxy::probe {
@@ -50,6 +52,20 @@ enum class Completion {
   kUpgrade,    // the protocol's whole upgrade (TDS 8.0: PRELOGIN inside TLS too), as a session
 };
 
-Attempt ProbeBackend(const Target& target, const std::shared_ptr<tls::Context>& ctx, Completion completion);
+class SocketIo;
+
+// A verified backend connection kept open after the upgrade, for a
+// conversation of dbward's own (auth_query).
+struct OpenBackend {
+  std::unique_ptr<SocketIo> socket;
+  std::unique_ptr<tls::Connection> conn;  // reads and writes go through it
+  std::vector<uint8_t> leftover;          // bytes read past the upgrade
+  ~OpenBackend();
+};
+
+// keep: with Completion::kUpgrade, a successful attempt hands over the
+// connection instead of closing it.
+Attempt ProbeBackend(const Target& target, const std::shared_ptr<tls::Context>& ctx, Completion completion,
+                     std::unique_ptr<OpenBackend>* keep = nullptr);
 
 }  // namespace dbward::proxy::probe

@@ -8,6 +8,7 @@
 
 #include "proxy/backend/backend_probe.h"
 #include "proxy/backend/instance_query.h"
+#include "proxy/backend/verifier_store.h"
 #include "proxy/common/address.h"
 #include "proxy/common/log.h"
 #include "proxy/common/tls_text.h"
@@ -126,7 +127,10 @@ int RunServer(const Config& config) {
     return 1;
   }
   std::vector<ListenerRuntime*> raw;
-  for (auto& l : listeners) raw.push_back(l.get());
+  for (auto& l : listeners) {
+    if (l->config.scram) l->verifiers = std::make_unique<backend::VerifierStore>(l.get());
+    raw.push_back(l.get());
+  }
   std::vector<std::unique_ptr<Worker>> workers;
   for (int i = 0; i < config.workers; i++) {
     auto w = std::make_unique<Worker>(i, raw);

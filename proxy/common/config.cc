@@ -172,10 +172,55 @@ bool ValidInstanceName(const std::string& name) {
   return true;
 }
 
+ScramConfig ParseScram(const YAML::Node& n, const std::string& dir, Protocol protocol) {
+  if (protocol != Protocol::kPostgres) Fail(n, "scram is for protocol: postgres (SCRAM mediation)");
+  if (!n.IsMap()) Fail(n, "scram must be a mapping with verifiers: auth_query or auth_file");
+  CheckKeys(n, "scram", {"verifiers", "auth_user", "auth_password_file", "auth_query", "auth_database", "auth_file",
+                         "cache"});
+  ScramConfig s;
+  s.pos = PosOf(n);
+  if (!n["verifiers"]) Fail(n, "scram needs verifiers: auth_query or auth_file (where dbward gets the users' SCRAM verifiers)");
+  std::string source = Scalar(n["verifiers"], "scram.verifiers");
+  if (source == "auth_query") {
+    s.source = ScramConfig::Source::kAuthQuery;
+  } else if (source == "auth_file") {
+    s.source = ScramConfig::Source::kAuthFile;
+  } else {
+    Fail(n["verifiers"], "scram.verifiers must be auth_query or auth_file");
+  }
+  if (n["auth_user"]) s.auth_user = NonEmpty(n["auth_user"], "scram.auth_user");
+  if (n["auth_password_file"]) {
+    s.auth_password_file = Resolve(dir, NonEmpty(n["auth_password_file"], "scram.auth_password_file"));
+    s.password_pos = PosOf(n["auth_password_file"]);
+  }
+  if (n["auth_query"]) s.auth_query = NonEmpty(n["auth_query"], "scram.auth_query");
+  if (n["auth_database"]) s.auth_database = NonEmpty(n["auth_database"], "scram.auth_database");
+  if (n["auth_file"]) {
+    s.auth_file = Resolve(dir, NonEmpty(n["auth_file"], "scram.auth_file"));
+    s.file_pos = PosOf(n["auth_file"]);
+  }
+  if (n["cache"]) s.cache_ms = Duration(n["cache"], "scram.cache");
+  if (s.source == ScramConfig::Source::kAuthQuery) {
+    if (s.auth_user.empty() || s.auth_password_file.empty()) {
+      Fail(n, "scram with verifiers: auth_query needs auth_user and auth_password_file (the role that runs auth_query)");
+    }
+    if (s.auth_query.find("$1") == std::string::npos) {
+      Fail(n["auth_query"], "scram.auth_query must take the user name as $1 (it is sent as a parameter, never spliced)");
+    }
+    if (n["auth_file"]) Fail(n["auth_file"], "scram.auth_file is for verifiers: auth_file");
+  } else {
+    if (s.auth_file.empty()) Fail(n, "scram with verifiers: auth_file needs auth_file (\"user\" \"SCRAM-SHA-256$...\" lines)");
+    for (const char* k : {"auth_user", "auth_password_file", "auth_query", "auth_database"}) {
+      if (n[k]) Fail(n[k], std::string("scram.") + k + " is for verifiers: auth_query");
+    }
+  }
+  return s;
+}
+
 ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
   CheckKeys(n, "listener",
             {"name", "protocol", "listen", "backend", "backend_tls", "client_tls", "timeouts",
-             "max_connections", "plaintext_clients", "rsa_key_file", "client_encryption", "canary", "routing"});
+             "max_connections", "plaintext_clients", "rsa_key_file", "client_encryption", "canary", "routing", "scram"});
   ListenerConfig l;
   l.pos = PosOf(n);
   for (const char* required : {"name", "protocol", "listen", "backend", "backend_tls"}) {
@@ -311,6 +356,7 @@ ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
   if (l.backend_tls.direct && l.protocol != Protocol::kPostgres) {
     Fail(n["backend_tls"]["direct"], "backend_tls.direct is for protocol: postgres (PostgreSQL 17 direct TLS)");
   }
+  if (n["scram"]) l.scram = ParseScram(n["scram"], dir, l.protocol);
   if (n["routing"]) {
     const YAML::Node& r = n["routing"];
     if (l.protocol != Protocol::kTds) Fail(r, "routing is for protocol: tds (SQL Server routing answers)");

@@ -60,6 +60,21 @@ struct Timeouts {
   uint64_t idle_ms = 0;            // 0: no idle limit
 };
 
+// postgres: dbward as the SCRAM server to clients and the SCRAM client to
+// the backend, from the user's stored verifier, so that channel binding
+// holds on both legs.
+struct ScramConfig {
+  enum class Source { kAuthQuery, kAuthFile };
+  Source source = Source::kAuthQuery;
+  std::string auth_user;           // auth_query: logs in over the verified backend leg
+  std::string auth_password_file;  // its password
+  std::string auth_query = "SELECT usename, passwd FROM dbward.user_lookup($1)";
+  std::string auth_database;       // where auth_query runs; empty: the client's database
+  std::string auth_file;           // "user" "SCRAM-SHA-256$..." lines (PgBouncer's format)
+  uint64_t cache_ms = 60'000;      // verifier cache; 0: look up every time
+  Position pos, password_pos, file_pos;
+};
+
 // tds: following a server's routing answer (Always On read-only routing,
 // Azure SQL redirection).
 struct RoutingConfig {
@@ -78,6 +93,7 @@ struct ListenerConfig {
   uint16_t backend_port = 0;       // 0 with backend_instance: from the SQL Server Browser
   std::string backend_instance;    // tds: backend written HOST\INSTANCE
   RoutingConfig routing;
+  std::optional<ScramConfig> scram;  // postgres: SCRAM mediation, off unless present
   BackendTlsConfig backend_tls;
   std::optional<ClientTlsConfig> client_tls;
   Timeouts timeouts;

@@ -73,6 +73,8 @@ namespace dbward::proxy {
   X(kChannelBindingOnly, "channel_binding_only", true)              \
   X(kInstanceLookup, "instance_lookup", true)                       \
   X(kRoutingDenied, "routing_denied", true)                         \
+  X(kScramServerSignature, "scram_server_signature", true)          \
+  X(kScramVerifierMismatch, "scram_verifier_mismatch", true)        \
   /* the client */                                                  \
   X(kClientHandshakeTimeout, "client_handshake_timeout", false)     \
   X(kClientEof, "client_eof", false)                                \
@@ -87,6 +89,7 @@ namespace dbward::proxy {
   X(kCanaryRejected, "canary_rejected", false)                      \
   X(kAuthFailed, "auth_failed", false)                              \
   X(kRsaDecryptFailed, "rsa_decrypt_failed", false)                 \
+  X(kRateLimited, "rate_limited", false)                            \
   /* dbward itself */                                               \
   X(kIdle, "idle", false)                                           \
   X(kShutdown, "shutdown", false)                                   \

@@ -82,6 +82,9 @@ Session::Session(Worker* worker, ListenerRuntime* listener, int client_fd, uint6
   context.listener = &listener_->config;
   context.client_tls = tls_->client != nullptr;
   context.rsa_key = tls_->rsa_key.get();
+  context.scram_mediation = cfg.scram.has_value() && listener_->verifiers != nullptr;
+  context.auth_failures = &listener_->auth_failures;
+  context.client_ip = IpOf(record_.client_addr);
   engine_ = engine::NewEngine(*this, context);
   worker_->AddSession(this);
 }
@@ -151,8 +154,41 @@ void Session::RedirectBackend(const engine::BackendTarget& target) {
   CloseBackend();
   backend_leg_ = BackendLeg::kNone;
   backend_server_name_ = target.server_name;
+  // The record describes the leg the session ends with: the routed one.
+  record_.backend_tls_up = false;
+  record_.backend_verified = false;
   connector_.SetTarget(target.host, target.port);
   ConnectBackend();
+}
+
+void Session::LookupVerifier(const std::string& user, const std::string& database, bool refresh) {
+  if (listener_->verifiers == nullptr) {
+    VerifierAnswer none;
+    none.detail = "no verifier source";
+    verifier_answer_ = std::move(none);
+    ScheduleRepump();
+    return;
+  }
+  if (verifier_ticket_) verifier_ticket_->Cancel();
+  verifier_ticket_ = listener_->verifiers->Lookup(worker_->loop(), user, database, refresh, [this](VerifierAnswer a) {
+    // On this session's loop; a cancelled ticket (the session ended) never gets here.
+    verifier_answer_ = std::move(a);
+    ScheduleRepump();
+  });
+}
+
+void Session::SetupComplete() {
+  if (setup_complete_) return;
+  setup_complete_ = true;
+  uint64_t now = uv_now(worker_->loop());
+  last_activity_ms_ = now;
+  listener_->metrics.handshake_seconds.Observe(static_cast<double>(now - start_ms_) / 1000.0);
+  uint64_t idle = listener_->config.timeouts.idle_ms;
+  if (idle > 0) {
+    ArmTimer(idle);
+  } else {
+    uv_timer_stop(&timer_);
+  }
 }
 
 void Session::StartBackendTls(engine::TlsTransport transport) {
@@ -267,7 +303,16 @@ bool Session::BeginClientHandshake() {
   client_tls_ = ClientTls::kNone;
   bool strict = client_tls_profile_ == engine::ClientTlsProfile::kTdsStrict;
   std::shared_ptr<tls::Context> ctx = strict ? tls_->client_strict : tls_->client;
-  if (ctx && listener_->canary && tls_->canary_client && listener_->canary->ShouldTest(ClientIp())) {
+  if (ctx && listener_->canary) {
+    // A verdict from an earlier session stands for `remember`: no canary
+    // now, and the audit carries it.
+    if (std::optional<bool> verdict = listener_->canary->Remembered(ClientIp())) {
+      record_.canary_remembered = true;
+      record_.validates = *verdict;
+    }
+  }
+  if (ctx && listener_->canary && tls_->canary_client && !record_.canary_remembered &&
+      listener_->canary->ShouldTest(ClientIp())) {
     ctx = strict ? tls_->canary_client_strict : tls_->canary_client;
     canary_active_ = true;
     record_.canary = listener_->canary->config().mode;
@@ -425,6 +470,13 @@ bool Session::AdvanceBackend(int* events) {
         }
         LOG_DEBUG("listener={} session={} backend {} verified, {} {}", listener_->config.name, record_.id, addr,
                   conn->version_name(), conn->cipher());
+        // The record keeps what the leg was, even if it closes before the
+        // session ends (a login dbward itself refused).
+        record_.backend_tls_up = true;
+        record_.backend_verified = conn->verified();
+        record_.backend_tls_version = conn->version_name();
+        record_.backend_cipher = conn->cipher();
+        record_.backend_not_after = conn->PeerNotAfterUnix();
         backend_leg_ = BackendLeg::kOpen;
         engine_->OnBackendTlsReady(FactsOf(*conn));
         return true;
@@ -494,6 +546,12 @@ bool Session::AdvanceBackend(int* events) {
 void Session::Advance() {
   for (int round = 0; round < kMaxAdvanceRounds; round++) {
     if (phase_ == Phase::kClosed || phase_ == Phase::kRelaying) return;
+    if (verifier_answer_ && phase_ == Phase::kHandshake) {
+      VerifierAnswer a = std::move(*verifier_answer_);
+      verifier_answer_.reset();
+      engine_->OnVerifier(std::move(a));
+      if (phase_ == Phase::kClosed) return;
+    }
     int client_events = 0, backend_events = 0;
     bool progress = AdvanceClient(&client_events);
     if (phase_ == Phase::kClosed) return;
@@ -541,7 +599,9 @@ void Session::StartRelay() {
   phase_ = Phase::kRelaying;
   uv_loop_t* loop = worker_->loop();
   last_activity_ms_ = uv_now(loop);
-  listener_->metrics.handshake_seconds.Observe(static_cast<double>(last_activity_ms_ - start_ms_) / 1000.0);
+  if (!setup_complete_) {
+    listener_->metrics.handshake_seconds.Observe(static_cast<double>(last_activity_ms_ - start_ms_) / 1000.0);
+  }
   uint64_t idle = listener_->config.timeouts.idle_ms;
   if (idle > 0) {
     ArmTimer(idle);
@@ -613,6 +673,9 @@ void Session::OnTimer() {
     case Phase::kClosed: return;
     case Phase::kFlushingError:
     case Phase::kLingering: Finish(); return;
+    case Phase::kHandshake:
+      if (!setup_complete_) break;
+      [[fallthrough]];  // logged in, the engine still watching: only idleness ends it
     case Phase::kRelaying: {
       uint64_t idle = cfg.timeouts.idle_ms;
       if (idle == 0) return;
@@ -624,7 +687,6 @@ void Session::OnTimer() {
       ArmTimer(idle - quiet);
       return;
     }
-    case Phase::kHandshake: break;
   }
   switch (backend_leg_) {
     case BackendLeg::kConnecting:
@@ -671,6 +733,7 @@ void Session::Abort() {
 void Session::Finish() {
   if (phase_ == Phase::kClosed) return;
   phase_ = Phase::kClosed;
+  if (verifier_ticket_) verifier_ticket_->Cancel();
   if (relay_) relay_->Stop();
   EmitRecord();
   connector_.Cancel();
@@ -694,13 +757,13 @@ void Session::OnHandleClosed(uv_handle_t* handle) {
 
 void Session::EmitRecord() {
   record_.client = engine_->facts();
-  if (tls::Connection* b = backend_.tls(); b != nullptr && b->handshake_done()) {
-    record_.backend_tls_up = true;
-    record_.backend_verified = b->verified();
-    record_.backend_tls_version = b->version_name();
-    record_.backend_cipher = b->cipher();
-    record_.backend_not_after = b->PeerNotAfterUnix();
+  if (canary_active_ && record_.validates == false && !record_.client.logged_in && listener_->canary) {
+    // It accepted the canary and then did not get in (a libpq SCRAM client
+    // without mediation fails channel binding): it does not validate, and it
+    // must not pay for the canary again.
+    listener_->canary->RememberNotValidating(ClientIp());
   }
+
   record_.bytes_up = staged_up_ + (relay_ ? relay_->bytes_up() : 0);
   record_.bytes_down = staged_down_ + (relay_ ? relay_->bytes_down() : 0);
   record_.duration_ms = uv_now(worker_->loop()) - start_ms_;

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -66,6 +67,8 @@ class Session final : engine::Driver, Connector::Callbacks, Relay::Callbacks, Wa
   void FailBackend(const engine::Failure& failure) override;
   void HandOffToRelay() override;
   void Fail(const engine::Failure& failure, std::vector<uint8_t> message) override;
+  void LookupVerifier(const std::string& user, const std::string& database, bool refresh) override;
+  void SetupComplete() override;
 
   // Connector::Callbacks
   void OnConnected(int fd, Watch* watch, const std::string& address) override;
@@ -147,6 +150,11 @@ class Session final : engine::Driver, Connector::Callbacks, Relay::Callbacks, Wa
   // The name the backend's certificate must carry: backend_tls.server_name,
   // or the routed server's name.
   std::string backend_server_name_;
+  // SCRAM mediation: the lookup in flight and its answer, delivered to the
+  // engine from Advance (never from inside the engine's own call).
+  std::shared_ptr<VerifierTicket> verifier_ticket_;
+  std::optional<VerifierAnswer> verifier_answer_;
+  bool setup_complete_ = false;  // logged in; the engine still watches
 
   SessionRecord record_;
 };

@@ -7,7 +7,9 @@
 namespace dbward::proxy {
 
 BypassSet SessionRecord::Bypass() const {
-  if (validates == true) return {};
+  // A client that refused the canary in this session bypassed nothing; a
+  // remembered verdict says nothing about what this session did.
+  if (validates == true && !canary_remembered) return {};
   BypassSet set = client.bypass;
   if (validates == false && canary) set.Add(CanaryAccepted(*canary));
   return set;
@@ -16,7 +18,9 @@ BypassSet SessionRecord::Bypass() const {
 ClientEncryption SessionRecord::Encryption() const {
   // A canary is only offered to a client that asked for TLS; one that refused
   // it never got as far as the engine learning so.
-  if (validates == true && client.encryption == ClientEncryption::kNone) return ClientEncryption::kTls;
+  if (validates == true && !canary_remembered && client.encryption == ClientEncryption::kNone) {
+    return ClientEncryption::kTls;
+  }
   return client.encryption;
 }
 
@@ -64,6 +68,7 @@ AuditEvent ToAuditEvent(const SessionRecord& r, const ListenerConfig& l) {
   e.routed_to = OrNull(r.client.routed_to);
   e.tds_prelogin = r.client.tds_prelogin;
   if (r.canary) e.canary = tls::CanaryModeName(*r.canary);
+  if (r.canary_remembered) e.canary = "remembered";
   e.validates = r.validates;
   e.bytes_up = static_cast<int64_t>(r.bytes_up);
   e.bytes_down = static_cast<int64_t>(r.bytes_down);

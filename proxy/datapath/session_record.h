@@ -30,6 +30,7 @@ struct SessionRecord {
   std::string client_tls_version, client_cipher, client_alpn;
   std::optional<tls::CanaryMode> canary;  // offered to this client
   std::optional<bool> validates;          // refused the canary (true) or went on (false)
+  bool canary_remembered = false;         // validates comes from an earlier session's canary
 
   bool backend_tls_up = false;
   bool backend_verified = false;

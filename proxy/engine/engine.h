@@ -15,7 +15,9 @@
 #include <vector>
 
 #include "proxy/common/config.h"
+#include "proxy/common/limiter.h"
 #include "proxy/common/records.h"
+#include "proxy/common/verifier_answer.h"
 
 namespace dbward::tls {
 class RsaKey;
@@ -115,6 +117,13 @@ class Driver : public UpgradeSink {
   // The session ends: message (protocol-native; may be empty) goes to the
   // client, then the connection closes.
   virtual void Fail(const Failure& failure, std::vector<uint8_t> message) = 0;
+  // SCRAM mediation: the user's stored verifier (refresh: not from a cache).
+  // The answer arrives through Engine::OnVerifier, never inside this call.
+  virtual void LookupVerifier(const std::string& user, const std::string& database, bool refresh) = 0;
+  // The client is logged in; the engine still watches a little (PostgreSQL:
+  // the first command, for a SET application_name). The session counts as
+  // set up: the handshake deadline ends, the idle timeout applies.
+  virtual void SetupComplete() = 0;
 };
 
 // What the audit event says about the client and its login, as the engine
@@ -125,6 +134,7 @@ struct ClientFacts {
   std::string user, database, application, client_library, client_host, protocol_version;
   std::string note;
   std::optional<bool> tds_prelogin;  // tds: the client began with PRELOGIN (false: LOGIN7 first)
+  bool logged_in = false;            // the backend accepted the login
   std::string routed_to;             // tds: HOST:PORT the backend routed the login to
 };
 
@@ -133,6 +143,9 @@ struct EngineContext {
   const ListenerConfig* listener = nullptr;
   bool client_tls = false;         // client_tls is configured
   const tls::RsaKey* rsa_key = nullptr;  // mysql: for full authentication on a plaintext client leg
+  bool scram_mediation = false;          // postgres: scram is configured and its verifiers are at hand
+  FailureLimiter* auth_failures = nullptr;  // failed mediated logins per client address
+  std::string client_ip;
 };
 
 class Engine {
@@ -155,6 +168,8 @@ class Engine {
   // itself (timeouts, backend failures); empty when the protocol has no way
   // to say it at this point and the connection is just closed.
   virtual std::vector<uint8_t> NativeError(const Failure& /*failure*/) { return {}; }
+  // The answer to Driver::LookupVerifier.
+  virtual void OnVerifier(VerifierAnswer /*answer*/) {}
 
   const ClientFacts& facts() const { return facts_; }
 

@@ -257,6 +257,7 @@ class MysqlEngine final : public Engine {
       client_seq_ = seq;
       switch (my::ClassifyServerAuthPacket(p.payload)) {
         case my::AuthPacket::kOk:
+          facts_.logged_in = true;
           driver_.SendToClient(my::EncodePacket(seq, p.payload));
           // Authentication is over; sequence ids restart with every command,
           // so the relay needs no rewriting from here on.

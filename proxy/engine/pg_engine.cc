@@ -7,12 +7,22 @@
 // Backend leg: SSLRequest then TLS (or direct TLS), never plaintext
 // (engine/upgrade.h). The startup message and authentication pass through
 // untouched, except that SCRAM-SHA-256-PLUS is withdrawn when channel binding
-// cannot survive the proxy. After AuthenticationOk the session is a relay.
+// cannot survive the proxy; with `scram` (engine/pg_scram.h) dbward mediates
+// SCRAM itself, with channel binding on both legs, for users whose verifier
+// it can look up. After AuthenticationOk the engine reads the backend's
+// messages up to ReadyForQuery (ParameterStatus application_name), and, if
+// the client's first command sets application_name, up to its answer; then
+// the session is a relay.
 #include <algorithm>
+#include <chrono>
+
+#include <cctype>
 
 #include "protocol/postgres.h"
 #include "protocol/preread.h"
+#include "protocol/scram.h"
 #include "proxy/engine/engines.h"
+#include "proxy/engine/pg_scram.h"
 #include "proxy/engine/upgrade.h"
 
 namespace dbward::proxy::engine {
@@ -23,6 +33,23 @@ namespace pg = protocol::pg;
 // Authentication messages are small; anything larger before AuthenticationOk
 // is refused rather than buffered.
 constexpr size_t kMaxAuthMessage = 16 * 1024;
+// After login, how much of the backend's talk the engine reads before it
+// leaves the rest to the relay.
+constexpr int kMaxWatchedMessages = 64;
+
+uint64_t NowMs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+bool MentionsApplicationName(std::span<const uint8_t> sql) {
+  static const std::string kName = "application_name";
+  std::string lower;
+  lower.reserve(sql.size());
+  for (uint8_t c : sql) lower.push_back(static_cast<char>(tolower(c)));
+  return lower.find(kName) != std::string::npos;
+}
 
 std::vector<uint8_t> Error(const std::string& sqlstate, const std::string& message, const std::string& hint = "") {
   pg::ErrorFields f;
@@ -43,10 +70,18 @@ class PostgresEngine final : public Engine {
   void Start() override { driver_.ReadClient(true); }
 
   void OnClientData(ByteQueue& in) override {
+    if (phase_ == Phase::kAuth && mediator_) {
+      MediateClient(in);
+      return;
+    }
     if (phase_ == Phase::kAuth) {
       // SASL responses, passwords: passed through untouched.
       driver_.SendToBackend(in.data());
       in.Consume(in.size());
+      return;
+    }
+    if (phase_ == Phase::kWatch) {
+      WatchClient(in);
       return;
     }
     if (phase_ != Phase::kFirstMessage) return;
@@ -91,12 +126,44 @@ class PostgresEngine final : public Engine {
                  "Connect with sslmode=require or stronger."));
       return;
     }
+    if (context_.scram_mediation) {
+      uint64_t retry_ms = 0;
+      if (context_.auth_failures != nullptr &&
+          !context_.auth_failures->Allowed(context_.client_ip, NowMs(), &retry_ms)) {
+        const std::string why = "too many failed logins from " + context_.client_ip + "; try again in " +
+                                std::to_string((retry_ms + 999) / 1000) + " s";
+        Fail(Outcome::kRefused, Cause::kRateLimited, why, Error("28000", "dbward: " + why));
+        return;
+      }
+      // Looked up while dbward connects to the backend.
+      verifier_pending_ = true;
+      database_ = facts_.database;
+      driver_.LookupVerifier(facts_.user, database_, false);
+    }
     auto raw = in.data().first(m.length);
     startup_.assign(raw.begin(), raw.end());
     in.Consume(m.length);
     driver_.ReadClient(false);
     phase_ = Phase::kBackend;
     driver_.ConnectBackend();
+  }
+
+  void OnVerifier(VerifierAnswer answer) override {
+    if (refresh_pending_) {
+      refresh_pending_ = false;
+      protocol::scram::Verifier v;
+      std::string why;
+      bool ok = answer.kind == VerifierAnswer::Kind::kScram && protocol::scram::ParseVerifier(answer.verifier, &v, &why);
+      ScramMediator::Out out;
+      ApplyStep(mediator_->Refreshed(ok ? &v : nullptr, &out), out);
+      v.Wipe();
+      if (mediator_ && phase_ == Phase::kAuth) driver_.ReadBackend(true);
+      return;
+    }
+    verifier_ = std::move(answer);
+    verifier_pending_ = false;
+    // An AuthenticationSASL waiting for it is read again.
+    if (phase_ == Phase::kAuth) driver_.ReadBackend(true);
   }
 
   void OnClientTlsReady(const TlsFacts& facts) override {
@@ -125,6 +192,7 @@ class PostgresEngine final : public Engine {
       return;
     }
     if (phase_ == Phase::kAuth) ForwardAuthentication(in);
+    if (phase_ == Phase::kWatch) WatchBackend(in);
   }
 
   void OnBackendTlsReady(const TlsFacts& facts) override {
@@ -140,6 +208,7 @@ class PostgresEngine final : public Engine {
     // tls-server-end-point channel binding hashes the server certificate: it
     // survives the proxy only when dbward presents the backend's own one.
     strip_plus_ = !(client_tls_ && !client_end_point_.empty() && client_end_point_ == facts.server_end_point);
+    backend_end_point_ = facts.server_end_point;
     if (!strip_plus_) facts_.note = "channel binding passes through (same certificate on both legs)";
     driver_.SendToBackend(startup_);
     std::fill(startup_.begin(), startup_.end(), 0);
@@ -159,7 +228,7 @@ class PostgresEngine final : public Engine {
   }
 
  private:
-  enum class Phase { kFirstMessage, kClientTls, kBackend, kAuth, kDone };
+  enum class Phase { kFirstMessage, kClientTls, kBackend, kAuth, kWatch, kDone };
 
   void Check(BackendUpgrade::State state) {
     if (state != BackendUpgrade::State::kFailed) return;
@@ -206,7 +275,7 @@ class PostgresEngine final : public Engine {
 
   void ForwardAuthentication(ByteQueue& in) {
     size_t off = 0;
-    while (off < in.size()) {
+    while (off < in.size() && phase_ == Phase::kAuth) {
       pg::Message msg;
       pg::Result r = pg::DecodeMessage(in.data().subspan(off), kMaxAuthMessage, &msg);
       if (r.need_more()) break;
@@ -216,18 +285,40 @@ class PostgresEngine final : public Engine {
         return;
       }
       std::span<const uint8_t> raw = in.data().subspan(off, msg.wire_length);
-      off += msg.wire_length;
+      if (mediator_ && msg.type != 'E' && msg.type != 'N') {
+        if (mediator_->wanted() != ScramMediator::Side::kBackend || refresh_pending_) break;
+        off += msg.wire_length;
+        ScramMediator::Out out;
+        ScramMediator::Step step = mediator_->OnBackend(msg, &out);
+        if (step == ScramMediator::Step::kNeedVerifier) {
+          // The backend holds another verifier: the password changed since
+          // dbward looked. Look again before the client hears a salt.
+          refresh_pending_ = true;
+          driver_.ReadBackend(false);
+          driver_.LookupVerifier(facts_.user, database_, true);
+          in.Consume(off);
+          return;
+        }
+        ApplyStep(step, out);
+        continue;
+      }
       switch (pg::ClassifyAuthMessage(msg)) {
         case pg::AuthMessage::kSasl:
-          if (!ForwardSasl(msg, raw)) return;
+          if (context_.scram_mediation && verifier_pending_) {
+            // Until the verifier is known this message waits, unread.
+            in.Consume(off);
+            driver_.ReadBackend(false);
+            return;
+          }
+          off += msg.wire_length;
+          if (!StartSasl(msg, raw)) return;
           break;
         case pg::AuthMessage::kOk:
+          off += msg.wire_length;
           driver_.SendToClient(raw);
-          // Authentication is over: whatever follows (ParameterStatus,
-          // BackendKeyData, ReadyForQuery) goes through the relay.
           in.Consume(off);
-          phase_ = Phase::kDone;
-          driver_.HandOffToRelay();
+          LoggedIn();
+          if (phase_ == Phase::kWatch) WatchBackend(in);
           return;
         case pg::AuthMessage::kError:
           ForwardError(msg, raw);
@@ -235,11 +326,160 @@ class PostgresEngine final : public Engine {
           return;
         case pg::AuthMessage::kOtherRequest:
         case pg::AuthMessage::kOther:
+          off += msg.wire_length;
           driver_.SendToClient(raw);
           break;
       }
     }
     in.Consume(off);
+  }
+
+  // AuthenticationSASL: mediate when the user's verifier is at hand, else
+  // pass through (without -PLUS where channel binding cannot survive).
+  bool StartSasl(const pg::Message& msg, std::span<const uint8_t> raw) {
+    std::vector<std::string> mechs;
+    if (!pg::ParseSaslMechanisms(msg.body, &mechs)) {
+      FailNative(Outcome::kBackendError, Cause::kMalformed, "backend sent a malformed AuthenticationSASL message");
+      return false;
+    }
+    if (context_.scram_mediation && verifier_) {
+      protocol::scram::Verifier v;
+      std::string why;
+      const bool offers_scram = std::any_of(mechs.begin(), mechs.end(), [](const std::string& m) {
+        return m == protocol::scram::kMechanism || m == protocol::scram::kMechanismPlus;
+      });
+      if (verifier_->kind == VerifierAnswer::Kind::kScram && offers_scram &&
+          protocol::scram::ParseVerifier(verifier_->verifier, &v, &why)) {
+        mediator_ = std::make_unique<ScramMediator>(std::move(v), facts_.user, client_tls_ ? client_end_point_
+                                                                                          : std::vector<uint8_t>{},
+                                                    backend_end_point_, mechs);
+        verifier_.reset();
+        driver_.SendToClient(mediator_->ClientOffer());
+        return true;
+      }
+      // No mediation for this user: say why in the audit, go on as without scram.
+      facts_.note = "SCRAM not mediated: " + (verifier_->kind == VerifierAnswer::Kind::kScram
+                                                  ? (offers_scram ? "unreadable verifier (" + why + ")"
+                                                                  : std::string("the backend offers no SCRAM-SHA-256"))
+                                                  : verifier_->detail);
+      verifier_.reset();
+    }
+    return ForwardSasl(msg, raw);
+  }
+
+  void MediateClient(ByteQueue& in) {
+    while (!in.empty() && mediator_ && mediator_->wanted() == ScramMediator::Side::kClient && phase_ == Phase::kAuth) {
+      pg::Message msg;
+      pg::Result r = pg::DecodeMessage(in.data(), kMaxAuthMessage, &msg);
+      if (r.need_more()) return;
+      if (r.malformed()) {
+        Fail(Outcome::kClientError, Cause::kMalformed, "malformed message during authentication: " + r.error,
+             Error("08P01", "dbward: invalid message during authentication: " + r.error));
+        return;
+      }
+      ScramMediator::Out out;
+      ScramMediator::Step step = mediator_->OnClient(msg, &out);
+      in.Consume(msg.wire_length);
+      ApplyStep(step, out);
+    }
+  }
+
+  void ApplyStep(ScramMediator::Step step, const ScramMediator::Out& out) {
+    switch (step) {
+      case ScramMediator::Step::kContinue:
+      case ScramMediator::Step::kNeedVerifier:
+        if (!out.to_client.empty()) driver_.SendToClient(out.to_client);
+        if (!out.to_backend.empty()) driver_.SendToBackend(out.to_backend);
+        driver_.ReadClient(mediator_->wanted() == ScramMediator::Side::kClient);
+        driver_.ReadBackend(mediator_->wanted() == ScramMediator::Side::kBackend);
+        return;
+      case ScramMediator::Step::kLoggedIn:
+        driver_.SendToClient(out.to_client);
+        facts_.note = "SCRAM mediated: " + mediator_->Summary();
+        mediator_.reset();
+        LoggedIn();
+        return;
+      case ScramMediator::Step::kFailed: {
+        if (mediator_->wrong_password() && context_.auth_failures != nullptr) {
+          context_.auth_failures->Failed(context_.client_ip, NowMs());
+        }
+        Failure f = mediator_->failure();
+        mediator_.reset();
+        // Nothing the backend sent behind the failure (an AuthenticationOk
+        // after a forged signature) may be read as if mediation had not been on.
+        phase_ = Phase::kDone;
+        driver_.Fail(f, out.to_client);
+        return;
+      }
+    }
+  }
+
+  // AuthenticationOk reached the client.
+  void LoggedIn() {
+    facts_.logged_in = true;
+    phase_ = Phase::kWatch;
+    driver_.SetupComplete();
+    driver_.ReadBackend(true);
+    driver_.ReadClient(false);
+  }
+
+  // After login: ParameterStatus (application_name) up to ReadyForQuery,
+  // and up to the answer of a first command that sets application_name.
+  void WatchBackend(ByteQueue& in) {
+    size_t off = 0;
+    while (off < in.size() && phase_ == Phase::kWatch) {
+      pg::Message msg;
+      pg::Result r = pg::DecodeMessage(in.data().subspan(off), 1 << 20, &msg);
+      if (r.need_more()) break;
+      if (r.malformed() || ++watched_ > kMaxWatchedMessages) {
+        // Not worth judging here: the relay carries it as it is.
+        HandOff(in, off);
+        return;
+      }
+      std::string name, value;
+      if (msg.type == 'S' && pg::ParseParameterStatus(msg.body, &name, &value) && name == "application_name") {
+        facts_.application = value;
+      }
+      off += msg.wire_length;
+      if (msg.type == 'Z') {
+        if (set_watched_) {
+          HandOff(in, off);
+          return;
+        }
+        ready_ = true;
+        driver_.ReadClient(true);
+      }
+    }
+    driver_.SendToClient(in.data().first(off));
+    in.Consume(off);
+  }
+
+  void WatchClient(ByteQueue& in) {
+    pg::Message msg;
+    pg::Result r = pg::DecodeMessage(in.data(), 1 << 20, &msg);
+    if (r.need_more() && in.size() < 5) return;
+    bool sets_name = false;
+    if (r.ok() && (msg.type == 'Q' || msg.type == 'P')) sets_name = MentionsApplicationName(msg.body);
+    if (!sets_name) {
+      // Any other first command: nothing more to learn.
+      HandOffNow();
+      return;
+    }
+    set_watched_ = true;
+    driver_.SendToBackend(in.data().first(msg.wire_length));
+    in.Consume(msg.wire_length);
+    driver_.ReadClient(false);
+  }
+
+  void HandOff(ByteQueue& in, size_t off) {
+    driver_.SendToClient(in.data().first(off));
+    in.Consume(off);
+    HandOffNow();
+  }
+
+  void HandOffNow() {
+    phase_ = Phase::kDone;
+    driver_.HandOffToRelay();
   }
 
   bool ForwardSasl(const pg::Message& msg, std::span<const uint8_t> raw) {
@@ -297,6 +537,15 @@ class PostgresEngine final : public Engine {
   }
 
   std::unique_ptr<BackendUpgrade> upgrade_;
+  std::unique_ptr<ScramMediator> mediator_;
+  std::optional<VerifierAnswer> verifier_;
+  bool verifier_pending_ = false;
+  bool refresh_pending_ = false;
+  std::string database_;
+  std::vector<uint8_t> backend_end_point_;
+  int watched_ = 0;
+  bool ready_ = false;        // the first ReadyForQuery went to the client
+  bool set_watched_ = false;  // the client's first command sets application_name
   Phase phase_ = Phase::kFirstMessage;
   bool client_tls_ = false;
   bool direct_ = false;

@@ -475,10 +475,12 @@ class TdsEngine final : public Engine {
     if (!resp.complete_walk) {
       // A token dbward does not know: the client's driver will; dbward
       // stops interpreting and relays.
+      facts_.logged_in = resp.login_ack;
       LoginOver(wire);
       return;
     }
     if (resp.login_ack) {
+      facts_.logged_in = true;
       LoginOver(wire);
       return;
     }

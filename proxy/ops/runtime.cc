@@ -1,6 +1,7 @@
 #include "proxy/ops/runtime.h"
 
 #include "proxy/common/tls_text.h"
+#include "proxy/ops/auth_file.h"
 #include "tls/canary.h"
 
 #include <openssl/mem.h>
@@ -16,10 +17,10 @@
 
 namespace dbward::proxy {
 
-bool ReadPasswordFile(const std::string& path, std::string* out, std::string* error) {
+bool ReadPasswordFile(const std::string& path, std::string* out, std::string* error, const std::string& what) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    *error = "cannot read key password file " + path + ": " + strerror(errno);
+    *error = "cannot read " + what + " " + path + ": " + strerror(errno);
     return false;
   }
   std::stringstream ss;
@@ -27,7 +28,7 @@ bool ReadPasswordFile(const std::string& path, std::string* out, std::string* er
   std::string pw = ss.str();
   while (!pw.empty() && (pw.back() == '\n' || pw.back() == '\r')) pw.pop_back();
   if (pw.empty()) {
-    *error = "key password file " + path + " is empty";
+    *error = what + " " + path + " is empty";
     return false;
   }
   *out = std::move(pw);
@@ -161,8 +162,42 @@ bool BuildTlsMaterial(const Config& config, const ListenerConfig& l, const TlsMa
       return false;
     }
   }
+  if (l.scram) {
+    auto secrets = std::make_shared<ScramSecrets>();
+    const ScramConfig& sc = *l.scram;
+    if (!sc.auth_password_file.empty() &&
+        !ReadPasswordFile(sc.auth_password_file, &secrets->auth_password, &msg, "scram.auth_password_file")) {
+      *error = {config.path, sc.password_pos, "listener " + l.name + ": " + msg};
+      return false;
+    }
+    if (!sc.auth_file.empty()) {
+      std::ifstream in(sc.auth_file, std::ios::binary);
+      if (!in) {
+        *error = {config.path, sc.file_pos,
+                  "listener " + l.name + ": cannot read scram.auth_file " + sc.auth_file + ": " + strerror(errno)};
+        return false;
+      }
+      std::stringstream ss;
+      ss << in.rdbuf();
+      std::string text = ss.str();
+      int line = 0;
+      bool ok = ParseAuthFile(text, &secrets->file_verifiers, &line, &msg);
+      OPENSSL_cleanse(text.data(), text.size());
+      if (!ok) {
+        *error = {config.path, sc.file_pos,
+                  "listener " + l.name + ": scram.auth_file " + sc.auth_file + ":" + std::to_string(line) + ": " + msg};
+        return false;
+      }
+    }
+    m->scram = std::move(secrets);
+  }
   *out = std::move(m);
   return true;
+}
+
+ScramSecrets::~ScramSecrets() {
+  OPENSSL_cleanse(auth_password.data(), auth_password.size());
+  for (auto& [user, secret] : file_verifiers) OPENSSL_cleanse(secret.data(), secret.size());
 }
 
 bool BuildListenerRuntimes(const Config& config,
@@ -196,17 +231,29 @@ bool CanaryPolicy::InScope(const std::string& ip) const {
   return false;
 }
 
+namespace {
+int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+std::optional<bool> CanaryPolicy::Remembered(const std::string& ip) {
+  int64_t now = SteadyMs();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = remembered_.find(ip);
+  if (it == remembered_.end()) return std::nullopt;
+  if (it->second.until_ms <= now) {
+    remembered_.erase(it);
+    return std::nullopt;
+  }
+  return it->second.validates;
+}
+
 bool CanaryPolicy::ShouldTest(const std::string& ip) {
   if (config_.sample <= 0 || !InScope(ip)) return false;
-  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now().time_since_epoch())
-                    .count();
+  if (Remembered(ip)) return false;
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = validating_until_ms_.find(ip);
-  if (it != validating_until_ms_.end()) {
-    if (it->second > now) return false;
-    validating_until_ms_.erase(it);
-  }
   if (config_.sample >= 1.0) return true;
   // xorshift64: sampling needs spread, not secrecy.
   rng_state_ ^= rng_state_ << 13;
@@ -216,12 +263,17 @@ bool CanaryPolicy::ShouldTest(const std::string& ip) {
 }
 
 void CanaryPolicy::RememberValidating(const std::string& ip) {
-  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now().time_since_epoch())
-                    .count();
+  int64_t now = SteadyMs();
   std::lock_guard<std::mutex> lock(mu_);
-  if (validating_until_ms_.size() > 100'000) validating_until_ms_.clear();  // bound the memory
-  validating_until_ms_[ip] = now + static_cast<int64_t>(config_.remember_ms);
+  if (remembered_.size() > 100'000) remembered_.clear();  // bound the memory
+  remembered_[ip] = {true, now + static_cast<int64_t>(config_.remember_ms)};
+}
+
+void CanaryPolicy::RememberNotValidating(const std::string& ip) {
+  int64_t now = SteadyMs();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (remembered_.size() > 100'000) remembered_.clear();
+  remembered_[ip] = {false, now + static_cast<int64_t>(config_.remember_ms)};
 }
 
 std::vector<std::string> TlsFiles(const ListenerConfig& l) {
@@ -239,6 +291,10 @@ std::vector<std::string> TlsFiles(const ListenerConfig& l) {
     add(l.client_tls->key_password_file);
   }
   add(l.rsa_key_file);
+  if (l.scram) {
+    add(l.scram->auth_password_file);
+    add(l.scram->auth_file);
+  }
   return files;
 }
 

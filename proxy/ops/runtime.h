@@ -5,12 +5,15 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <string>
 #include <vector>
 
 #include "proxy/common/config.h"
+#include "proxy/common/limiter.h"
 #include "proxy/ops/metrics.h"
+#include "proxy/ops/verifiers.h"
 #include "tls/context.h"
 #include "tls/rsa_key.h"
 
@@ -19,6 +22,14 @@ namespace dbward::proxy {
 // Everything a listener loads from certificate, key, CA and password files.
 // Immutable once built; a reload builds a new one and swaps it in, so a
 // session keeps the set it started with.
+// SCRAM mediation's secrets: the auth_query role's password and the
+// auth_file's verifiers. Wiped when the material goes.
+struct ScramSecrets {
+  std::string auth_password;
+  std::unordered_map<std::string, std::string> file_verifiers;  // user -> secret text
+  ~ScramSecrets();
+};
+
 struct TlsMaterial {
   std::shared_ptr<tls::Context> backend;
   std::shared_ptr<tls::Context> client;         // null when client_tls is not configured
@@ -29,6 +40,7 @@ struct TlsMaterial {
   // Canary variants of client / client_strict (null without a canary).
   std::shared_ptr<tls::Context> canary_client;
   std::shared_ptr<tls::Context> canary_client_strict;
+  std::shared_ptr<const ScramSecrets> scram;    // postgres with scram only
 };
 
 // Which TLS clients get the canary certificate, and which addresses have
@@ -39,13 +51,23 @@ class CanaryPolicy {
   explicit CanaryPolicy(const CanaryConfig& config);
   bool ShouldTest(const std::string& client_ip);
   void RememberValidating(const std::string& client_ip);
+  // A client that accepted the canary and then could not log in: it does
+  // not validate; it is not tested again for `remember`, so the canary costs
+  // it one failed attempt at most.
+  void RememberNotValidating(const std::string& client_ip);
+  // The verdict remembered for this address, if any (and still fresh).
+  std::optional<bool> Remembered(const std::string& client_ip);
   const CanaryConfig& config() const { return config_; }
 
  private:
   bool InScope(const std::string& ip) const;
   CanaryConfig config_;
   std::mutex mu_;
-  std::unordered_map<std::string, int64_t> validating_until_ms_;
+  struct Verdict {
+    bool validates;
+    int64_t until_ms;
+  };
+  std::unordered_map<std::string, Verdict> remembered_;
   uint64_t rng_state_;
 };
 
@@ -56,6 +78,12 @@ struct ListenerRuntime {
   std::atomic<uint64_t> total{0};
   ListenerMetrics metrics;
   std::unique_ptr<CanaryPolicy> canary;  // null without canary
+  // SCRAM mediation's verifiers (null without scram); set by the command
+  // that runs the listener (proxy/backend implements it).
+  std::unique_ptr<VerifierSource> verifiers;
+  // Failed mediated SCRAM logins per client address: five, then one try
+  // every ten seconds.
+  FailureLimiter auth_failures{5, 10'000};
 
   // What /readyz reports for the backend: the latest verdict from a session
   // or from the periodic check.
@@ -107,7 +135,9 @@ bool BuildListenerRuntimes(const Config& config,
 // The files a listener's TLS material is built from (for change detection).
 std::vector<std::string> TlsFiles(const ListenerConfig& l);
 
-// Reads a key password file; trailing CR/LF are stripped.
-bool ReadPasswordFile(const std::string& path, std::string* out, std::string* error);
+// Reads a password file; trailing CR/LF are stripped. what names it in
+// errors ("key password file").
+bool ReadPasswordFile(const std::string& path, std::string* out, std::string* error,
+                      const std::string& what = "key password file");
 
 }  // namespace dbward::proxy

@@ -310,6 +310,7 @@ uint16_t FreePort() {
 bool ScriptedServer::Start(std::string* error) {
   if (const char* prefix = getenv("DBWARD_TEST_SHARED"); prefix != nullptr && *prefix != '\0') {
     std::string shared = prefix + suffix_;
+    dir_ = shared;
     std::string port = ReadFile(shared + "/port");
     if (port.empty()) {
       *error = shared + "/port is missing: did the ctest fixture start the server?";

@@ -101,6 +101,8 @@ class ScriptedServer {
   void Stop();
   uint16_t port() const { return port_; }
   bool up() const { return up_; }
+  // Its directory (PostgreSQL: where its Unix socket is).
+  const std::string& dir() const { return dir_; }
 
  private:
   std::string script_;

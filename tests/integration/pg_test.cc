@@ -514,7 +514,8 @@ TEST_F(PgTest, CanarySeparatesSslmodeRequireFromVerifyFull) {
   EXPECT_EQ(ev[0]["validates"], "false");
   EXPECT_EQ(ev[1]["outcome"], "canary_rejected");
   EXPECT_EQ(ev[1]["validates"], "true");
-  EXPECT_EQ(ev[2]["canary"], "null");
+  EXPECT_EQ(ev[2]["canary"], "remembered");
+  EXPECT_EQ(ev[2]["validates"], "true");
   EXPECT_EQ(ev[2]["trust_bypass"], "false");
 }
 

@@ -441,6 +441,7 @@ TEST_F(TdsEnterpriseTest, RoutedServerIsVerifiedAgainstTheRoutedName) {
   EXPECT_EQ(ev[0]["outcome"], "backend_tls_failed");
   EXPECT_EQ(ev[0]["cause"], "name_mismatch");
   EXPECT_EQ(ev[0]["backend_server_name"], "127.0.20.4");
+  EXPECT_EQ(ev[0]["backend_verified"], "false") << "the leg it ended with was not";
   EXPECT_EQ(ev[0]["routed_to"], "127.0.20.4:" + std::to_string(replica->port()));
 }
 

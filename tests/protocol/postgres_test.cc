@@ -799,5 +799,69 @@ TEST(PgRandomTest, MutatedVectorsKeepInvariants) {
   }
 }
 
+
+// The messages of SCRAM mediation and of dbward's own auth_query client.
+TEST(PgAuthMessagesTest, SaslInitialResponseBothWays) {
+  Bytes m = EncodeSaslInitialResponse("SCRAM-SHA-256-PLUS", "p=tls-server-end-point,,n=,r=abc");
+  Message msg;
+  ASSERT_TRUE(DecodeMessage(m, 1024, &msg).ok());
+  EXPECT_EQ(msg.type, 'p');
+  SaslInitialResponse r;
+  ASSERT_TRUE(ParseSaslInitialResponse(msg.body, &r));
+  EXPECT_EQ(r.mechanism, "SCRAM-SHA-256-PLUS");
+  EXPECT_TRUE(r.has_data);
+  EXPECT_EQ(r.data, "p=tls-server-end-point,,n=,r=abc");
+  // -1: no initial response.
+  Bytes none = {'S', 'C', 'R', 'A', 'M', '-', 'S', 'H', 'A', '-', '2', '5', '6', 0, 0xff, 0xff, 0xff, 0xff};
+  ASSERT_TRUE(ParseSaslInitialResponse(none, &r));
+  EXPECT_FALSE(r.has_data);
+  // Lying lengths and trailing bytes are refused.
+  Bytes lying = none;
+  lying[14] = 0;
+  lying[17] = 9;
+  EXPECT_FALSE(ParseSaslInitialResponse(lying, &r));
+  Bytes trailing = none;
+  trailing.push_back(1);
+  EXPECT_FALSE(ParseSaslInitialResponse(trailing, &r));
+}
+
+TEST(PgAuthMessagesTest, SaslDataOkAndMd5) {
+  Message msg;
+  Bytes c = EncodeAuthenticationSaslContinue("r=abc,s=QUJD,i=4096");
+  ASSERT_TRUE(DecodeMessage(c, 1024, &msg).ok());
+  std::string data;
+  ASSERT_TRUE(ParseSaslData(msg.body, kAuthSaslContinue, &data));
+  EXPECT_EQ(data, "r=abc,s=QUJD,i=4096");
+  EXPECT_FALSE(ParseSaslData(msg.body, kAuthSaslFinal, &data));
+  EXPECT_EQ(EncodeAuthenticationOk(), (Bytes{'R', 0, 0, 0, 8, 0, 0, 0, 0}));
+  std::array<uint8_t, 4> salt;
+  ASSERT_TRUE(ParseMd5Salt(Bytes{0, 0, 0, 5, 1, 2, 3, 4}, &salt));
+  EXPECT_EQ(salt, (std::array<uint8_t, 4>{1, 2, 3, 4}));
+  EXPECT_FALSE(ParseMd5Salt(Bytes{0, 0, 0, 5, 1, 2, 3}, &salt));
+}
+
+TEST(PgAuthMessagesTest, ExtendedQueryAndRows) {
+  Bytes q = EncodeExtendedQuery("SELECT $1", {"alice"});
+  std::vector<uint8_t> types;
+  size_t off = 0;
+  while (off < q.size()) {
+    Message m;
+    ASSERT_TRUE(DecodeMessage(std::span<const uint8_t>(q).subspan(off), 1024, &m).ok());
+    types.push_back(m.type);
+    off += m.wire_length;
+  }
+  EXPECT_EQ(types, (std::vector<uint8_t>{'P', 'B', 'E', 'S'}));
+  std::vector<std::optional<std::string>> row;
+  ASSERT_TRUE(ParseDataRow(Bytes{0, 2, 0, 0, 0, 2, 'h', 'i', 0xff, 0xff, 0xff, 0xff}, &row));
+  ASSERT_EQ(row.size(), 2u);
+  EXPECT_EQ(row[0], "hi");
+  EXPECT_FALSE(row[1]);
+  EXPECT_FALSE(ParseDataRow(Bytes{0, 1, 0, 0, 0, 9, 'x'}, &row));
+  std::string name, value;
+  ASSERT_TRUE(ParseParameterStatus(StrBytes(std::string_view("application_name\0psql\0", 22)), &name, &value));
+  EXPECT_EQ(name, "application_name");
+  EXPECT_EQ(value, "psql");
+}
+
 }  // namespace
 }  // namespace dbward::protocol::pg

@@ -595,5 +595,61 @@ TEST(HostPatternTest, Matching) {
   for (const char* bad : {"", "*", "*.", "a..b", "a.*.b", "*a.b", ".a", "a b"}) EXPECT_FALSE(ValidHostPattern(bad)) << bad;
 }
 
+
+// ---------------------------------------------------------------------------
+// postgres: SCRAM mediation.
+
+constexpr const char* kPg =
+    "listeners:\n"                       // 1
+    "  - name: pg\n"                     // 2
+    "    protocol: postgres\n"           // 3
+    "    listen: 127.0.0.1:6432\n"       // 4
+    "    backend: db.internal:5432\n"    // 5
+    "    backend_tls:\n"                 // 6
+    "      ca_file: ca.pem\n";           // 7
+
+TEST(ConfigScram, AuthQueryAndAuthFile) {
+  Config cfg = ParseOk(std::string(kPg) +
+                       "    scram:\n      verifiers: auth_query\n      auth_user: dbward_auth\n"
+                       "      auth_password_file: auth.pass\n      cache: 30s\n");
+  ASSERT_TRUE(cfg.listeners[0].scram);
+  const ScramConfig& s = *cfg.listeners[0].scram;
+  EXPECT_EQ(s.source, ScramConfig::Source::kAuthQuery);
+  EXPECT_EQ(s.auth_user, "dbward_auth");
+  EXPECT_EQ(s.auth_password_file, "/etc/dbward/auth.pass");
+  EXPECT_EQ(s.auth_query, "SELECT usename, passwd FROM dbward.user_lookup($1)");
+  EXPECT_EQ(s.cache_ms, 30'000u);
+  ExpectPos(s.password_pos, 11, 27);
+  cfg = ParseOk(std::string(kPg) + "    scram:\n      verifiers: auth_file\n      auth_file: users.txt\n");
+  EXPECT_EQ(cfg.listeners[0].scram->source, ScramConfig::Source::kAuthFile);
+  EXPECT_EQ(cfg.listeners[0].scram->auth_file, "/etc/dbward/users.txt");
+  EXPECT_FALSE(ParseOk(kPg).listeners[0].scram) << "off unless present";
+}
+
+TEST(ConfigScram, Mistakes) {
+  const std::string scram = std::string(kPg) + "    scram:\n";
+  EXPECT_EQ(ParseError(scram + "      auth_user: a\n"),
+            "/etc/dbward/x.yaml:9:7: scram needs verifiers: auth_query or auth_file (where dbward gets the users' SCRAM "
+            "verifiers)");
+  EXPECT_EQ(ParseError(scram + "      verifiers: ldap\n"),
+            "/etc/dbward/x.yaml:9:18: scram.verifiers must be auth_query or auth_file");
+  EXPECT_EQ(ParseError(scram + "      verifiers: auth_query\n      auth_user: a\n"),
+            "/etc/dbward/x.yaml:9:7: scram with verifiers: auth_query needs auth_user and auth_password_file (the role "
+            "that runs auth_query)");
+  EXPECT_EQ(ParseError(scram + "      verifiers: auth_query\n      auth_user: a\n      auth_password_file: p\n"
+                               "      auth_query: SELECT passwd FROM pg_shadow WHERE usename = 'x'\n"),
+            "/etc/dbward/x.yaml:12:19: scram.auth_query must take the user name as $1 (it is sent as a parameter, never "
+            "spliced)");
+  EXPECT_EQ(ParseError(scram + "      verifiers: auth_file\n"),
+            "/etc/dbward/x.yaml:9:7: scram with verifiers: auth_file needs auth_file (\"user\" \"SCRAM-SHA-256$...\" "
+            "lines)");
+  EXPECT_EQ(ParseError(scram + "      verifiers: auth_file\n      auth_file: u\n      auth_user: a\n"),
+            "/etc/dbward/x.yaml:11:18: scram.auth_user is for verifiers: auth_query");
+  std::string tds = kPg;
+  tds.replace(tds.find("postgres"), 8, "tds");
+  EXPECT_EQ(ParseError(tds + "    scram:\n      verifiers: auth_file\n      auth_file: u\n"),
+            "/etc/dbward/x.yaml:9:7: scram is for protocol: postgres (SCRAM mediation)");
+}
+
 }  // namespace
 }  // namespace dbward::proxy

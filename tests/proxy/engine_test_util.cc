@@ -15,6 +15,8 @@ const char* KindName(Action::Kind k) {
     case Action::kStartBackendTls: return "start-backend-tls";
     case Action::kHandOff: return "hand-off";
     case Action::kFail: return "fail";
+    case Action::kLookupVerifier: return "lookup-verifier";
+    case Action::kSetupComplete: return "setup-complete";
   }
   return "?";
 }
@@ -59,6 +61,13 @@ void FakeDriver::StartClientTls(ClientTlsProfile profile, TlsTransport transport
   a.transport = transport;
   Record(a);
   client_tls_start = client_in.TakeAll();
+}
+
+void FakeDriver::LookupVerifier(const std::string& user, const std::string& /*database*/, bool refresh) {
+  Action a(Action::kLookupVerifier);
+  a.user = user;
+  a.refresh = refresh;
+  Record(a);
 }
 
 void FakeDriver::RedirectBackend(const BackendTarget& target) {
@@ -156,6 +165,9 @@ void Harness::Start() {
   EngineContext context;
   context.listener = &listener;
   context.client_tls = client_tls;
+  context.scram_mediation = scram_mediation;
+  context.auth_failures = auth_failures;
+  context.client_ip = client_ip;
   engine = NewEngine(driver, context);
   driver.Bind(engine.get());
   engine->Start();

@@ -31,6 +31,8 @@ struct Action {
     kStartBackendTls,
     kHandOff,
     kFail,
+    kLookupVerifier,
+    kSetupComplete,
   };
   Action(Kind k, Bytes b = {}) : kind(k), bytes(std::move(b)) {}
   Kind kind;
@@ -39,6 +41,8 @@ struct Action {
   TlsTransport transport = TlsTransport::kStream;
   Failure failure;
   BackendTarget target;  // kRedirect
+  std::string user;      // kLookupVerifier
+  bool refresh = false;
 };
 
 const char* KindName(Action::Kind k);
@@ -62,6 +66,8 @@ class FakeDriver final : public Driver {
   void FailBackend(const Failure& f) override;
   void HandOffToRelay() override;
   void Fail(const Failure& f, std::vector<uint8_t> message) override;
+  void LookupVerifier(const std::string& user, const std::string& database, bool refresh) override;
+  void SetupComplete() override { Record(Action(Action::kSetupComplete)); }
 
   // Bytes from a side, delivered as the session would (when reading).
   void FromClient(const Bytes& b);
@@ -99,6 +105,10 @@ struct Harness {
   std::vector<Action> Take();
   size_t seen = 0;
   ListenerConfig listener;
+  // SCRAM mediation (postgres): on with verifiers at hand.
+  bool scram_mediation = false;
+  FailureLimiter* auth_failures = nullptr;
+  std::string client_ip = "10.0.0.7";
   FakeDriver driver;
   std::unique_ptr<Engine> engine;
   bool client_tls;

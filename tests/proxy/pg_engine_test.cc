@@ -310,17 +310,43 @@ TEST_F(PgEngineTest, OnlyChannelBindingOfferedFails) {
   EXPECT_EQ(d().failure->cause, Cause::kChannelBindingOnly);
 }
 
-TEST_F(PgEngineTest, AuthenticationOkHandsOffWithWhatFollows) {
+TEST_F(PgEngineTest, AfterAuthenticationOkTheStartupParametersAreReadThenTheFirstCommandHandsOff) {
   ToAuthentication();
-  const Bytes after = Concat(Message('S', std::string("client_encoding\0UTF8\0", 21)), Message('Z', "I"));
-  d().FromBackend(Concat(Concat(Auth(pg::kAuthSasl + 1), Auth(pg::kAuthOk)), after));
-  EXPECT_EQ(d().to_client, Concat(Auth(pg::kAuthSasl + 1), Auth(pg::kAuthOk)));
+  const Bytes params = Concat(Concat(Message('S', std::string("client_encoding\0UTF8\0", 21)),
+                                     Message('S', std::string("application_name\0psql\0", 22))),
+                              Message('Z', "I"));
+  d().FromBackend(Concat(Concat(Auth(pg::kAuthSasl + 1), Auth(pg::kAuthOk)), params));
+  EXPECT_EQ(d().to_client, Concat(Concat(Auth(pg::kAuthSasl + 1), Auth(pg::kAuthOk)), params));
+  EXPECT_FALSE(d().handed_off) << "the first command may still set application_name";
+  EXPECT_TRUE(h_.engine->facts().logged_in);
+  EXPECT_EQ(h_.engine->facts().application, "psql");
+  // Any other first command: the relay takes over, the command with it.
+  const Bytes query = Message('Q', std::string("SELECT 1\0", 9));
+  d().FromClient(query);
   EXPECT_TRUE(d().handed_off);
-  EXPECT_EQ(d().relayed_down, after) << "ParameterStatus and ReadyForQuery go through the relay";
+  EXPECT_EQ(d().relayed_up, query);
+}
+
+TEST_F(PgEngineTest, ApplicationNameSetAfterStartupReachesTheAudit) {
+  ToAuthentication();
+  d().FromBackend(Concat(Auth(pg::kAuthOk), Message('Z', "I")));
+  EXPECT_FALSE(d().handed_off);
+  // As JDBC drivers do: SET application_name once logged in.
+  const Bytes set = Message('Q', std::string("SET application_name = 'billing-batch'\0", 39));
+  d().FromClient(set);
+  EXPECT_FALSE(d().handed_off);
+  EXPECT_EQ(Suffix(d().to_backend, d().to_backend.size() - set.size()), set);
+  const Bytes answer = Concat(Concat(Message('C', std::string("SET\0", 4)),
+                                     Message('S', std::string("application_name\0billing-batch\0", 31))),
+                              Message('Z', "I"));
+  d().FromBackend(answer);
+  EXPECT_TRUE(d().handed_off);
+  EXPECT_EQ(h_.engine->facts().application, "billing-batch");
+  EXPECT_EQ(Suffix(d().to_client, d().to_client.size() - answer.size()), answer);
 }
 
 TEST_F(PgEngineTest, AuthenticationMessagesSplitAtEveryOffset) {
-  const Bytes stream = Concat(FromHex(kAuthSaslHex), Auth(pg::kAuthOk));
+  const Bytes stream = Concat(Concat(FromHex(kAuthSaslHex), Auth(pg::kAuthOk)), Message('Z', "I"));
   for (size_t cut = 1; cut < stream.size(); cut++) {
     Harness h(Protocol::kPostgres);
     h.Start();
@@ -330,7 +356,10 @@ TEST_F(PgEngineTest, AuthenticationMessagesSplitAtEveryOffset) {
     h.BackendTlsReady(Facts());
     h.driver.FromBackend(Prefix(stream, cut));
     h.driver.FromBackend(Suffix(stream, cut));
-    EXPECT_EQ(h.driver.to_client, Concat(pg::EncodeAuthenticationSasl({"SCRAM-SHA-256"}), Auth(pg::kAuthOk))) << cut;
+    EXPECT_EQ(h.driver.to_client,
+              Concat(Concat(pg::EncodeAuthenticationSasl({"SCRAM-SHA-256"}), Auth(pg::kAuthOk)), Message('Z', "I")))
+        << cut;
+    h.driver.FromClient(Message('Q', std::string("SELECT 1\0", 9)));
     EXPECT_TRUE(h.driver.handed_off) << cut;
   }
 }
