@@ -5,6 +5,10 @@
 #
 #   direct     pgbench --(TLS, sslmode=verify-full)--> postgres
 #   dbward     pgbench --(plaintext)--> dbward (protocol: postgres) --(TLS, verify full)--> postgres
+#   dbward-scram  pgbench --(TLS to dbward's own certificate, sslmode=require,
+#              libpq's default channel_binding=prefer)--> dbward mediating
+#              SCRAM (SCRAM-SHA-256-PLUS on both legs, verifiers by auth_query,
+#              cached) --(TLS, verify full)--> postgres; scram_user only
 #   pgbouncer  pgbench --(plaintext)--> pgbouncer (session pool, authenticates clients
 #              itself from an auth_file) --(TLS, server_tls_sslmode=verify-full)--> postgres
 #   stunnel    pgbench --(plaintext)--> stunnel (client, protocol = pgsql,
@@ -89,7 +93,9 @@ su_psql -d app -c "GRANT SELECT ON ALL TABLES IN SCHEMA public TO md5_user" ||
 
 # dbward
 DBW_PORT=$(free_port)
+DBWM_PORT=$(free_port)
 mkdir -p "$TMP/dbward"
+echo auth_pw > "$TMP/dbward/auth.pass"
 cat > "$TMP/dbward/dbward.yaml" <<EOF
 workers: 2
 listeners:
@@ -101,6 +107,21 @@ listeners:
       verify: full
       ca_file: $CA
       server_name: localhost
+  - name: pg-scram
+    protocol: postgres
+    listen: 127.0.0.1:$DBWM_PORT
+    backend: 127.0.0.1:$PGPORT
+    backend_tls:
+      verify: full
+      ca_file: $CA
+      server_name: localhost
+    client_tls:
+      cert_file: $CERTS/proxy.pem
+      key_file: $CERTS/proxy.key
+    scram:
+      verifiers: auth_query
+      auth_user: dbward_auth
+      auth_password_file: $TMP/dbward/auth.pass
 log:
   level: warn
   audit: $TMP/dbward/audit.log
@@ -111,6 +132,7 @@ EOF
 DBW_PID=$!
 LIVE[$DBW_PID]=dbward
 wait_listen "$DBW_PORT" "$DBW_PID" dbward "$TMP/dbward/dbward.log"
+wait_listen "$DBWM_PORT" "$DBW_PID" dbward "$TMP/dbward/dbward.log"
 log "dbward pid $DBW_PID on 127.0.0.1:$DBW_PORT"
 
 # pgbouncer: clients authenticate against auth_file. With auth_type = md5 a
@@ -189,6 +211,7 @@ measure() {
   case $path in
     direct)    host=localhost; port=$PGPORT; ssl="hostaddr=127.0.0.1 $DIRECT_TLS" ;;
     dbward)    host=127.0.0.1; port=$DBW_PORT; ssl="sslmode=disable"; pid=$DBW_PID ;;
+    dbward-scram) host=localhost; port=$DBWM_PORT; ssl="hostaddr=127.0.0.1 sslmode=require"; pid=$DBW_PID ;;
     pgbouncer) host=127.0.0.1; port=$PGB_PORT; ssl="sslmode=disable"; pid=$PGB_PID ;;
     stunnel)   host=127.0.0.1; port=$ST_PORT; ssl="sslmode=disable"; pid=$ST_PID ;;
   esac
@@ -227,7 +250,7 @@ measure() {
 
 T_START=$SECONDS
 for mode in persistent connect-per-tx; do
-  for path in direct dbward pgbouncer; do
+  for path in direct dbward dbward-scram pgbouncer; do
     measure "$path" scram_user "$mode"
   done
   measure stunnel md5_user "$mode"
