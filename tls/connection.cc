@@ -276,7 +276,10 @@ IoResult Connection::MapResult(int ret) {
     case SSL_ERROR_WANT_WRITE: return IoResult::WantWrite();
     case SSL_ERROR_ZERO_RETURN: return IoResult::Eof();
     case SSL_ERROR_SYSCALL:
-      if (io_error_ == 0) return IoResult::Eof();  // TCP FIN without close_notify
+      if (io_error_ == 0) {  // TCP FIN without close_notify
+        truncated_ = true;
+        return IoResult::Eof();
+      }
       return IoResult::Error(io_error_);
     default:
       // In TLS 1.3 the server judges our certificate after our handshake has

@@ -71,6 +71,10 @@ class Connection {
   // The last transport error seen by the BIO (errno), 0 if none.
   int io_error() const { return io_error_; }
   bool io_eof() const { return io_eof_; }
+  // The peer's stream ended without close_notify (a TCP FIN in the middle
+  // of the TLS session): the peer died or the network cut it, it did not
+  // end the session.
+  bool truncated() const { return truncated_; }
 
  private:
   Connection(std::shared_ptr<Context> ctx, SSL* ssl, Io* io);
@@ -89,6 +93,7 @@ class Connection {
   bool shutdown_sent_ = false;
   bool cert_requested_ = false;
   bool io_eof_ = false;
+  bool truncated_ = false;
   int io_error_ = 0;
   long verify_error_ = 0;
   int verify_depth_ = -1;

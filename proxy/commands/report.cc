@@ -126,6 +126,9 @@ struct ClientRow {
   }
 };
 
+// Connections that closed without a word: counted, never clients.
+bool IsSilent(const AuditEvent& e) { return e.outcome && *e.outcome == Token(Outcome::kClientClosedSilent); }
+
 void AddEvent(const AuditEvent& e, int64_t ts_ms, std::map<ClientKey, ClientRow>* rows) {
   ClientKey key{IpOf(Or(e.client)), Or(e.listener), Or(e.protocol), Or(e.application), Or(e.client_library),
                 Or(e.user)};
@@ -305,7 +308,7 @@ size_t Width(std::string_view s) {
   }));
 }
 
-std::string Summary(const std::vector<const ClientRow*>& rows) {
+std::string Summary(const std::vector<const ClientRow*>& rows, uint64_t silent) {
   size_t bypass = 0, plaintext = 0, login_only = 0, accepts = 0, login7_first = 0, routed = 0;
   for (const ClientRow* r : rows) {
     if (r->bypass) bypass++;
@@ -318,6 +321,10 @@ std::string Summary(const std::vector<const ClientRow*>& rows) {
   std::string out = std::to_string(rows.size()) + " clients, " + std::to_string(bypass) + " bypass trust: " +
                     std::to_string(plaintext) + " plaintext, " + std::to_string(login_only) + " login-only, " +
                     std::to_string(accepts) + " accept untrusted certificates\n";
+  if (silent > 0) {
+    out += std::to_string(silent) +
+           " silent connections (connected and closed without a word: health checks, port scans), not counted above\n";
+  }
   if (login7_first > 0 || routed > 0) {
     out += "tds: " + std::to_string(login7_first) + " send LOGIN7 without PRELOGIN (they cannot negotiate "
            "encryption; jTDS: ssl=require), " + std::to_string(routed) + " routed by the server (dbward followed)\n";
@@ -325,7 +332,7 @@ std::string Summary(const std::vector<const ClientRow*>& rows) {
   return out;
 }
 
-std::string FormatTable(const std::vector<const ClientRow*>& rows) {
+std::string FormatTable(const std::vector<const ClientRow*>& rows, uint64_t silent) {
   constexpr size_t kCols = std::size(kColumns);
   std::vector<std::vector<std::string>> cells;
   cells.emplace_back();
@@ -355,7 +362,7 @@ std::string FormatTable(const std::vector<const ClientRow*>& rows) {
     }
     out.push_back('\n');
   }
-  return out + Summary(rows);
+  return out + Summary(rows, silent);
 }
 
 // One object per line inside the array, so the output reads and diffs well.
@@ -434,6 +441,7 @@ int RunReport(const ReportOptions& options, std::string* out, std::string* err) 
   bool too_long = false;
   size_t line_no = 0;
   size_t invalid = 0;
+  uint64_t silent = 0;
   while (reader.Next(&line, &too_long)) {
     line_no++;
     std::string reason;
@@ -467,6 +475,10 @@ int RunReport(const ReportOptions& options, std::string* out, std::string* err) 
     }
     // An event without a time cannot be shown to be recent.
     if (options.since_ms && (!event.ts || ts_ms < *options.since_ms)) continue;
+    if (IsSilent(event)) {
+      silent++;
+      continue;
+    }
     AddEvent(event, ts_ms, &rows);
   }
   if (reader.error() != 0) {
@@ -482,7 +494,7 @@ int RunReport(const ReportOptions& options, std::string* out, std::string* err) 
 
   std::vector<const ClientRow*> sorted = SortedRows(rows);
   switch (options.format) {
-    case ReportFormat::kTable: *out += FormatTable(sorted); break;
+    case ReportFormat::kTable: *out += FormatTable(sorted, silent); break;
     case ReportFormat::kJson: *out += FormatJson(sorted); break;
     case ReportFormat::kCsv: *out += FormatCsv(sorted); break;
   }

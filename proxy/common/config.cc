@@ -220,7 +220,8 @@ ScramConfig ParseScram(const YAML::Node& n, const std::string& dir, Protocol pro
 ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
   CheckKeys(n, "listener",
             {"name", "protocol", "listen", "backend", "backend_tls", "client_tls", "timeouts",
-             "max_connections", "plaintext_clients", "rsa_key_file", "client_encryption", "canary", "routing", "scram"});
+             "max_connections", "plaintext_clients", "rsa_key_file", "client_encryption", "canary", "routing", "scram", "max_handshakes",
+             "max_handshakes_per_client"});
   ListenerConfig l;
   l.pos = PosOf(n);
   for (const char* required : {"name", "protocol", "listen", "backend", "backend_tls"}) {
@@ -378,6 +379,18 @@ ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
   }
   if (n["max_connections"]) {
     l.max_connections = static_cast<uint32_t>(Unsigned(n["max_connections"], "max_connections", 1, 1'000'000));
+  }
+  if (n["max_handshakes"]) {
+    l.max_handshakes = static_cast<uint32_t>(Unsigned(n["max_handshakes"], "max_handshakes", 1, 1'000'000));
+  }
+  if (n["max_handshakes_per_client"]) {
+    l.max_handshakes_per_client =
+        static_cast<uint32_t>(Unsigned(n["max_handshakes_per_client"], "max_handshakes_per_client", 1, 1'000'000));
+  }
+  if (l.max_handshakes_per_client > l.max_handshakes) {
+    Fail(n["max_handshakes_per_client"] ? n["max_handshakes_per_client"] : n,
+         "max_handshakes_per_client (" + std::to_string(l.max_handshakes_per_client) + ") is above max_handshakes (" +
+             std::to_string(l.max_handshakes) + ")");
   }
   return l;
 }

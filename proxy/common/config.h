@@ -98,6 +98,12 @@ struct ListenerConfig {
   std::optional<ClientTlsConfig> client_tls;
   Timeouts timeouts;
   uint32_t max_connections = 10'000;
+  // Connections still before authentication (each may hold a backend
+  // connection: MySQL's greeting, a TLS handshake, a CancelRequest), per
+  // listener and per client address. Keep them below the backend's own
+  // connection limit, so that slow handshakes cannot lock real users out.
+  uint32_t max_handshakes = 256;
+  uint32_t max_handshakes_per_client = 32;
   bool plaintext_clients = true;  // plaintext_clients: allow | deny
   std::string rsa_key_file;       // mysql: key for caching_sha2 full auth on plaintext legs
   bool require_client_encryption = false;  // tds: client_encryption: require

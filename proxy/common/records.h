@@ -29,9 +29,11 @@ namespace dbward::proxy {
   X(kBackendTlsRefused, "backend_tls_refused", kWarn, true, true)      \
   X(kBackendError, "backend_error", kWarn, false, true)                \
   X(kBackendClosed, "backend_closed", kWarn, false, true)              \
+  X(kBackendClosedAbruptly, "backend_closed_abruptly", kWarn, false, false) \
   X(kClientError, "client_error", kWarn, false, true)                  \
   X(kClientTlsFailed, "client_tls_failed", kWarn, false, true)         \
   X(kClientClosed, "client_closed", kInfo, false, false)               \
+  X(kClientClosedSilent, "client_closed_silent", kDebug, false, false) \
   X(kRefused, "refused", kWarn, false, true)                           \
   X(kCanaryRejected, "canary_rejected", kInfo, false, true)            \
   X(kTimeout, "timeout", kWarn, true, true)                            \
@@ -70,6 +72,8 @@ namespace dbward::proxy {
   X(kBackendEof, "backend_eof", true)                               \
   X(kBackendRead, "backend_read", true)                             \
   X(kBackendWrite, "backend_write", true)                           \
+  X(kNoCloseNotify, "no_close_notify", true)                        \
+  X(kBackendReset, "backend_reset", true)                           \
   X(kChannelBindingOnly, "channel_binding_only", true)              \
   X(kInstanceLookup, "instance_lookup", true)                       \
   X(kRoutingDenied, "routing_denied", true)                         \
@@ -94,6 +98,7 @@ namespace dbward::proxy {
   X(kIdle, "idle", false)                                           \
   X(kShutdown, "shutdown", false)                                   \
   X(kMaxConnections, "max_connections", false)                      \
+  X(kMaxHandshakes, "max_handshakes", false)                        \
   X(kInternal, "internal", false)
 
 // What the client leg was.

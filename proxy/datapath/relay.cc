@@ -78,9 +78,31 @@ void Relay::Repump() {
   Pump();
 }
 
+void Relay::SetGoodbye(std::span<const uint8_t> message) {
+  goodbye_len_ = std::min(message.size(), sizeof goodbye_);
+  std::copy(message.begin(), message.begin() + static_cast<ptrdiff_t>(goodbye_len_), goodbye_);
+}
+
 void Relay::End(RelayEnd end) {
+  end.client_ended_first = client_ended_first_;
+  end.backend_truncated = backend_truncated_;
+  end.client_said_goodbye = goodbye_len_ > 0 && tail_len_ >= goodbye_len_ &&
+                            std::equal(goodbye_, goodbye_ + goodbye_len_, tail_ + tail_len_ - goodbye_len_);
   Stop();
   callbacks_.OnRelayEnd(end);
+}
+
+void Relay::RememberTail(const uint8_t* p, size_t n) {
+  // The last sizeof tail_ bytes of everything sent upstream.
+  if (n >= sizeof tail_) {
+    std::copy(p + n - sizeof tail_, p + n, tail_);
+    tail_len_ = sizeof tail_;
+    return;
+  }
+  size_t keep = std::min(tail_len_, sizeof tail_ - n);
+  std::copy(tail_ + tail_len_ - keep, tail_ + tail_len_, tail_);
+  std::copy(p, p + n, tail_ + keep);
+  tail_len_ = keep + n;
 }
 
 void Relay::ReleaseBuffer(Direction* d) {
@@ -136,6 +158,14 @@ bool Relay::PumpDirection(Direction* d) {
         // clients end (close() with unread TLS records): not a failure.
         d->src_eof = true;
         moved = true;
+        if (!any_eof_) {
+          any_eof_ = true;
+          client_ended_first_ = d->src == &client_;
+        }
+        tls::Connection* t = d->src->tls();
+        if (d->src == &backend_ && r.kind == tls::IoResult::kEof && t != nullptr && t->truncated()) {
+          backend_truncated_ = true;
+        }
       } else if (r.blocked()) {
         d->src_wait = r.kind == tls::IoResult::kWantRead ? Wait::kRead : Wait::kWrite;
         if (r.kind == tls::IoResult::kWantRead) d->src_readable = false;
@@ -148,6 +178,9 @@ bool Relay::PumpDirection(Direction* d) {
              t->failure_cause() == tls::FailureCause::kPeerRejectedUs)) {
           end.kind = RelayEnd::Kind::kBackendRefusedUs;
           end.diagnosis = t->diagnosis();
+        } else if (d->src == &backend_ && IsResetError(r.err)) {
+          end.kind = RelayEnd::Kind::kBackendReset;
+          end.detail = strerror(r.err);
         } else {
           end.kind = RelayEnd::Kind::kReadFailed;
           end.detail = r.err == EPROTO && t != nullptr ? t->failure_detail() : std::string(strerror(r.err));
@@ -160,6 +193,7 @@ bool Relay::PumpDirection(Direction* d) {
     while (d->end > d->start) {
       tls::IoResult r = d->dst->Send(std::span<const uint8_t>(d->buf + d->start, d->end - d->start));
       if (r.ok()) {
+        if (d == &up_ && goodbye_len_ > 0 && r.n > 0) RememberTail(d->buf + d->start, r.n);
         d->start += r.n;
         d->bytes += r.n;
         if (d->start == d->end) d->start = d->end = 0;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "proxy/datapath/buffer_pool.h"
@@ -25,9 +26,13 @@ struct RelayEnd {
     kReadFailed,     // a read failed (err or TLS detail)
     kWriteFailed,    // a write failed
     kBackendRefusedUs,  // the backend's TLS judged dbward's certificate after the handshake (TLS 1.3)
+    kBackendReset,      // the backend reset the connection while the client was still there
   };
   Kind kind = Kind::kClosed;
   bool client_side = false;  // which leg failed
+  bool client_ended_first = false;  // kClosed: the client's side ended before the backend's
+  bool backend_truncated = false;   // the backend's TLS stream ended without close_notify
+  bool client_said_goodbye = false; // the client's last bytes were the protocol's goodbye (see SetGoodbye)
   std::string detail;        // errno text or TLS reason
   tls::Diagnosis diagnosis;  // kBackendRefusedUs
 };
@@ -50,6 +55,10 @@ class Relay final : Watch::Handler {
   Relay(const Relay&) = delete;
   Relay& operator=(const Relay&) = delete;
 
+  // The message with which a client ends a session (PostgreSQL Terminate,
+  // MySQL COM_QUIT): when the client's last bytes to the backend are these,
+  // a backend that hangs up afterwards, close_notify or not, ended cleanly.
+  void SetGoodbye(std::span<const uint8_t> message);
   // Takes the watches over and moves what is ready.
   void Start();
   void Pump();
@@ -87,6 +96,7 @@ class Relay final : Watch::Handler {
   bool PeerAlreadyClosed(const Direction* d) const;
   void UpdatePolls();
   void ReleaseBuffer(Direction* d);
+  void RememberTail(const uint8_t* p, size_t n);
   void End(RelayEnd end);
 
   BufferPool& pool_;
@@ -98,6 +108,14 @@ class Relay final : Watch::Handler {
   Direction up_;    // client -> backend
   Direction down_;  // backend -> client
   bool running_ = false;
+  bool any_eof_ = false;            // one side has ended
+  bool client_ended_first_ = false;
+  bool backend_truncated_ = false;
+  // The last bytes sent to the backend, for the goodbye check.
+  uint8_t goodbye_[8] = {};
+  size_t goodbye_len_ = 0;
+  uint8_t tail_[8] = {};
+  size_t tail_len_ = 0;
 };
 
 }  // namespace dbward::proxy

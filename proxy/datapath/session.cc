@@ -107,8 +107,21 @@ void Session::Start() {
     return;
   }
   ArmHandshakeDeadline();
-  engine_->Start();
+  const ListenerConfig& cfg = listener_->config;
+  std::string why;
+  if (!listener_->handshakes.Enter(ClientIp(), cfg.max_handshakes, cfg.max_handshakes_per_client, &why)) {
+    engine_->StartRefused({Outcome::kRefused, Cause::kMaxHandshakes, why});
+  } else {
+    in_handshake_gate_ = true;
+    engine_->Start();
+  }
   Advance();
+}
+
+void Session::LeaveHandshakeGate() {
+  if (!in_handshake_gate_) return;
+  in_handshake_gate_ = false;
+  listener_->handshakes.Leave(ClientIp());
 }
 
 // ---- engine::Driver ----
@@ -180,6 +193,7 @@ void Session::LookupVerifier(const std::string& user, const std::string& databas
 void Session::SetupComplete() {
   if (setup_complete_) return;
   setup_complete_ = true;
+  LeaveHandshakeGate();
   uint64_t now = uv_now(worker_->loop());
   last_activity_ms_ = now;
   listener_->metrics.handshake_seconds.Observe(static_cast<double>(now - start_ms_) / 1000.0);
@@ -597,6 +611,7 @@ void Session::StartRelay() {
     return;
   }
   phase_ = Phase::kRelaying;
+  LeaveHandshakeGate();
   uv_loop_t* loop = worker_->loop();
   last_activity_ms_ = uv_now(loop);
   if (!setup_complete_) {
@@ -610,6 +625,7 @@ void Session::StartRelay() {
   }
   relay_ = std::make_unique<Relay>(worker_->pool(), client_, backend_, client_watch_, backend_watch_,
                                    static_cast<Relay::Callbacks&>(*this));
+  relay_->SetGoodbye(engine_->Goodbye());
   relay_->Start();
 }
 
@@ -635,7 +651,24 @@ void Session::OnRelayEnd(const RelayEnd& end) {
   std::string who = end.client_side ? "client" : "backend";
   switch (end.kind) {
     case RelayEnd::Kind::kClosed:
+      if (end.backend_truncated && !end.client_ended_first && !end.client_said_goodbye) {
+        // The backend's TLS stream stopped without close_notify while the
+        // client was still there: the server process died, or the network
+        // cut the connection. Not a clean end, whatever the bytes say.
+        Record({Outcome::kBackendClosedAbruptly, Cause::kNoCloseNotify,
+                fmt::format("backend {} ended the TLS session without close_notify (the server process died or "
+                            "the connection was cut) while the client was connected; {} bytes had gone up, {} down",
+                            record_.backend_addr, staged_up_ + relay_->bytes_up(), staged_down_ + relay_->bytes_down())});
+      }
       Finish();
+      return;
+    case RelayEnd::Kind::kBackendReset:
+      Fail({Outcome::kBackendClosedAbruptly, Cause::kBackendReset,
+            fmt::format("backend {} reset the connection ({}) while the client was connected; {} bytes had gone up, "
+                        "{} down",
+                        record_.backend_addr, end.detail, staged_up_ + relay_->bytes_up(),
+                        staged_down_ + relay_->bytes_down())},
+           {});
       return;
     case RelayEnd::Kind::kReadFailed:
       Fail({Outcome::kReset, end.client_side ? Cause::kClientRead : Cause::kBackendRead,
@@ -733,6 +766,7 @@ void Session::Abort() {
 void Session::Finish() {
   if (phase_ == Phase::kClosed) return;
   phase_ = Phase::kClosed;
+  LeaveHandshakeGate();
   if (verifier_ticket_) verifier_ticket_->Cancel();
   if (relay_) relay_->Stop();
   EmitRecord();
@@ -757,6 +791,15 @@ void Session::OnHandleClosed(uv_handle_t* handle) {
 
 void Session::EmitRecord() {
   record_.client = engine_->facts();
+  // A raw tcp listener learns nothing from the protocol: a client that sent
+  // a byte has spoken.
+  if (listener_->config.protocol == Protocol::kTcp) record_.client.declared = staged_up_ + (relay_ ? relay_->bytes_up() : 0) > 0;
+  const bool tcp = listener_->config.protocol == Protocol::kTcp;
+  if (!record_.client.declared && (record_.outcome == Outcome::kClientClosed || record_.outcome == Outcome::kReset ||
+                                   (tcp && record_.outcome == Outcome::kOk))) {
+    record_.outcome = Outcome::kClientClosedSilent;
+    record_.error = "the client closed the connection without saying anything (a health check or port scan)";
+  }
   if (canary_active_ && record_.validates == false && !record_.client.logged_in && listener_->canary) {
     // It accepted the canary and then did not get in (a libpq SCRAM client
     // without mediation fails channel binding): it does not validate, and it

@@ -155,6 +155,8 @@ class Session final : engine::Driver, Connector::Callbacks, Relay::Callbacks, Wa
   std::shared_ptr<VerifierTicket> verifier_ticket_;
   std::optional<VerifierAnswer> verifier_answer_;
   bool setup_complete_ = false;  // logged in; the engine still watches
+  bool in_handshake_gate_ = false;  // counted in the listener's max_handshakes
+  void LeaveHandshakeGate();
 
   SessionRecord record_;
 };

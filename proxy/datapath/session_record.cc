@@ -43,9 +43,11 @@ AuditEvent ToAuditEvent(const SessionRecord& r, const ListenerConfig& l) {
   e.backend = BackendText(l);
   e.backend_addr = OrNull(r.backend_addr);
   e.backend_server_name = r.backend_server_name.empty() ? l.backend_tls.server_name : r.backend_server_name;
-  e.client_encryption = Token(r.Encryption());
-  e.trust_bypass = !bypass.empty();
-  e.bypass_reason = OrNull(bypass.Render());
+  if (r.client.declared) {
+    e.client_encryption = Token(r.Encryption());
+    e.trust_bypass = !bypass.empty();
+    e.bypass_reason = OrNull(bypass.Render());
+  }
   e.client_tls = OrNull(r.client_tls_version);
   e.client_cipher = OrNull(r.client_cipher);
   e.client_alpn = OrNull(r.client_alpn);
@@ -81,8 +83,10 @@ void RecordMetrics(const SessionRecord& r, ListenerRuntime& l) {
   ListenerMetrics& m = l.metrics;
   m.bytes_up_total.fetch_add(r.bytes_up, std::memory_order_relaxed);
   m.bytes_down_total.fetch_add(r.bytes_down, std::memory_order_relaxed);
-  m.client_encryption.Inc(Token(r.Encryption()));
-  for (BypassReason reason : r.Bypass().Reasons()) m.trust_bypass.Inc(Token(reason));
+  if (r.client.declared) {
+    m.client_encryption.Inc(Token(r.Encryption()));
+    for (BypassReason reason : r.Bypass().Reasons()) m.trust_bypass.Inc(Token(reason));
+  }
   m.outcome.Inc(Token(r.outcome));
   bool verified = r.backend_tls_up && r.backend_verified;
   if (verified) {

@@ -135,6 +135,10 @@ struct ClientFacts {
   std::string note;
   std::optional<bool> tds_prelogin;  // tds: the client began with PRELOGIN (false: LOGIN7 first)
   bool logged_in = false;            // the backend accepted the login
+  // The client said what it wants (SSLRequest, StartupMessage, PRELOGIN,
+  // LOGIN7, HandshakeResponse, a ClientHello). Until then there is nothing
+  // to audit about its encryption: a health check or port scan.
+  bool declared = false;
   std::string routed_to;             // tds: HOST:PORT the backend routed the login to
 };
 
@@ -153,6 +157,10 @@ class Engine {
   virtual ~Engine() = default;
   // Right after accept.
   virtual void Start() = 0;
+  // Instead of Start, when the session may not go on (max_handshakes): the
+  // client hears why in its protocol as soon as it can, and nothing is
+  // asked of the backend.
+  virtual void StartRefused(const Failure& failure) { driver_.Fail(failure, {}); }
   virtual void OnClientData(ByteQueue& /*in*/) {}
   virtual void OnClientTlsReady(const TlsFacts& /*facts*/) {}
   // TCP to the backend is up (still plaintext); address: what dbward connected to.
@@ -170,6 +178,9 @@ class Engine {
   virtual std::vector<uint8_t> NativeError(const Failure& /*failure*/) { return {}; }
   // The answer to Driver::LookupVerifier.
   virtual void OnVerifier(VerifierAnswer /*answer*/) {}
+  // The message a client ends a session with (PostgreSQL Terminate, MySQL
+  // COM_QUIT); empty when the protocol has none.
+  virtual std::span<const uint8_t> Goodbye() const { return {}; }
 
   const ClientFacts& facts() const { return facts_; }
 

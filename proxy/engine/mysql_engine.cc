@@ -37,7 +37,19 @@ class MysqlEngine final : public Engine {
  public:
   MysqlEngine(Driver& driver, const EngineContext& context) : Engine(driver, context), upgrade_(driver) {}
 
+  std::span<const uint8_t> Goodbye() const override {
+    // COM_QUIT: a one-byte packet, sequence id 0. MariaDB never sends
+    // close_notify, so this is how a clean end is told apart.
+    static constexpr uint8_t kComQuit[] = {1, 0, 0, 0, 1};
+    return kComQuit;
+  }
+
   void Start() override { driver_.ConnectBackend(); }
+
+  // As MySQL's own ER_CON_COUNT_ERROR, sent in place of the greeting.
+  void StartRefused(const Failure& f) override {
+    driver_.Fail(f, my::EncodePacket(0, my::EncodeErr(1040, "", "dbward: too many connections: " + f.error)));
+  }
 
   void OnBackendConnected(const std::string& address) override {
     if (upgrade_.OnConnected(address) == BackendUpgrade::State::kFailed) FailUpgrade();
@@ -57,6 +69,7 @@ class MysqlEngine final : public Engine {
   }
 
   void OnClientData(ByteQueue& in) override {
+    if (!in.empty()) facts_.declared = true;
     if (phase_ == Phase::kClientResponse) {
       HandleClientResponse(in);
     } else if (phase_ == Phase::kAuth) {

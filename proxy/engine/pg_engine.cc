@@ -69,6 +69,10 @@ class PostgresEngine final : public Engine {
 
   void Start() override { driver_.ReadClient(true); }
 
+  // PostgreSQL's own "too many clients" comes before the client's first
+  // message is read; libpq prints it as the answer to SSLRequest too.
+  void StartRefused(const Failure& f) override { driver_.Fail(f, Error("53300", "dbward: " + f.error)); }
+
   void OnClientData(ByteQueue& in) override {
     if (phase_ == Phase::kAuth && mediator_) {
       MediateClient(in);
@@ -85,6 +89,7 @@ class PostgresEngine final : public Engine {
       return;
     }
     if (phase_ != Phase::kFirstMessage) return;
+    if (!in.empty()) facts_.declared = true;  // even garbage is a client that spoke
     if (!client_tls_ && protocol::ClassifyFirstBytes(in.data()) == protocol::FirstBytes::kTlsHandshake) {
       StartDirectTls();
       return;
@@ -216,6 +221,11 @@ class PostgresEngine final : public Engine {
     phase_ = Phase::kAuth;
     driver_.ReadBackend(true);
     driver_.ReadClient(true);  // delivers what the client pipelined behind its startup message
+  }
+
+  std::span<const uint8_t> Goodbye() const override {
+    static constexpr uint8_t kTerminate[] = {'X', 0, 0, 0, 4};
+    return kTerminate;
   }
 
   std::vector<uint8_t> NativeError(const Failure& f) override {

@@ -76,9 +76,18 @@ class TdsEngine final : public Engine {
 
   void Start() override { driver_.ReadClient(true); }
 
+  // The client speaks first. Its handshake is completed with dbward's own
+  // PRELOGIN answer and LOGIN7 is answered with the refusal, as SQL Server
+  // reports its own connection limit (17809) after login, so drivers print it.
+  void StartRefused(const Failure& f) override {
+    refusal_ = f;
+    driver_.ReadClient(true);
+  }
+
   void OnClientData(ByteQueue& in) override {
     if (phase_ == Phase::kFirst) {
       if (in.empty()) return;
+      facts_.declared = true;
       protocol::FirstBytes kind = protocol::ClassifyFirstBytes(in.data());
       if (kind == protocol::FirstBytes::kNeedMore) return;
       if (kind == protocol::FirstBytes::kTlsHandshake) {
@@ -230,6 +239,11 @@ class TdsEngine final : public Engine {
     client_encryption_ = p.encryption();
     if (leg_ != Leg::kStrict) DecideClientLeg(client_encryption_);
     driver_.ReadClient(false);
+    if (refusal_) {
+      backend_failure_ = refusal_;
+      AnswerClient(tds::OwnServerPrelogin(reply_encryption_));
+      return;
+    }
     phase_ = Phase::kBackend;
     upgrade_ = std::make_unique<TdsUpgrade>(driver_, std::move(p), listener().backend_tls.tds_strict);
     driver_.ConnectBackend();
@@ -255,6 +269,10 @@ class TdsEngine final : public Engine {
     }
     RecordLogin(login);
     KeepLogin7(m.payload);
+    if (refusal_) {
+      Fail(refusal_->outcome, refusal_->cause, refusal_->error, LoginError(refusal_->error));
+      return;
+    }
     if (!listener().plaintext_clients) {
       Fail(Outcome::kRefused, Cause::kPlaintextDenied,
            "client sent LOGIN7 without PRELOGIN, so without encryption (plaintext_clients: deny)",
@@ -631,6 +649,7 @@ class TdsEngine final : public Engine {
   std::vector<uint8_t> login7_payload_;  // until the login is over, for a routed replay
   std::vector<uint8_t> routed_login7_;
   std::optional<Failure> backend_failure_;
+  std::optional<Failure> refusal_;
 };
 
 }  // namespace

@@ -224,6 +224,18 @@ std::string AdminServer::RenderMetrics() const {
 
   out << "# HELP dbward_sessions_active Open client connections\n# TYPE dbward_sessions_active gauge\n";
   for (const ListenerRuntime* l : listeners_) out << "dbward_sessions_active{" << labels(l) << "} " << l->active.load() << "\n";
+  out << "# HELP dbward_handshakes_in_progress Connections not yet authenticated (limit: max_handshakes)\n"
+         "# TYPE dbward_handshakes_in_progress gauge\n";
+  for (const ListenerRuntime* l : listeners_) {
+    out << "dbward_handshakes_in_progress{" << labels(l) << "} " << l->handshakes.in_progress() << "\n";
+  }
+  out << "# HELP dbward_handshakes_limit The listener's max_handshakes and max_handshakes_per_client\n"
+         "# TYPE dbward_handshakes_limit gauge\n";
+  for (const ListenerRuntime* l : listeners_) {
+    out << "dbward_handshakes_limit{" << labels(l) << ",scope=\"listener\"} " << l->config.max_handshakes << "\n";
+    out << "dbward_handshakes_limit{" << labels(l) << ",scope=\"client\"} " << l->config.max_handshakes_per_client
+        << "\n";
+  }
 
   auto labeled = [&](const char* name, const char* help, const char* label, const LabeledCounter ListenerMetrics::*field) {
     out << "# HELP dbward_" << name << " " << help << "\n# TYPE dbward_" << name << " counter\n";

@@ -195,6 +195,33 @@ bool BuildTlsMaterial(const Config& config, const ListenerConfig& l, const TlsMa
   return true;
 }
 
+bool HandshakeGate::Enter(const std::string& ip, uint32_t max_total, uint32_t max_per_client, std::string* why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint32_t total = total_.load(std::memory_order_relaxed);
+  if (total >= max_total) {
+    *why = "max_handshakes (" + std::to_string(max_total) + ") connections of this listener are still setting up";
+    return false;
+  }
+  uint32_t& mine = per_client_[ip];
+  if (mine >= max_per_client) {
+    if (mine == 0) per_client_.erase(ip);
+    *why = "max_handshakes_per_client (" + std::to_string(max_per_client) + ") connections from " + ip +
+           " are still setting up";
+    return false;
+  }
+  mine++;
+  total_.store(total + 1, std::memory_order_relaxed);
+  return true;
+}
+
+void HandshakeGate::Leave(const std::string& ip) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = per_client_.find(ip);
+  if (it == per_client_.end()) return;
+  if (--it->second == 0) per_client_.erase(it);
+  total_.fetch_sub(1, std::memory_order_relaxed);
+}
+
 ScramSecrets::~ScramSecrets() {
   OPENSSL_cleanse(auth_password.data(), auth_password.size());
   for (auto& [user, secret] : file_verifiers) OPENSSL_cleanse(secret.data(), secret.size());

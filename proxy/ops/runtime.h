@@ -71,6 +71,21 @@ class CanaryPolicy {
   uint64_t rng_state_;
 };
 
+// Connections before authentication, per listener and per client address
+// (max_handshakes, max_handshakes_per_client).
+class HandshakeGate {
+ public:
+  // False when a limit is reached; *why says which.
+  bool Enter(const std::string& ip, uint32_t max_total, uint32_t max_per_client, std::string* why);
+  void Leave(const std::string& ip);
+  uint32_t in_progress() const { return total_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint32_t> total_{0};
+  std::mutex mu_;
+  std::unordered_map<std::string, uint32_t> per_client_;
+};
+
 struct ListenerRuntime {
   ListenerConfig config;
   uint16_t bound_port = 0;  // the real port when listen used port 0
@@ -84,6 +99,7 @@ struct ListenerRuntime {
   // Failed mediated SCRAM logins per client address: five, then one try
   // every ten seconds.
   FailureLimiter auth_failures{5, 10'000};
+  HandshakeGate handshakes;
 
   // What /readyz reports for the backend: the latest verdict from a session
   // or from the periodic check.

@@ -349,6 +349,13 @@ OpensslServer::~OpensslServer() {
   }
 }
 
+void OpensslServer::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
 bool OpensslServer::Start(const std::vector<std::string>& extra_args) {
   port_ = FreePort();
   std::vector<std::string> argv = {"openssl", "s_server", "-accept", "127.0.0.1:" + std::to_string(port_)};

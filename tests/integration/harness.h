@@ -150,6 +150,8 @@ class OpensslServer {
   ~OpensslServer();
   bool Start(const std::vector<std::string>& extra_args);
   uint16_t port() const { return port_; }
+  // SIGKILL, as a crashed server.
+  void Kill();
 
  private:
   pid_t pid_ = -1;

@@ -34,7 +34,7 @@ TlsBackend::~TlsBackend() {
 bool TlsBackend::Start(std::string* error) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_method());
   ctx_ = ctx;
-  if (options_.mode == Mode::kEcho || options_.mode == Mode::kFlood) {
+  if (options_.mode != Mode::kSilent && options_.mode != Mode::kPlaintext) {
     if (SSL_CTX_use_certificate_chain_file(ctx, options_.cert.c_str()) != 1 ||
         SSL_CTX_use_PrivateKey_file(ctx, options_.key.c_str(), SSL_FILETYPE_PEM) != 1) {
       *error = "cannot load " + options_.cert;
@@ -128,6 +128,7 @@ void TlsBackend::Serve(int fd) {
     return;
   }
   std::vector<uint8_t> buf(65536);
+  const bool once = options_.mode != Mode::kEcho;
   for (;;) {
     int n = SSL_read(ssl.get(), buf.data(), static_cast<int>(buf.size()));
     if (n <= 0) break;
@@ -139,6 +140,21 @@ void TlsBackend::Serve(int fd) {
       off += w;
       bytes_sent_ += static_cast<uint64_t>(w);
     }
+    if (once) break;
+  }
+  if (options_.mode == Mode::kEchoThenTruncate) {
+    shutdown(fd, SHUT_WR);  // no close_notify: as the kernel does for a killed process
+    return;
+  }
+  if (options_.mode == Mode::kEchoThenReset) {
+    linger l{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int& f : fds_) {
+      if (f == fd) f = -1;  // closed here, with a reset, not by the destructor
+    }
+    close(fd);
+    return;
   }
   // The client finished sending: say goodbye properly, then close.
   SSL_shutdown(ssl.get());

@@ -19,6 +19,10 @@ class TlsBackend {
     kFlood,      // TLS, send an endless stream until the peer goes away
     kSilent,     // accept TCP, never say a word
     kPlaintext,  // accept TCP, answer with a non-TLS banner
+    // Echo the first chunk, then end while the client is still there:
+    kEchoThenClose,     // with close_notify (a server that ends the session)
+    kEchoThenTruncate,  // TCP FIN without close_notify (a process killed)
+    kEchoThenReset,     // a TCP reset (SO_LINGER 0)
   };
   struct Options {
     Mode mode = Mode::kEcho;
