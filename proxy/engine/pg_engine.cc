@@ -249,8 +249,9 @@ class PostgresEngine final : public Engine {
   void AnswerEncryptionRequest(ByteQueue& in, const pg::FirstMessage& m) {
     bool ssl = m.kind == pg::FirstMessageKind::kSslRequest;
     if (client_tls_) {
-      Fail(Outcome::kClientError, Cause::kMalformed, "encryption request inside TLS",
-           Error("08P01", "dbward: SSLRequest/GSSENCRequest received inside TLS"));
+      const std::string what = ssl ? "SSLRequest" : "GSSENCRequest";
+      Fail(Outcome::kClientError, Cause::kMalformed, what + " received inside TLS (the connection is already encrypted)",
+           Error("08P01", "dbward: " + what + " received inside TLS"));
       return;
     }
     if (in.size() > m.length) {

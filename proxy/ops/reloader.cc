@@ -43,8 +43,11 @@ void Reloader::Check(bool force) {
     ConfigError error;
     if (!BuildTlsMaterial(config_, l->config, previous.get(), &fresh, &error)) {
       failures_++;
-      LOG_ERROR("listener={} reload failed, keeping the previous certificates: {}", l->config.name,
-                error.ToString());
+      // All or nothing: a CA file that loads fine is not taken alone while
+      // a key beside it fails, so say exactly what is in use.
+      LOG_ERROR("listener={} reload failed, keeping the previous certificates, keys and CAs of every file: {}; "
+                "changed but not taken: {}; they are taken together once the failing file loads",
+                l->config.name, error.ToString(), changed.empty() ? std::string("(SIGHUP, none changed)") : changed);
       continue;
     }
     l->SetTls(std::move(fresh));

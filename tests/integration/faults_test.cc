@@ -294,5 +294,26 @@ TEST_F(FaultsTest, MysqlSlowHandshakesCannotExhaustTheBackend) {
   for (int fd : slow) close(fd);
 }
 
+
+// A GSSENCRequest inside TLS is named as what it is (not as plaintext after
+// an SSLRequest, the CVE-2021-23214 case).
+TEST_F(FaultsTest, GssEncRequestInsideTlsIsNamed) {
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start("workers: 1\nlisteners:\n" + Listener("pg", "postgres", 1) +
+                      "log:\n  level: debug\n  audit: ${AUDIT}\n"))
+      << d.Log();
+  std::string out;
+  RunCommand({"sh", "-c",
+              "printf '\\000\\000\\000\\010\\004\\322\\026\\060' | timeout 10 openssl s_client -quiet "
+              "-starttls postgres -connect 127.0.0.1:" + std::to_string(d.port())},
+             &out);
+  EXPECT_NE(out.find("dbward: GSSENCRequest received inside TLS"), std::string::npos) << out;
+  auto ev = d.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["outcome"], "client_error");
+  EXPECT_EQ(ev[0]["error"], "GSSENCRequest received inside TLS (the connection is already encrypted)");
+  EXPECT_EQ(ev[0]["client_encryption"], "tls");
+}
+
 }  // namespace
 }  // namespace dbward::testing

@@ -524,6 +524,39 @@ TEST_F(RelayTest, CertificatesReloadWhenFilesChangeWithoutDroppingSessions) {
   close(open_fd);
 }
 
+// A reload is all or nothing: a CA that would load is not taken while the
+// client key beside it fails, and the log says so file by file.
+TEST_F(RelayTest, AFailedReloadSaysWhatWasKeptAndWhatWasNotTaken) {
+  auto backend = StartBackend(Echo());
+  DbwardProcess d;
+  std::string ca = d.dir().Write("ca.pem", ReadAll(Cert("ca.pem")));
+  std::string key = d.dir().Write("client.key", ReadAll(Cert("clientauth-only.key")));
+  ConfigOptions o;
+  o.backend_port = backend->port();
+  std::string cfg = MakeConfig(o);
+  cfg.replace(cfg.find("ca_file: " + Cert("ca.pem")), 9 + Cert("ca.pem").size(),
+              "ca_file: " + ca + "\n      cert_file: " + Cert("clientauth-only.pem") + "\n      key_file: " + key);
+  ASSERT_TRUE(d.Start(cfg)) << d.Log();
+  // Both change at once: the CA to another valid authority, the client key
+  // to garbage. Nothing may be taken: with the new CA alone the backend
+  // would no longer verify.
+  std::string tmp = d.dir().Write("ca.pem.new", ReadAll(Cert("other-ca.pem")));
+  ASSERT_EQ(rename(tmp.c_str(), ca.c_str()), 0);
+  tmp = d.dir().Write("client.key.new", "not a key\n");
+  ASSERT_EQ(rename(tmp.c_str(), key.c_str()), 0);
+  kill(d.pid(), SIGHUP);
+  ASSERT_TRUE(d.WaitLog("reload failed, keeping the previous certificates, keys and CAs of every file")) << d.Log();
+  EXPECT_NE(d.Log().find(key), std::string::npos) << "the failing file is named";
+  EXPECT_TRUE(d.WaitLog("changed but not taken: " + ca + ", " + key) || d.WaitLog("changed but not taken: " + key + ", " + ca))
+      << d.Log();
+  int fd = ConnectLoopback(d.port());
+  ASSERT_TRUE(SendAll(fd, "ok", 2));
+  std::string got;
+  RecvAll(fd, &got, 2, 5000);
+  EXPECT_EQ(got, "ok") << "the previous CA still verifies the backend";
+  close(fd);
+}
+
 TEST_F(RelayTest, SighupReloads) {
   auto backend = StartBackend(Echo());
   ConfigOptions o;
