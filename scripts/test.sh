@@ -18,6 +18,30 @@ start=$(date +%s)
 (cd "$build" && ctest --output-on-failure --timeout 300 -j "$jobs" "$@")
 echo "== ctest: $(( $(date +%s) - start )) s with -j $jobs"
 
+# The end-to-end suite again, against a dbward built with AddressSanitizer
+# and UBSan: any report (including a leak at exit) is written under
+# asan-logs/ and fails the pass.
+if [[ ${DBWARD_SKIP_SANITIZE:-0} != 1 ]]; then
+  start=$(date +%s)
+  asan=${ASAN_BUILD_DIR:-$root/build-asan}
+  mkdir -p "$asan"
+  cmake -S "$root" -B "$asan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDBWARD_WERROR=ON -DDBWARD_SANITIZE=ON \
+    -DDBWARD_BUILD_BENCH=OFF > "$asan/configure.log" 2>&1 || { cat "$asan/configure.log" >&2; exit 1; }
+  cmake --build "$asan" --parallel "$(nproc)" --target dbward dbward_integration_tests tds_fixture \
+    $(grep -q jtds_client "$asan/build.ninja" && echo jtds_client)
+  rm -rf "$asan/asan-logs" && mkdir -p "$asan/asan-logs"
+  built=$(( $(date +%s) - start ))
+  ASAN_OPTIONS=detect_leaks=1:log_path=$asan/asan-logs/asan:handle_abort=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$asan/asan-logs/ubsan \
+    bash -c "cd '$asan' && ctest --output-on-failure --timeout 300 -j '$jobs' -L e2e"
+  if compgen -G "$asan/asan-logs/*" > /dev/null; then
+    echo "== sanitizer reports:" >&2
+    head -50 "$asan"/asan-logs/* >&2
+    exit 1
+  fi
+  echo "== sanitizer pass (ASan + UBSan, end-to-end suite): $(( $(date +%s) - start )) s, of which build ${built} s"
+fi
+
 if [[ ${DBWARD_SKIP_FUZZ:-0} != 1 ]]; then
   start=$(date +%s)
   FUZZ_BUILD_DIR=${FUZZ_BUILD_DIR:-$root/build-fuzz} "$root/tests/fuzz/run.sh" "${FUZZ_SECONDS:-15}"

@@ -4,10 +4,12 @@
 // test asserts what the client saw and the audit event.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -313,6 +315,117 @@ TEST_F(FaultsTest, GssEncRequestInsideTlsIsNamed) {
   EXPECT_EQ(ev[0]["outcome"], "client_error");
   EXPECT_EQ(ev[0]["error"], "GSSENCRequest received inside TLS (the connection is already encrypted)");
   EXPECT_EQ(ev[0]["client_encryption"], "tls");
+}
+
+
+// ---------------------------------------------------------------------------
+// Slowloris: a client that sends its first message a byte at a time never
+// holds a session past timeouts.handshake, whatever the protocol.
+
+TEST_F(FaultsTest, SlowlorisIsCutAtTheHandshakeTimeoutOnEveryProtocol) {
+  auto echo = Backend(TlsBackend::Mode::kEcho);
+  TdsServer::Options to;
+  to.cert = Cert("server.pem");
+  to.key = Cert("server.key");
+  TdsServer tds(to);
+  std::string error;
+  ASSERT_TRUE(tds.Start(&error)) << error;
+  const std::string t = "    timeouts:\n      handshake: 600ms\n";
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start("workers: 1\nlisteners:\n" + Listener("pg", "postgres", echo->port(), t) +
+                          Listener("tds", "tds", tds.port(), t) + Listener("my", "mysql", echo->port(), t) +
+                          "log:\n  level: debug\n  audit: ${AUDIT}\n",
+                      3))
+      << d.Log();
+  // A startup message, a PRELOGIN, and (MySQL speaks first) bytes that
+  // would be a HandshakeResponse; one byte every 100 ms.
+  const std::string startup("\x00\x00\x00\x26\x00\x03\x00\x00user\x00oryx\x00database\x00mailstore\x00\x00", 38);
+  const std::string prelogin(
+      "\x12\x01\x00\x2f\x00\x00\x01\x00\x00\x00\x1a\x00\x06\x01\x00\x20\x00\x01\x02\x00\x21\x00\x01\x03\x00\x22\x00"
+      "\x04\x04\x00\x26\x00\x01\xff\x09\x00\x00\x00\x00\x00\x01\x00\xb8\x0d\x00\x00\x01",
+      47);
+  const std::string response(64, 'x');
+  const std::string inputs[] = {startup, prelogin, response};
+  for (size_t l = 0; l < 3; l++) {
+    int fd = ConnectLoopback(d.port(l));
+    ASSERT_GE(fd, 0);
+    const auto start = std::chrono::steady_clock::now();
+    bool cut = false;
+    // Longer than any timeout: dbward must cut it before the end.
+    const std::string slow = inputs[l] + std::string(40, 'x');
+    for (char c : slow) {
+      if (send(fd, &c, 1, MSG_NOSIGNAL) != 1) {
+        cut = true;
+        break;
+      }
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 100) > 0) {  // dbward spoke (an error) or closed
+        char buf[512];
+        if (recv(fd, buf, sizeof buf, 0) <= 0) {
+          cut = true;
+          break;
+        }
+      }
+    }
+    const auto took = std::chrono::steady_clock::now() - start;
+    close(fd);
+    EXPECT_TRUE(cut) << l;
+    EXPECT_LT(took, std::chrono::milliseconds(600 + 2000 + 1000 + 1500)) << "listener " << l;
+  }
+  auto ev = d.WaitAuditEvents(3);
+  ASSERT_EQ(ev.size(), 3u);
+  for (auto& e : ev) {
+    EXPECT_EQ(e["outcome"], "timeout") << e["listener"] << ": " << e["error"];
+    EXPECT_NE(e["error"].find("timeouts.handshake"), std::string::npos) << e["error"];
+  }
+}
+
+// ---------------------------------------------------------------------------
+// A reload in the middle of a stream of new sessions loses none of them.
+
+TEST_F(FaultsTest, ReloadDuringLoadLosesNoSession) {
+  auto echo = Backend(TlsBackend::Mode::kEcho);
+  DbwardProcess d;
+  const std::string ca = d.dir().Write("ca.pem", ReadFileText(Cert("ca.pem")));
+  std::string cfg = TcpListener(echo->port());
+  cfg.replace(cfg.find("ca_file: " + Cert("ca.pem")), 9 + Cert("ca.pem").size(), "ca_file: " + ca);
+  ASSERT_TRUE(d.Start("reload_interval: 20ms\n" + cfg)) << d.Log();
+  std::atomic<bool> done{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; t++) {
+    clients.emplace_back([&] {
+      while (!done) {
+        int fd = ConnectLoopback(d.port());
+        std::string got;
+        if (fd >= 0 && SendAll(fd, "ping", 4) && RecvAll(fd, &got, 4, 5000) == 4 && got == "ping") {
+          ok++;
+        } else {
+          failed++;
+        }
+        if (fd >= 0) close(fd);
+      }
+    });
+  }
+  // Rewrite the CA file (same content, new inode) 20 times while they run.
+  for (int i = 0; i < 20; i++) {
+    const std::string tmp = d.dir().Write("ca.pem.tmp", ReadFileText(Cert("ca.pem")));
+    ASSERT_EQ(rename(tmp.c_str(), ca.c_str()), 0);
+    ASSERT_TRUE(d.WaitLog("reloaded TLS material", std::chrono::seconds(5)));
+    std::string log = d.Log();
+    size_t reloads = 0;
+    for (size_t at = 0; (at = log.find("reloaded TLS material", at)) != std::string::npos; at++) reloads++;
+    while (reloads < static_cast<size_t>(i + 1)) {
+      ASSERT_TRUE(d.WaitLog("reloaded TLS material", std::chrono::seconds(5)));
+      log = d.Log();
+      reloads = 0;
+      for (size_t at = 0; (at = log.find("reloaded TLS material", at)) != std::string::npos; at++) reloads++;
+    }
+  }
+  done = true;
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GT(ok.load(), 20);
 }
 
 }  // namespace
