@@ -20,7 +20,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -120,7 +119,10 @@ DbwardProcess::~DbwardProcess() {
 
 bool DbwardProcess::Start(const std::string& config_yaml, int listeners) {
   std::string audit = dir_.path() + "/audit.jsonl";
-  std::string cfg = std::regex_replace(config_yaml, std::regex("\\$\\{AUDIT\\}"), audit);
+  std::string cfg = config_yaml;
+  for (size_t at = cfg.find("${AUDIT}"); at != std::string::npos; at = cfg.find("${AUDIT}", at + audit.size())) {
+    cfg.replace(at, 8, audit);
+  }
   // Certificate files are polled for changes; tests that change them should
   // not wait the default two seconds for it.
   if (cfg.find("reload_interval:") == std::string::npos) cfg = "reload_interval: 100ms\n" + cfg;
@@ -128,13 +130,20 @@ bool DbwardProcess::Start(const std::string& config_yaml, int listeners) {
   pid_ = Spawn({DBWARD_BINARY, "run", "--config", path}, dir_.path() + "/stdout.log",
                dir_.path() + "/stderr.log");
   if (pid_ < 0) return false;
-  std::regex re("listening on [^ ]*:([0-9]+) ");
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (std::chrono::steady_clock::now() < deadline) {
     std::string log = Log();
     ports_.clear();
-    for (auto it = std::sregex_iterator(log.begin(), log.end(), re); it != std::sregex_iterator(); ++it) {
-      ports_.push_back(static_cast<uint16_t>(std::stoi((*it)[1].str())));
+    // Lines read "listening on HOST:PORT (...)"; the port follows the last
+    // colon before the next space.
+    for (size_t at = log.find("listening on "); at != std::string::npos; at = log.find("listening on ", at + 1)) {
+      size_t end = log.find(' ', at + 13);
+      if (end == std::string::npos) break;
+      size_t colon = log.rfind(':', end);
+      if (colon == std::string::npos || colon < at + 13) continue;
+      std::string digits = log.substr(colon + 1, end - colon - 1);
+      if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+      ports_.push_back(static_cast<uint16_t>(std::stoi(digits)));
     }
     if (static_cast<int>(ports_.size()) >= listeners) return true;
     int status;
