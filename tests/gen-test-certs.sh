@@ -12,11 +12,21 @@
 #   client.pem, client.key   client certificate; client.key is AES-256 encrypted
 #   client.pass              its password; wrong.pass a wrong one
 #   proxy.pem/.key           dbward's own server certificate for clients, signed by ca
+#   app-client.pem/.key      client certificate (unencrypted key) from client-ca: CN=report-reader,
+#                            URI:spiffe://dbward.test/ns/reports/sa/reader, DNS:reader.apps.test
+#   intruder-client.pem/.key client certificate from client-ca: CN=intruder
+#   rogue-client.pem/.key    CN=report-reader, but from other-ca
+#   revoked.pem/.key         localhost server certificate from ca, revoked in ca.crl
+#   ca.crl                   ca's CRL listing revoked.pem; ca-clean.crl revokes nothing;
+#                            ca-stale.crl expired (nextUpdate in the past)
+#   server.spki, wrongname.spki  base64 SHA-256 SPKI pins of those certificates
 set -euo pipefail
 out=${1:?usage: gen-test-certs.sh OUTDIR}
 mkdir -p "$out"
 cd "$out"
-if [[ -f .complete ]]; then exit 0; fi
+# Bump when the set of files changes, so existing build trees regenerate.
+version=2
+if [[ -f .complete && $(cat .complete) == "$version" ]]; then exit 0; fi
 rm -rf ./* .ca 2>/dev/null || true
 
 days=30
@@ -75,6 +85,37 @@ sign notyet ca "/CN=localhost" "$server_ext" 20990101000000Z 20991231000000Z
 sign clientauth-only ca "/CN=localhost" 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=clientAuth'
 sign client client-ca "/CN=dbward-client" 'extendedKeyUsage=clientAuth'
 
+sign app-client client-ca "/CN=report-reader" \
+  'subjectAltName=URI:spiffe://dbward.test/ns/reports/sa/reader,DNS:reader.apps.test\nextendedKeyUsage=clientAuth'
+sign intruder-client client-ca "/CN=intruder" 'extendedKeyUsage=clientAuth'
+sign rogue-client other-ca "/CN=report-reader" 'extendedKeyUsage=clientAuth'
+sign revoked ca "/CN=localhost" "$server_ext"
+
+# CRLs of ca: one revoking revoked.pem, one revoking nothing, one expired.
+crl() {  # out [extra openssl ca options...]
+  local out=$1
+  shift
+  openssl ca -gencrl -config .crl/crl.cnf -cert ca.pem -keyfile ca.key -out "$out" "$@" 2>/dev/null
+}
+mkdir -p .crl && : > .crl/index.txt && echo 01 > .crl/crlnumber
+cat > .crl/crl.cnf <<CNF
+[ca]
+default_ca = d
+[d]
+database = .crl/index.txt
+crlnumber = .crl/crlnumber
+default_md = sha256
+default_crl_days = 30
+CNF
+crl ca-clean.crl
+crl ca-stale.crl -crl_lastupdate 20200101000000Z -crl_nextupdate 20200201000000Z
+openssl ca -config .crl/crl.cnf -cert ca.pem -keyfile ca.key -revoke revoked.pem 2>/dev/null
+crl ca.crl
+
+spki() { openssl x509 -in "$1.pem" -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64; }
+spki server > server.spki
+spki wrongname > wrongname.spki
+
 ec selfsigned.key
 openssl req -x509 -new -key selfsigned.key -out selfsigned.pem -days $days -subj "/CN=localhost" \
   -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
@@ -88,4 +129,4 @@ mv client.enc.key client.key
 openssl ec -in server.key -aes256 -passout file:client.pass -out server.trad-enc.key 2>/dev/null
 
 chmod 600 ./*.key
-touch .complete
+echo "$version" > .complete

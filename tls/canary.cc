@@ -137,6 +137,15 @@ std::shared_ptr<Context> NewCanaryContext(CanaryMode mode, const ServerOptions& 
     *error = "canary: cannot install the canary certificate";
     return nullptr;
   }
+  // The same client certificate request as the real context: a canary must
+  // differ only in dbward's own certificate.
+  if (!options.client_ca_file.empty()) {
+    LoadError load;
+    if (!RequestClientCertificates(ctx.get(), options.client_ca_file, &load)) {
+      *error = "canary: " + load.Message();
+      return nullptr;
+    }
+  }
   return Context::WrapServer(ctx.release(), options.alpn);
 }
 

@@ -1,5 +1,7 @@
 #include "tls/cert_info.h"
 
+#include "tls/context.h"
+
 #include <openssl/bio.h>
 #include <openssl/bytestring.h>
 #include <openssl/digest.h>
@@ -135,6 +137,7 @@ CertSummary Summarize(X509* cert) {
     }
     OPENSSL_free(der);
   }
+  s.spki = SpkiSha256(cert);
   return s;
 }
 
@@ -157,6 +160,9 @@ const char* CauseToken(FailureCause cause) {
     case FailureCause::kNotYetValid: return "not_yet_valid";
     case FailureCause::kBadPurpose: return "bad_purpose";
     case FailureCause::kVerifyOther: return "verify_failed";
+    case FailureCause::kRevoked: return "revoked";
+    case FailureCause::kCrl: return "crl";
+    case FailureCause::kPinMismatch: return "pin_mismatch";
     case FailureCause::kProtocolVersion: return "tls_version";
     case FailureCause::kNoSharedCipher: return "no_shared_cipher";
     case FailureCause::kClientCertRequired: return "client_cert_required";
@@ -176,6 +182,9 @@ bool IsCertificateFailure(FailureCause cause) {
     case FailureCause::kNotYetValid:
     case FailureCause::kBadPurpose:
     case FailureCause::kVerifyOther:
+    case FailureCause::kRevoked:
+    case FailureCause::kCrl:
+    case FailureCause::kPinMismatch:
       return true;
     default:
       return false;
@@ -221,11 +230,24 @@ FailureCause CauseFromVerifyError(long e) {
     case X509_V_ERR_EMAIL_MISMATCH:
       return FailureCause::kNameMismatch;
     case X509_V_ERR_CERT_HAS_EXPIRED:
-    case X509_V_ERR_CRL_HAS_EXPIRED:
       return FailureCause::kExpired;
     case X509_V_ERR_CERT_NOT_YET_VALID:
-    case X509_V_ERR_CRL_NOT_YET_VALID:
       return FailureCause::kNotYetValid;
+    case X509_V_ERR_CERT_REVOKED:
+      return FailureCause::kRevoked;
+    case X509_V_ERR_UNABLE_TO_GET_CRL:
+    case X509_V_ERR_CRL_HAS_EXPIRED:
+    case X509_V_ERR_CRL_NOT_YET_VALID:
+    case X509_V_ERR_CRL_SIGNATURE_FAILURE:
+    case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
+    case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
+    case X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD:
+    case X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD:
+    case X509_V_ERR_KEYUSAGE_NO_CRL_SIGN:
+    case X509_V_ERR_DIFFERENT_CRL_SCOPE:
+    case X509_V_ERR_UNHANDLED_CRITICAL_CRL_EXTENSION:
+    case X509_V_ERR_CRL_PATH_VALIDATION_ERROR:
+      return FailureCause::kCrl;
     case X509_V_ERR_INVALID_PURPOSE:
       return FailureCause::kBadPurpose;
     default:

@@ -20,6 +20,7 @@ struct CertSummary {
   std::vector<std::string> eku;   // "serverAuth", "clientAuth", or dotted OIDs
   std::string key;          // "RSA 2048", "EC P-256", ...
   std::string sha256;       // hex fingerprint of the DER
+  std::string spki;         // base64 SHA-256 of the SubjectPublicKeyInfo (backend_tls.pin_spki)
   bool present = false;
 
   // "subject=..., issuer=..., SANs=[...], valid 2026-01-01T00:00:00Z..2027-01-01T00:00:00Z"
@@ -39,6 +40,9 @@ enum class FailureCause {
   kNotYetValid,
   kBadPurpose,          // EKU lacks serverAuth (or clientAuth for clients)
   kVerifyOther,         // any other X.509 verification error
+  kRevoked,             // the certificate is on the configured CRL
+  kCrl,                 // no usable CRL for the issuer (missing, expired, not yet valid, bad signature)
+  kPinMismatch,         // the chain is valid but the key is not one of the pinned ones
   kProtocolVersion,     // no common TLS version
   kNoSharedCipher,
   kClientCertRequired,  // the server wants a client certificate we did not give
@@ -69,6 +73,9 @@ struct Diagnosis {
   bool trust_system = false; // ... or the system bundle at trust_path
   uint16_t min_version = 0;  // the lowest TLS version dbward offered
   bool peer_closed = false;  // the peer hung up during the handshake
+  std::string spki;          // kPinMismatch: the leaf's SPKI SHA-256 (base64)
+  std::vector<std::string> pins;  // kPinMismatch: what was pinned
+  std::string crl_file;      // kRevoked, kCrl: the CRL file consulted
 };
 
 // DNS name vs. IP literal decides SNI and how a name is matched.

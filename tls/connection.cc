@@ -152,6 +152,8 @@ std::unique_ptr<Connection> Connection::NewServer(std::shared_ptr<Context> ctx, 
   std::unique_ptr<Connection> conn(new Connection(ctx, ssl, io));
   SSL_set_accept_state(ssl);
   SSL_set_ex_data(ssl, ConnIndex(), conn.get());
+  // Client certificates: record why one failed, for the explanation.
+  if (ctx->asks_client_cert()) SSL_set_verify(ssl, SSL_VERIFY_PEER, VerifyCallback);
   BIO* bio = BIO_new(BioGlue::Method());
   BIO_set_data(bio, conn.get());
   SSL_set_bio(ssl, bio, bio);
@@ -168,6 +170,56 @@ int Connection::VerifyCallback(int ok, X509_STORE_CTX* store) {
     conn->leaf_cert_ = Summarize(X509_STORE_CTX_get0_cert(store));
   }
   return ok;
+}
+
+int VerifyChain(X509_STORE_CTX* store, const Context* ctx) { return VerifyChainWithPins(store, ctx->spki_pins()); }
+
+int VerifyChainWithPins(X509_STORE_CTX* store, const std::vector<std::string>& pins) {
+  int ok = X509_verify_cert(store);
+  if (ok != 1 || pins.empty()) return ok;
+  X509* leaf = X509_STORE_CTX_get0_cert(store);
+  std::string spki = SpkiSha256(leaf);
+  for (const std::string& pin : pins) {
+    if (pin == spki) return 1;
+  }
+  X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
+  SSL* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  if (auto* conn = static_cast<Connection*>(SSL_get_ex_data(ssl, ConnIndex())); conn != nullptr) {
+    conn->pin_seen_ = spki;
+    conn->verify_error_ = X509_V_ERR_APPLICATION_VERIFICATION;
+    conn->verify_depth_ = 0;
+    conn->leaf_cert_ = Summarize(leaf);
+    conn->failed_cert_ = conn->leaf_cert_;
+  }
+  return 0;
+}
+
+PeerIdentity Connection::ClientIdentity() const {
+  PeerIdentity id;
+  if (ctx_->is_client() || !handshake_done_) return id;
+  bssl::UniquePtr<X509> cert(SSL_get_peer_certificate(ssl_));
+  if (!cert || SSL_get_verify_result(ssl_) != X509_V_OK) return id;
+  id.present = true;
+  id.summary = Summarize(cert.get());
+  id.spki = SpkiSha256(cert.get());
+  X509_NAME* subject = X509_get_subject_name(cert.get());
+  int at = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+  if (at >= 0) {
+    uint8_t* utf8 = nullptr;
+    int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, at)));
+    if (len > 0) id.cn.assign(reinterpret_cast<char*>(utf8), static_cast<size_t>(len));
+    OPENSSL_free(utf8);
+  }
+  auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr));
+  for (size_t i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names); i++) {
+    const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
+    if (n->type != GEN_DNS && n->type != GEN_URI) continue;
+    const ASN1_STRING* v = n->type == GEN_DNS ? n->d.dNSName : n->d.uniformResourceIdentifier;
+    std::string text(reinterpret_cast<const char*>(ASN1_STRING_get0_data(v)), static_cast<size_t>(ASN1_STRING_length(v)));
+    (n->type == GEN_DNS ? id.dns : id.uris).push_back(std::move(text));
+  }
+  GENERAL_NAMES_free(names);
+  return id;
 }
 
 int Connection::CertCallback(SSL* /*ssl*/, void* arg) {
@@ -194,6 +246,11 @@ Connection::HandshakeStatus Connection::Handshake() {
 void Connection::ClassifyFailure(int ssl_error) {
   uint32_t e = ERR_peek_error();
   std::string errors = TakeErrors();
+  if (!pin_seen_.empty()) {
+    cause_ = FailureCause::kPinMismatch;
+    detail_ = "public key pin mismatch: the certificate's SPKI is sha256//" + pin_seen_;
+    return;
+  }
   if (verify_error_ != 0) {
     cause_ = CauseFromVerifyError(verify_error_);
     detail_ = X509_verify_cert_error_string(verify_error_);
@@ -265,6 +322,9 @@ Diagnosis Connection::diagnosis() const {
   d.trust_system = ctx_->trust().system;
   d.min_version = static_cast<uint16_t>(SSL_CTX_get_min_proto_version(ctx_->ssl_ctx()));
   d.peer_closed = io_eof_;
+  d.spki = pin_seen_;
+  d.pins = ctx_->spki_pins();
+  d.crl_file = ctx_->crl_file();
   return d;
 }
 

@@ -17,6 +17,23 @@
 
 namespace dbward::tls {
 
+// A client certificate that passed chain validation on a server connection.
+struct PeerIdentity {
+  bool present = false;
+  std::string cn;                 // the subject's commonName
+  std::vector<std::string> dns;   // DNS SANs
+  std::vector<std::string> uris;  // URI SANs (SPIFFE IDs)
+  std::string spki;               // base64 SHA-256 of the SubjectPublicKeyInfo
+  CertSummary summary;
+};
+
+// A client context's certificate verifier (installed by Context::NewClient):
+// X509_verify_cert, then the SPKI pins. For code that installs its own
+// SSL_CTX_set_cert_verify_callback and still wants the context's checks.
+int VerifyChain(X509_STORE_CTX* store, const Context* context);
+// The same with the pins given (normalized, as Context::spki_pins()).
+int VerifyChainWithPins(X509_STORE_CTX* store, const std::vector<std::string>& pins);
+
 class Connection {
  public:
   // server_name: DNS name (checked against SANs and sent as SNI) or IP literal
@@ -53,6 +70,9 @@ class Connection {
   std::string alpn() const;
   bool verified() const { return verified_; }
   CertSummary PeerCertificate() const;
+  // Server side: the client's certificate, verified (the handshake fails
+  // for one that does not verify); absent when the client sent none.
+  PeerIdentity ClientIdentity() const;
   // The peer certificate's notAfter, without building a full CertSummary.
   int64_t PeerNotAfterUnix() const;
   // tls-server-end-point binding data of the server's certificate on this
@@ -61,6 +81,9 @@ class Connection {
   SSL* ssl() const { return ssl_; }
 
   FailureCause failure_cause() const { return cause_; }
+  // The handshake failed because this side refused the peer's certificate
+  // (on a server: the client's certificate did not verify).
+  bool rejected_peer_certificate() const { return verify_error_ != 0; }
   // The raw reason (X.509 error string or TLS alert/error), for logs.
   const std::string& failure_detail() const { return detail_; }
   // The certificate that failed verification (leaf or the chain element at fault).
@@ -81,6 +104,9 @@ class Connection {
   void ClassifyFailure(int ssl_error);
   IoResult MapResult(int ret);
   static int VerifyCallback(int ok, X509_STORE_CTX* store);
+  friend int VerifyChainWithPins(X509_STORE_CTX* store, const std::vector<std::string>& pins);
+// The same with the pins given (normalized, as Context::spki_pins()).
+int VerifyChainWithPins(X509_STORE_CTX* store, const std::vector<std::string>& pins);
   static int CertCallback(SSL* ssl, void* arg);
   friend struct BioGlue;
 
@@ -101,6 +127,7 @@ class Connection {
   std::string detail_;
   CertSummary failed_cert_;
   CertSummary leaf_cert_;
+  std::string pin_seen_;  // the leaf's SPKI, when it matched no pin
 };
 
 }  // namespace dbward::tls

@@ -1,15 +1,21 @@
 #include "tls/context.h"
 
+#include <openssl/base64.h>
+#include <openssl/bytestring.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+
+#include "tls/connection.h"
 
 namespace dbward::tls {
 namespace {
@@ -144,6 +150,8 @@ std::string LoadError::Message() const {
         case File::kCa: return "cannot read CA file " + path + ": " + detail;
         case File::kCert: return "cannot read certificate " + path + ": " + detail;
         case File::kKey: return "cannot read private key " + path + ": " + detail;
+        case File::kCrl: return "cannot read CRL file " + path + ": " + detail;
+        case File::kClientCa: return "cannot read client CA file " + path + ": " + detail;
         case File::kNone: break;
       }
       return "cannot read " + path + ": " + detail;
@@ -152,6 +160,8 @@ std::string LoadError::Message() const {
         case File::kCa: return "cannot load CA certificates from " + path + ": " + detail;
         case File::kCert: return "cannot load certificate " + path + ": " + detail;
         case File::kKey: return "cannot load private key " + path + ": " + detail;
+        case File::kCrl: return "cannot load CRLs from " + path + ": " + detail;
+        case File::kClientCa: return "cannot load client CA certificates from " + path + ": " + detail;
         case File::kNone: break;
       }
       return "cannot load " + path + ": " + detail;
@@ -217,6 +227,103 @@ bool LoadKeyPair(SSL_CTX* ctx, const KeyPair& pair, LoadError* error) {
   return true;
 }
 
+namespace {
+
+// Adds every CRL in a PEM file to the context's store and turns CRL checking
+// on for the leaf.
+bool LoadCrls(SSL_CTX* ctx, const std::string& path, LoadError* error) {
+  std::string why;
+  if (!Readable(path, &why)) {
+    *error = Error(LoadError::File::kCrl, LoadError::Kind::kUnreadable, path, why);
+    return false;
+  }
+  bssl::UniquePtr<BIO> bio(BIO_new_file(path.c_str(), "r"));
+  if (!bio) {
+    *error = Error(LoadError::File::kCrl, LoadError::Kind::kUnreadable, path, TakeErrors());
+    return false;
+  }
+  ERR_clear_error();
+  STACK_OF(X509_INFO)* infos = PEM_X509_INFO_read_bio(bio.get(), nullptr, nullptr, nullptr);
+  if (infos == nullptr) {
+    *error = Error(LoadError::File::kCrl, LoadError::Kind::kInvalid, path, TakeErrors());
+    return false;
+  }
+  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+  size_t crls = 0;
+  bool ok = true;
+  for (size_t i = 0; i < sk_X509_INFO_num(infos); i++) {
+    X509_INFO* info = sk_X509_INFO_value(infos, i);
+    if (info->crl == nullptr) continue;
+    if (X509_STORE_add_crl(store, info->crl) != 1) ok = false;
+    crls++;
+  }
+  sk_X509_INFO_pop_free(infos, X509_INFO_free);
+  if (!ok || crls == 0) {
+    *error = Error(LoadError::File::kCrl, LoadError::Kind::kInvalid, path,
+                   crls == 0 ? "no X509 CRL in the file (expected -----BEGIN X509 CRL-----)" : TakeErrors());
+    return false;
+  }
+  X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_CRL_CHECK);
+  return true;
+}
+
+}  // namespace
+
+std::string SpkiSha256(X509* cert) {
+  if (cert == nullptr) return "";
+  X509_PUBKEY* key = X509_get_X509_PUBKEY(cert);
+  if (key == nullptr) return "";
+  uint8_t* der = nullptr;
+  int len = i2d_X509_PUBKEY(key, &der);
+  if (len <= 0) return "";
+  uint8_t digest[SHA256_DIGEST_LENGTH];
+  SHA256(der, static_cast<size_t>(len), digest);
+  OPENSSL_free(der);
+  char b64[64];
+  size_t n = EVP_EncodeBlock(reinterpret_cast<uint8_t*>(b64), digest, sizeof(digest));
+  return std::string(b64, n);
+}
+
+std::string NormalizeSpkiPin(const std::string& text) {
+  std::string pin = text.rfind("sha256//", 0) == 0 ? text.substr(8) : text;
+  if (pin.size() != 44) return "";
+  uint8_t out[48];
+  size_t n = 0;
+  if (!EVP_DecodeBase64(out, &n, sizeof(out), reinterpret_cast<const uint8_t*>(pin.data()), pin.size()) ||
+      n != SHA256_DIGEST_LENGTH) {
+    return "";
+  }
+  return pin;
+}
+
+bool RequestClientCertificates(SSL_CTX* ctx, const std::string& ca_file, LoadError* error) {
+  std::string why;
+  if (!Readable(ca_file, &why)) {
+    *error = Error(LoadError::File::kClientCa, LoadError::Kind::kUnreadable, ca_file, why);
+    return false;
+  }
+  ERR_clear_error();
+  if (SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) != 1) {
+    *error = Error(LoadError::File::kClientCa, LoadError::Kind::kInvalid, ca_file, TakeErrors());
+    return false;
+  }
+  // The CA names in CertificateRequest let a client with several
+  // certificates pick the right one.
+  STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(ca_file.c_str());
+  if (names == nullptr) {
+    *error = Error(LoadError::File::kClientCa, LoadError::Kind::kInvalid, ca_file, TakeErrors());
+    return false;
+  }
+  SSL_CTX_set_client_CA_list(ctx, names);
+  X509_VERIFY_PARAM_set_purpose(SSL_CTX_get0_param(ctx), X509_PURPOSE_SSL_CLIENT);
+  // Asked, not required: the session says "a certificate is required" in
+  // the protocol's words after the handshake. One that is sent must verify.
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  static const uint8_t kSidContext[] = "dbward";
+  SSL_CTX_set_session_id_context(ctx, kSidContext, sizeof(kSidContext) - 1);
+  return true;
+}
+
 Context::~Context() { SSL_CTX_free(ctx_); }
 
 std::shared_ptr<Context> Context::NewClient(const ClientOptions& o, LoadError* error) {
@@ -252,6 +359,16 @@ std::shared_ptr<Context> Context::NewClient(const ClientOptions& o, LoadError* e
     *error = Error(File::kCa, Kind::kInvalid, trust.path, TakeErrors());
     return nullptr;
   }
+  if (!o.crl_file.empty() && !LoadCrls(ctx.get(), o.crl_file, error)) return nullptr;
+  std::vector<std::string> pins;
+  for (const std::string& p : o.spki_pins) {
+    std::string pin = NormalizeSpkiPin(p);
+    if (pin.empty()) {
+      *error = Internal("'" + p + "' is not a SHA-256 SPKI pin (base64 of 32 bytes, optionally sha256//...)");
+      return nullptr;
+    }
+    pins.push_back(pin);
+  }
   if (!o.client_cert.empty()) {
     if (!LoadKeyPair(ctx.get(), o.client_cert, error)) return nullptr;
   }
@@ -260,6 +377,13 @@ std::shared_ptr<Context> Context::NewClient(const ClientOptions& o, LoadError* e
   std::shared_ptr<Context> out(new Context(ctx.release(), true));
   out->verify_ = o.verify;
   out->trust_ = std::move(trust);
+  out->pins_ = std::move(pins);
+  out->crl_file_ = o.crl_file;
+  // Chain validation as always, then the pins: they can only add a reason to
+  // refuse.
+  SSL_CTX_set_cert_verify_callback(
+      out->ctx_, [](X509_STORE_CTX* store, void* arg) { return VerifyChain(store, static_cast<const Context*>(arg)); },
+      out.get());
   return out;
 }
 
@@ -276,11 +400,13 @@ std::shared_ptr<Context> Context::NewServer(const ServerOptions& o, LoadError* e
   // NewSessionTicket records make a client's close() look like a reset.
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
   if (!LoadKeyPair(ctx.get(), o.cert, error)) return nullptr;
+  if (!o.client_ca_file.empty() && !RequestClientCertificates(ctx.get(), o.client_ca_file, error)) return nullptr;
   return WrapServer(ctx.release(), o.alpn);
 }
 
 std::shared_ptr<Context> Context::WrapServer(SSL_CTX* ssl_ctx, const std::vector<std::string>& alpn) {
   std::shared_ptr<Context> out(new Context(ssl_ctx, false));
+  out->asks_client_cert_ = (SSL_CTX_get_verify_mode(ssl_ctx) & SSL_VERIFY_PEER) != 0;
   if (!alpn.empty()) {
     // The vector must outlive the SSL_CTX; it is stored as ex_data and freed
     // with it.

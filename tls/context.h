@@ -27,6 +27,9 @@ struct KeyPair {
 struct ClientOptions {
   VerifyMode verify = VerifyMode::kFull;
   std::string ca_file;          // empty: the system trust store
+  // Stronger trust, never weaker: both only add conditions to chain validation.
+  std::string crl_file;         // PEM CRLs; the leaf's issuer must have one, and the leaf must not be on it
+  std::vector<std::string> spki_pins;  // base64 SHA-256 of the leaf's SubjectPublicKeyInfo; empty: no pinning
   KeyPair client_cert;          // optional client certificate
   uint16_t min_version = 0x0303;  // TLS1_2_VERSION
   std::vector<std::string> alpn;
@@ -34,6 +37,11 @@ struct ClientOptions {
 
 struct ServerOptions {
   KeyPair cert;
+  // Client certificates: ask for one issued by these CAs (PEM). A client
+  // that sends one must pass chain validation (purpose sslclient) or the
+  // handshake fails; whether one is required is for the caller to decide
+  // after the handshake, where it can answer in the protocol's words.
+  std::string client_ca_file;
   uint16_t min_version = 0x0303;
   uint16_t max_version = 0x0304;  // TLS1_3_VERSION
   std::vector<std::string> alpn;  // protocols we accept; empty: no ALPN
@@ -42,7 +50,7 @@ struct ServerOptions {
 // Why a certificate, key or CA file did not load: which file, what went
 // wrong, the raw reason. proxy/ words it with its configuration names.
 struct LoadError {
-  enum class File : uint8_t { kNone, kCa, kCert, kKey };
+  enum class File : uint8_t { kNone, kCa, kCert, kKey, kCrl, kClientCa };
   enum class Kind : uint8_t {
     kUnreadable,      // missing, unreadable or not a regular file (detail: why)
     kInvalid,         // not a PEM this can load (detail: BoringSSL's errors)
@@ -81,6 +89,10 @@ class Context {
   bool is_client() const { return client_; }
   VerifyMode verify() const { return verify_; }
   const TrustStore& trust() const { return trust_; }
+  const std::vector<std::string>& spki_pins() const { return pins_; }
+  const std::string& crl_file() const { return crl_file_; }
+  // Server: client certificates are asked for.
+  bool asks_client_cert() const { return asks_client_cert_; }
 
  private:
   Context(SSL_CTX* ctx, bool client) : ctx_(ctx), client_(client) {}
@@ -88,7 +100,22 @@ class Context {
   bool client_;
   VerifyMode verify_ = VerifyMode::kFull;
   TrustStore trust_;
+  std::vector<std::string> pins_;
+  std::string crl_file_;
+  bool asks_client_cert_ = false;
 };
+
+// Makes a server SSL_CTX ask for client certificates issued by the CAs in
+// ca_file (NewServer does it for ServerOptions::client_ca_file; the canary
+// contexts, built elsewhere, call it themselves).
+bool RequestClientCertificates(SSL_CTX* ctx, const std::string& ca_file, LoadError* error);
+
+// base64 SHA-256 of a certificate's SubjectPublicKeyInfo (the form of
+// HPKP and curl --pinnedpubkey, without the sha256// prefix); "" if absent.
+std::string SpkiSha256(X509* cert);
+// Accepts "sha256//BASE64" or "BASE64" (44 characters, 32 bytes); returns
+// the bare base64, or "" if it is not a SHA-256 pin.
+std::string NormalizeSpkiPin(const std::string& text);
 
 // Loads cert_file + key_file (decrypting with key_password) into ctx and checks
 // that they match. Exposed for tests and for reloads.

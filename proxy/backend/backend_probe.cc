@@ -1,5 +1,7 @@
 #include "proxy/backend/backend_probe.h"
 
+#include "protocol/proxy_header.h"
+
 #include <cstring>
 #include <vector>
 
@@ -83,6 +85,14 @@ Attempt ProbeBackend(const Target& target, const std::shared_ptr<tls::Context>& 
   if (!socket.Connect(target.host, target.port, &a.message)) {
     a.timed_out = socket.timed_out();
     return a;
+  }
+  if (target.proxy_local) {
+    protocol::proxy_header::Outgoing local;
+    local.command = protocol::proxy_header::Command::kLocal;
+    if (!socket.WriteAll(protocol::proxy_header::EncodeV2(local), &a.message)) {
+      a.timed_out = socket.timed_out();
+      return a;
+    }
   }
   a.stage = Attempt::kUpgrade;
   BlockingSink sink(&socket);

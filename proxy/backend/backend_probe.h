@@ -25,7 +25,12 @@ struct Target {
   uint16_t port = 0;
   std::string server_name;  // checked against the certificate and sent as SNI
   std::string ca_file;      // empty: the system trust store
+  std::string crl_file;     // backend_tls.crl_file
+  std::vector<std::string> spki_pins;  // backend_tls.pin_spki
   std::chrono::milliseconds timeout{5000};  // per connection
+  // backend_proxy_protocol: v2: the backend expects a PROXY header first;
+  // dbward's own connections (checks, verifier lookups) send LOCAL.
+  bool proxy_local = false;
 };
 
 // How one connection went.

@@ -94,6 +94,7 @@ std::shared_ptr<VerifierTicket> VerifierStore::Lookup(uv_loop_t* loop, const std
   q.target.host = l.backend_host;
   q.target.port = l.backend_port;
   q.target.server_name = l.backend_tls.server_name;
+  q.target.proxy_local = l.backend_proxy_protocol;
   q.target.timeout = std::chrono::milliseconds(l.timeouts.connect_ms + l.timeouts.handshake_ms / 2);
   q.user = sc.auth_user;
   q.password = m->scram ? m->scram->auth_password : std::string();

@@ -144,6 +144,11 @@ int RunCommandLine(int argc, const char* const* argv, std::string* out, std::str
       ->required()
       ->check(HostPortValidator());
   probe->add_option("--ca-file", probe_options.target.ca_file, "CA certificates to trust (default: the system store)");
+  probe->add_option("--crl-file", probe_options.target.crl_file,
+                    "CRLs (PEM) of the certificate's issuer: a revoked or unchecked certificate fails (backend_tls.crl_file)");
+  probe->add_option("--pin-spki", probe_options.target.spki_pins,
+                    "sha256//BASE64 pin of the certificate's public key, repeatable: another must match "
+                    "(backend_tls.pin_spki; the chain shows each certificate's pin)");
   CLI::Option* server_name =
       probe->add_option("--server-name", probe_options.target.server_name,
                         "The name the certificate must match, sent as SNI (default: the host of --backend)");

@@ -249,6 +249,7 @@ std::string RenderText(const Findings& f, const Verdict& v) {
       out += pad + "EKU       " + Join(c.eku, ", ", "(none: any purpose)") + "\n";
       out += pad + "key       " + c.key + "\n";
       out += pad + "SHA-256   " + Fingerprint(c.sha256) + "\n";
+      out += pad + "SPKI pin  sha256//" + c.spki + "\n";
     }
     out += "  server name \"" + t.server_name + "\" " +
            (f.chain.name_matches ? "matches the certificate" : "does NOT match the certificate") + "\n";
@@ -286,6 +287,7 @@ std::string CertJson(const tls::CertSummary& c, const std::string& now) {
       .Raw("eku", JsonArray::Strings(c.eku))
       .Str("key", c.key)
       .Str("sha256", c.sha256)
+      .Str("spki_sha256", c.spki)
       .Finish();
 }
 

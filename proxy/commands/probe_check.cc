@@ -42,8 +42,9 @@ int Prober::VerifyCallback(X509_STORE_CTX* store, void* arg) {
   recorder->prober->Capture(store);
   if (!recorder->verify) return 1;
   // The store carries the connection's host check and its recording verify
-  // callback (tls::Connection), exactly as without this hook.
-  return X509_verify_cert(store);
+  // callback (tls::Connection), exactly as without this hook; the pins
+  // come after the chain, as in the sessions.
+  return tls::VerifyChainWithPins(store, recorder->pins);
 }
 
 void Prober::Capture(X509_STORE_CTX* store) {
@@ -66,6 +67,8 @@ std::shared_ptr<tls::Context> Prober::NewContext(tls::VerifyMode mode, Recorder*
   tls::ClientOptions o;
   o.verify = mode;
   o.ca_file = target_.ca_file;
+  o.crl_file = target_.crl_file;
+  o.spki_pins = target_.spki_pins;
   if (target_.protocol == Protocol::kTds && target_.tds_strict) o.alpn = {"tds/8.0"};
   if (target_.protocol == Protocol::kPostgres && target_.pg_direct) o.alpn = {"postgresql"};
   tls::LoadError load;
@@ -76,6 +79,7 @@ std::shared_ptr<tls::Context> Prober::NewContext(tls::VerifyMode mode, Recorder*
   }
   // The probe owns these contexts and uses them from one thread, so adjusting
   // them after creation is safe.
+  recorder->pins = ctx->spki_pins();
   SSL_CTX_set_cert_verify_callback(ctx->ssl_ctx(), VerifyCallback, recorder);
   if (version != 0 && !PinVersion(ctx->ssl_ctx(), version)) {
     error->clear();

@@ -58,6 +58,7 @@ class Prober {
   struct Recorder {
     Prober* prober = nullptr;
     bool verify = true;
+    std::vector<std::string> pins;  // the context's SPKI pins, checked after the chain
   };
   static int VerifyCallback(X509_STORE_CTX* store, void* arg);
   void Capture(X509_STORE_CTX* store);
@@ -68,8 +69,8 @@ class Prober {
 
   Target target_;
   std::string trust_;
-  Recorder verifying_{this, true};
-  Recorder looking_{this, false};
+  Recorder verifying_{this, true, {}};
+  Recorder looking_{this, false, {}};
   PresentedChain chain_;
 };
 

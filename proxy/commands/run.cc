@@ -100,6 +100,7 @@ bool CheckBackend(const ListenerRuntime& l, std::string* reason) {
   }
   t.server_name = c.backend_tls.server_name;
   t.timeout = std::chrono::milliseconds(c.timeouts.connect_ms);
+  t.proxy_local = c.backend_proxy_protocol;
   probe::Attempt a = probe::ProbeBackend(t, l.tls()->backend, probe::Completion::kUpgrade);
   if (a.ok()) {
     *reason = "backend " + BackendText(c) + " verified (" + a.version + ")";

@@ -21,7 +21,8 @@ namespace dbward::proxy {
   X(session_id, kInt, "unique within the process")                                                \
   X(listener, kString, "the listener's name")                                                     \
   X(protocol, kString, "tcp, postgres, mysql or tds")                                             \
-  X(client, kString, "the client's address")                                                      \
+  X(client, kString, "the client's address (the original one, behind a PROXY protocol balancer)")  \
+  X(via, kString, "the load balancer that sent a PROXY protocol header for the client")            \
   X(backend, kString, "the configured backend HOST:PORT")                                         \
   X(backend_addr, kString, "the address dbward connected to")                                     \
   X(backend_server_name, kString, "the name the backend certificate was checked against")        \
@@ -37,6 +38,7 @@ namespace dbward::proxy {
   X(application, kString, "from the protocol's login message")                                    \
   X(client_library, kString, "the client's driver, where the protocol names it")                  \
   X(client_host, kString, "the client's host name, where the protocol names it")                  \
+  X(client_identity, kString, "the verified client certificate's subject (CN, or the first SAN)")   \
   X(client_protocol_version, kString, "the protocol version the client asked for")                \
   X(tds_prelogin, kBool, "tds: the client began with PRELOGIN (false: LOGIN7 first, e.g. jTDS ssl=off)") \
   X(backend_tls, kString, "the backend leg's TLS version")                                        \
@@ -46,6 +48,8 @@ namespace dbward::proxy {
   X(outcome, kString, "how the session ended")                                                    \
   X(error, kString, "the explanation, with the fix")                                              \
   X(cause, kString, "the reason in a word")                                                       \
+  X(policy_rule, kString, "the policy rule the client matched, policy[N] (name)")                 \
+  X(policy_action, kString, "allow (the client met the rule), warn (below it, let through) or deny") \
   X(note, kString, "what else dbward did (cancel forwarded, full authentication, ...)")           \
   X(canary, kString, "the canary certificate this client got")                                    \
   X(validates, kBool, "the client refused (true) or accepted (false) the canary")                 \

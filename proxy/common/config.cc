@@ -1,5 +1,7 @@
 #include "proxy/common/config.h"
 
+#include "proxy/common/time.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
@@ -30,6 +32,7 @@ Position PosOf(const YAML::Node& n) {
 }
 
 [[noreturn]] void Fail(const YAML::Node& n, const std::string& msg) { throw Failure{PosOf(n), msg}; }
+[[noreturn]] void FailAt(const PolicyRule& r, const std::string& msg) { throw Failure{{r.line, r.column}, msg}; }
 
 void CheckKeys(const YAML::Node& map, const std::string& where, const std::set<std::string>& allowed) {
   if (!map.IsMap()) Fail(map, where + " must be a mapping");
@@ -103,7 +106,7 @@ uint16_t TlsVersion(const YAML::Node& n) {
 BackendTlsConfig ParseBackendTls(const YAML::Node& n, const std::string& dir) {
   CheckKeys(n, "backend_tls",
             {"verify", "ca_file", "server_name", "cert_file", "key_file", "key_password_file",
-             "min_version", "direct", "tds_strict"});
+             "min_version", "direct", "tds_strict", "pin_spki", "crl_file"});
   BackendTlsConfig t;
   t.pos = PosOf(n);
   if (n["verify"]) {
@@ -143,11 +146,78 @@ BackendTlsConfig ParseBackendTls(const YAML::Node& n, const std::string& dir) {
   if (n["min_version"]) t.min_version = TlsVersion(n["min_version"]);
   if (n["direct"]) t.direct = Bool(n["direct"], "backend_tls.direct");
   if (n["tds_strict"]) t.tds_strict = Bool(n["tds_strict"], "backend_tls.tds_strict");
+  if (n["pin_spki"]) {
+    const YAML::Node& p = n["pin_spki"];
+    t.pin_pos = PosOf(p);
+    std::vector<YAML::Node> items;
+    if (p.IsSequence()) {
+      for (const auto& item : p) items.push_back(item);
+    } else {
+      items.push_back(p);
+    }
+    if (items.empty()) Fail(p, "backend_tls.pin_spki needs at least one pin (remove the key to pin nothing)");
+    for (const YAML::Node& item : items) {
+      std::string pin = tls::NormalizeSpkiPin(Scalar(item, "backend_tls.pin_spki entry"));
+      if (pin.empty()) {
+        Fail(item, "backend_tls.pin_spki entry must be a SHA-256 SPKI pin, sha256//BASE64 (44 characters); get it "
+                   "with: openssl x509 -in CERT -pubkey -noout | openssl pkey -pubin -outform der | "
+                   "openssl dgst -sha256 -binary | base64");
+      }
+      t.pin_spki.push_back(pin);
+    }
+  }
+  if (n["crl_file"]) {
+    t.crl_file = Resolve(dir, NonEmpty(n["crl_file"], "backend_tls.crl_file"));
+    t.crl_pos = PosOf(n["crl_file"]);
+  }
   return t;
 }
 
+std::vector<std::string> Patterns(const YAML::Node& n, const std::string& what) {
+  std::vector<std::string> out;
+  if (!n.IsSequence()) Fail(n, what + " must be a list");
+  for (const auto& item : n) out.push_back(NonEmpty(item, what + " entry"));
+  return out;
+}
+
+ClientCertConfig ParseClientCerts(const YAML::Node& n, const std::string& dir) {
+  ClientCertConfig c;
+  c.pos = PosOf(n);
+  c.ca_file = Resolve(dir, NonEmpty(n["ca_file"], "client_tls.ca_file"));
+  c.ca_pos = PosOf(n["ca_file"]);
+  if (n["verify"]) {
+    std::string v = Scalar(n["verify"], "client_tls.verify");
+    if (v == "required") {
+      c.verify = ClientCertConfig::Verify::kRequired;
+    } else if (v == "optional") {
+      c.verify = ClientCertConfig::Verify::kOptional;
+    } else {
+      Fail(n["verify"], "client_tls.verify must be 'required' (every TLS client presents a certificate) or "
+                        "'optional' (a certificate is asked for; one that is sent must verify)");
+    }
+  }
+  if (n["allow"]) {
+    const YAML::Node& a = n["allow"];
+    if (!a.IsMap()) Fail(a, "client_tls.allow must be a mapping with cn, dns, uri or spki lists");
+    CheckKeys(a, "client_tls.allow", {"cn", "dns", "uri", "spki"});
+    if (a["cn"]) c.allow.cns = Patterns(a["cn"], "client_tls.allow.cn");
+    if (a["dns"]) c.allow.dns = Patterns(a["dns"], "client_tls.allow.dns");
+    if (a["uri"]) c.allow.uris = Patterns(a["uri"], "client_tls.allow.uri");
+    if (a["spki"]) {
+      if (!a["spki"].IsSequence()) Fail(a["spki"], "client_tls.allow.spki must be a list");
+      for (const auto& item : a["spki"]) {
+        std::string pin = tls::NormalizeSpkiPin(Scalar(item, "client_tls.allow.spki entry"));
+        if (pin.empty()) Fail(item, "client_tls.allow.spki entry must be a SHA-256 SPKI pin, sha256//BASE64");
+        c.allow.spki.push_back(pin);
+      }
+    }
+    if (!c.allow.restricted()) Fail(a, "client_tls.allow is empty; remove it to allow any certificate from ca_file");
+  }
+  return c;
+}
+
 ClientTlsConfig ParseClientTls(const YAML::Node& n, const std::string& dir) {
-  CheckKeys(n, "client_tls", {"cert_file", "key_file", "key_password_file", "min_version"});
+  CheckKeys(n, "client_tls", {"cert_file", "key_file", "key_password_file", "min_version", "ca_file", "verify", "allow"});
   ClientTlsConfig t;
   t.pos = PosOf(n);
   if (!n["cert_file"] || !n["key_file"]) Fail(n, "client_tls needs cert_file and key_file");
@@ -160,6 +230,12 @@ ClientTlsConfig ParseClientTls(const YAML::Node& n, const std::string& dir) {
     t.password_pos = PosOf(n["key_password_file"]);
   }
   if (n["min_version"]) t.min_version = TlsVersion(n["min_version"]);
+  if (n["ca_file"]) {
+    t.client_certs = ParseClientCerts(n, dir);
+  } else if (n["verify"] || n["allow"]) {
+    Fail(n["verify"] ? n["verify"] : n["allow"],
+         "client certificates need client_tls.ca_file: the CA that issues them");
+  }
   return t;
 }
 
@@ -170,6 +246,63 @@ bool ValidInstanceName(const std::string& name) {
     if (c == ';' || c == ':' || c == '\\' || static_cast<unsigned char>(c) < 0x20) return false;
   }
   return true;
+}
+
+std::vector<PolicyRule> ParsePolicy(const YAML::Node& n) {
+  if (!n.IsSequence() || n.size() == 0) {
+    Fail(n, "policy must be a list of rules, e.g. - {match: {clients: [10.0.0.0/8]}, require: tls, action: deny}");
+  }
+  std::vector<PolicyRule> rules;
+  for (const auto& r : n) {
+    if (!r.IsMap()) Fail(r, "a policy rule must be a mapping with match, require and action");
+    CheckKeys(r, "policy rule", {"name", "match", "require", "action", "from"});
+    PolicyRule rule;
+    rule.line = PosOf(r).line;
+    rule.column = PosOf(r).column;
+    if (r["name"]) rule.name = NonEmpty(r["name"], "policy rule name");
+    if (!r["match"] || !r["match"].IsMap()) {
+      Fail(r["match"] ? r["match"] : r, "policy rule needs match: a mapping ({} matches every client)");
+    }
+    const YAML::Node& m = r["match"];
+    CheckKeys(m, "policy match", {"clients", "users", "applications", "libraries", "databases", "identities"});
+    if (m["clients"]) {
+      if (!m["clients"].IsSequence()) Fail(m["clients"], "match.clients must be a list of CIDRs");
+      for (const auto& item : m["clients"]) {
+        std::string cidr = Scalar(item, "match.clients entry");
+        std::optional<Cidr> c = Cidr::Parse(cidr);
+        if (!c) Fail(item, "match.clients entry '" + cidr + "' is not a CIDR like 10.0.0.0/8 or fd00::/8");
+        rule.clients.push_back(*c);
+      }
+    }
+    if (m["users"]) rule.users = Patterns(m["users"], "match.users");
+    if (m["applications"]) rule.applications = Patterns(m["applications"], "match.applications");
+    if (m["libraries"]) rule.libraries = Patterns(m["libraries"], "match.libraries");
+    if (m["databases"]) rule.databases = Patterns(m["databases"], "match.databases");
+    if (m["identities"]) rule.identities = Patterns(m["identities"], "match.identities");
+    if (!r["require"]) Fail(r, "policy rule needs require: plaintext, login-only, tls or validated");
+    std::optional<ProtectionLevel> level = ParseProtectionLevel(Scalar(r["require"], "require"));
+    if (!level) Fail(r["require"], "require must be plaintext, login-only, tls or validated");
+    rule.require = *level;
+    if (r["action"]) {
+      std::string a = Scalar(r["action"], "action");
+      if (a == "deny") {
+        rule.action = PolicyRule::Action::kDeny;
+      } else if (a == "warn") {
+        rule.action = PolicyRule::Action::kWarn;
+      } else {
+        Fail(r["action"], "action must be deny or warn (warn: audit and count only, a dry run)");
+      }
+    }
+    if (r["from"]) {
+      rule.from_text = Scalar(r["from"], "from");
+      std::optional<int64_t> t = ParseIsoTime(rule.from_text);
+      if (!t) Fail(r["from"], "from must be a date like 2027-01-15 (UTC) or an ISO 8601 time");
+      if (rule.action != PolicyRule::Action::kDeny) Fail(r["from"], "from applies to action: deny (warn until then)");
+      rule.from_ms = *t;
+    }
+    rules.push_back(std::move(rule));
+  }
+  return rules;
 }
 
 ScramConfig ParseScram(const YAML::Node& n, const std::string& dir, Protocol protocol) {
@@ -221,7 +354,7 @@ ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
   CheckKeys(n, "listener",
             {"name", "protocol", "listen", "backend", "backend_tls", "client_tls", "timeouts",
              "max_connections", "plaintext_clients", "rsa_key_file", "client_encryption", "canary", "routing", "scram", "max_handshakes",
-             "max_handshakes_per_client"});
+             "max_handshakes_per_client", "policy", "proxy_protocol", "backend_proxy_protocol"});
   ListenerConfig l;
   l.pos = PosOf(n);
   for (const char* required : {"name", "protocol", "listen", "backend", "backend_tls"}) {
@@ -358,6 +491,53 @@ ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
     Fail(n["backend_tls"]["direct"], "backend_tls.direct is for protocol: postgres (PostgreSQL 17 direct TLS)");
   }
   if (n["scram"]) l.scram = ParseScram(n["scram"], dir, l.protocol);
+  if (n["policy"]) {
+    l.policy = ParsePolicy(n["policy"]);
+    for (const PolicyRule& r : l.policy) {
+      if (r.require == ProtectionLevel::kLoginOnly && l.protocol != Protocol::kTds) {
+        FailAt(r, "policy rule requires login-only, which only TDS has; use plaintext or tls");
+      }
+      if (r.require == ProtectionLevel::kValidated && !l.canary &&
+          !(l.client_tls && l.client_tls->client_certs)) {
+        FailAt(r, "policy rule requires validated, which a client proves by refusing a canary certificate "
+                       "or by presenting a client certificate: add canary: (sample may be 0; clients a validated "
+                       "rule covers are always tested until they pass) or client_tls.ca_file");
+      }
+      if (r.require > ProtectionLevel::kPlaintext && l.protocol == Protocol::kTcp) {
+        FailAt(r, "a tcp listener only has plaintext clients; this rule would refuse every one it matches");
+      }
+      if (!r.identities.empty() && !(l.client_tls && l.client_tls->client_certs)) {
+        FailAt(r, "match.identities needs client certificates (client_tls.ca_file)");
+      }
+    }
+  }
+  if (n["proxy_protocol"]) {
+    const YAML::Node& p = n["proxy_protocol"];
+    if (!p.IsMap() || !p["trusted"]) {
+      Fail(p, "proxy_protocol must be a mapping with trusted: [CIDRs of the load balancers that send the header]");
+    }
+    CheckKeys(p, "proxy_protocol", {"trusted"});
+    ProxyProtocolConfig pp;
+    pp.pos = PosOf(p);
+    if (!p["trusted"].IsSequence() || p["trusted"].size() == 0) {
+      Fail(p["trusted"], "proxy_protocol.trusted must be a non-empty list of CIDRs");
+    }
+    for (const auto& item : p["trusted"]) {
+      std::string cidr = Scalar(item, "proxy_protocol.trusted entry");
+      std::optional<Cidr> c = Cidr::Parse(cidr);
+      if (!c) Fail(item, "proxy_protocol.trusted entry '" + cidr + "' is not a CIDR like 10.0.0.0/8 or fd00::/8");
+      pp.trusted.push_back(*c);
+    }
+    l.proxy_protocol = pp;
+  }
+  if (n["backend_proxy_protocol"]) {
+    std::string v = Scalar(n["backend_proxy_protocol"], "backend_proxy_protocol");
+    if (v == "v2") {
+      l.backend_proxy_protocol = true;
+    } else if (v != "off") {
+      Fail(n["backend_proxy_protocol"], "backend_proxy_protocol must be v2 or off (v1 carries no TLS facts)");
+    }
+  }
   if (n["routing"]) {
     const YAML::Node& r = n["routing"];
     if (l.protocol != Protocol::kTds) Fail(r, "routing is for protocol: tds (SQL Server routing answers)");

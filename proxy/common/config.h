@@ -9,6 +9,7 @@
 
 #include "proxy/common/address.h"
 #include "proxy/common/log.h"
+#include "proxy/common/policy.h"
 #include "tls/canary.h"
 
 namespace dbward::proxy {
@@ -33,7 +34,19 @@ struct BackendTlsConfig {
   uint16_t min_version = 0x0303;
   bool direct = false;      // postgres: PostgreSQL 17 direct TLS (ALPN postgresql), no SSLRequest
   bool tds_strict = false;  // tds: TDS 8.0, TLS first with ALPN tds/8.0 (SQL Server 2022, Azure SQL)
-  Position pos, ca_pos, cert_pos, key_pos, password_pos;
+  // Stronger trust, never weaker: each only adds a reason to refuse.
+  std::vector<std::string> pin_spki;  // base64 SHA-256 SPKI pins (sha256// prefix optional); any one matches
+  std::string crl_file;               // PEM CRLs of the backend certificate's issuer; reloaded
+  Position pos, ca_pos, cert_pos, key_pos, password_pos, pin_pos, crl_pos;
+};
+
+// Client certificates on the client leg.
+struct ClientCertConfig {
+  enum class Verify : uint8_t { kOptional, kRequired };
+  std::string ca_file;  // the CAs that issue client certificates
+  Verify verify = Verify::kRequired;
+  CertAllowList allow;  // empty: any certificate from ca_file
+  Position pos, ca_pos;
 };
 
 struct ClientTlsConfig {
@@ -41,7 +54,14 @@ struct ClientTlsConfig {
   std::string key_file;
   std::string key_password_file;
   uint16_t min_version = 0x0303;
+  std::optional<ClientCertConfig> client_certs;  // ca_file given: certificates are asked for
   Position pos, cert_pos, key_pos, password_pos;
+};
+
+// PROXY protocol (v1 and v2) from load balancers in front of dbward.
+struct ProxyProtocolConfig {
+  std::vector<Cidr> trusted;  // only these peers may (and must) send a header
+  Position pos;
 };
 
 // Canary certificates: offered to a sample of TLS clients to find out which
@@ -94,6 +114,7 @@ struct ListenerConfig {
   std::string backend_instance;    // tds: backend written HOST\INSTANCE
   RoutingConfig routing;
   std::optional<ScramConfig> scram;  // postgres: SCRAM mediation, off unless present
+  std::vector<PolicyRule> policy;    // first match wins; empty: everything allowed
   BackendTlsConfig backend_tls;
   std::optional<ClientTlsConfig> client_tls;
   Timeouts timeouts;
@@ -108,6 +129,8 @@ struct ListenerConfig {
   std::string rsa_key_file;       // mysql: key for caching_sha2 full auth on plaintext legs
   bool require_client_encryption = false;  // tds: client_encryption: require
   std::optional<CanaryConfig> canary;
+  std::optional<ProxyProtocolConfig> proxy_protocol;  // inbound headers; off unless present
+  bool backend_proxy_protocol = false;  // send a PROXY v2 header (with TLS facts) to the backend
   Position rsa_key_pos;
   Position pos;
 };

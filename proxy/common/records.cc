@@ -69,6 +69,9 @@ Cause CauseOf(tls::FailureCause cause) {
     case tls::FailureCause::kNotYetValid: return Cause::kNotYetValid;
     case tls::FailureCause::kBadPurpose: return Cause::kBadPurpose;
     case tls::FailureCause::kVerifyOther: return Cause::kVerifyFailed;
+    case tls::FailureCause::kRevoked: return Cause::kRevoked;
+    case tls::FailureCause::kCrl: return Cause::kCrl;
+    case tls::FailureCause::kPinMismatch: return Cause::kPinMismatch;
     case tls::FailureCause::kProtocolVersion: return Cause::kTlsVersion;
     case tls::FailureCause::kNoSharedCipher: return Cause::kNoSharedCipher;
     case tls::FailureCause::kClientCertRequired: return Cause::kClientCertRequired;

@@ -52,6 +52,9 @@ namespace dbward::proxy {
   X(kNotYetValid, "not_yet_valid", true)                            \
   X(kBadPurpose, "bad_purpose", true)                               \
   X(kVerifyFailed, "verify_failed", true)                           \
+  X(kRevoked, "revoked", true)                                      \
+  X(kCrl, "crl", true)                                              \
+  X(kPinMismatch, "pin_mismatch", true)                             \
   X(kTlsVersion, "tls_version", true)                               \
   X(kNoSharedCipher, "no_shared_cipher", true)                      \
   X(kClientCertRequired, "client_cert_required", true)              \
@@ -88,6 +91,12 @@ namespace dbward::proxy {
   X(kTooLarge, "too_large", false)                                  \
   X(kPlaintextAfterRequest, "plaintext_after_request", false)       \
   X(kPlaintextDenied, "plaintext_denied", false)                    \
+  X(kPolicyDenied, "policy_denied", false)                          \
+  X(kClientCertMissing, "client_cert_missing", false)               \
+  X(kClientCertNotAllowed, "client_cert_not_allowed", false)        \
+  X(kClientCertRejected, "client_cert_rejected", false)             \
+  X(kProxyHeader, "proxy_header", false)                            \
+  X(kProxyUntrusted, "proxy_untrusted", false)                      \
   X(kNoAlpn, "no_alpn", false)                                      \
   X(kNoClientTls, "no_client_tls", false)                           \
   X(kCanaryRejected, "canary_rejected", false)                      \

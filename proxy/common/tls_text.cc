@@ -7,6 +7,15 @@
 #include "tls/context.h"
 
 namespace dbward::proxy {
+namespace {
+
+std::vector<std::string> Prefixed(const std::string& prefix, const std::vector<std::string>& items) {
+  std::vector<std::string> out;
+  for (const std::string& i : items) out.push_back(prefix + i);
+  return out;
+}
+
+}  // namespace
 
 std::string TrustDescription(const std::string& path, bool system) {
   return (system ? "system trust store " : "ca_file ") + path;
@@ -49,6 +58,22 @@ Explanation ExplainHandshake(const tls::Diagnosis& d, std::string_view section) 
     case FailureCause::kVerifyOther:
       return {fmt::format("certificate for {} failed verification: {} at depth {}; {}", who, d.detail, d.depth, cert),
               ""};
+    case FailureCause::kRevoked:
+      return {fmt::format("certificate for {} has been revoked: it is on the CRL in {} ({}); {}", who, d.crl_file,
+                          d.detail, cert),
+              "the server needs a new certificate; until then the backend is refused (revocation is never waived)"};
+    case FailureCause::kCrl:
+      return {fmt::format("certificate for {} could not be checked for revocation: {} (CRL file {}, at depth {}); {}",
+                          who, d.detail, d.crl_file, d.depth, cert),
+              fmt::format("put a current CRL from \"{}\" in {}.crl_file (it is reloaded when it changes)",
+                          bad.issuer, section)};
+    case FailureCause::kPinMismatch:
+      return {fmt::format("certificate for {} has a valid chain but its public key is not pinned: its SPKI is "
+                          "sha256//{}, {}.pin_spki allows [{}]; {}",
+                          who, d.spki, section, Join(Prefixed("sha256//", d.pins)), cert),
+              fmt::format("if the server's key was replaced on purpose, add sha256//{} to {}.pin_spki; otherwise "
+                          "something else is answering for {}",
+                          d.spki, section, who)};
     case FailureCause::kProtocolVersion:
       return {fmt::format("TLS version mismatch with {}: no common protocol version (dbward accepts {} to TLSv1.3; "
                           "the server may only speak TLS 1.0/1.1)",

@@ -1,13 +1,16 @@
 #include "proxy/datapath/session.h"
 
 #include <openssl/mem.h>
+#include <openssl/ssl.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include <fmt/format.h>
 
+#include "protocol/proxy_header.h"
 #include "proxy/common/address.h"
 #include "proxy/common/log.h"
 #include "proxy/common/tls_text.h"
@@ -108,6 +111,25 @@ void Session::Start() {
   }
   ArmHandshakeDeadline();
   const ListenerConfig& cfg = listener_->config;
+  if (cfg.proxy_protocol) {
+    const std::string peer = ClientIp();
+    for (const Cidr& c : cfg.proxy_protocol->trusted) {
+      if (c.Contains(peer)) awaiting_proxy_header_ = true;
+    }
+  }
+  if (awaiting_proxy_header_) {
+    // A trusted balancer speaks first, whatever the protocol behind it.
+    client_reading_ = true;
+  } else {
+    BeginProtocol();
+  }
+  Advance();
+}
+
+// The handshake gate counts per client address, so it waits for the
+// balancer's header to name the client.
+void Session::BeginProtocol() {
+  const ListenerConfig& cfg = listener_->config;
   std::string why;
   if (!listener_->handshakes.Enter(ClientIp(), cfg.max_handshakes, cfg.max_handshakes_per_client, &why)) {
     engine_->StartRefused({Outcome::kRefused, Cause::kMaxHandshakes, why});
@@ -115,7 +137,70 @@ void Session::Start() {
     in_handshake_gate_ = true;
     engine_->Start();
   }
-  Advance();
+}
+
+void Session::TakeProxyHeader() {
+  namespace ph = protocol::proxy_header;
+  ph::Header h;
+  protocol::Result r = ph::Parse(client_in_.data(), &h);
+  if (r.need_more()) return;
+  const std::string peer = record_.client_addr;
+  if (r.malformed()) {
+    // The peer is a balancer; the PROXY protocol has no error message.
+    Fail({Outcome::kClientError, Cause::kProxyHeader,
+          "PROXY protocol header from " + peer + " (in proxy_protocol.trusted) is invalid: " + r.error},
+         {});
+    return;
+  }
+  client_in_.Consume(h.length);
+  awaiting_proxy_header_ = false;
+  client_reading_ = false;
+  if (h.has_addresses) {
+    record_.via = peer;
+    record_.client_addr = FormatRawAddress(h.src_addr, h.src_port);
+    engine_->SetClientIp(ClientIp());
+    if (listener_->config.backend_proxy_protocol) {
+      origin_ = std::make_unique<Origin>(Origin{h.src_addr, h.dst_addr, h.src_port, h.dst_port});
+    }
+    LOG_DEBUG("listener={} session={} client={} via {} (PROXY v{})", listener_->config.name, record_.id,
+              record_.client_addr, peer, h.version);
+  }
+  // LOCAL (a health check) and UNKNOWN: the balancer itself is the client.
+  BeginProtocol();
+}
+
+void Session::SendBackendProxyHeader() {
+  namespace ph = protocol::proxy_header;
+  ph::Outgoing o;
+  if (!origin_) {
+    origin_ = std::make_unique<Origin>();
+    if (!RawAddress(client_.fd(), true, &origin_->src, &origin_->src_port) ||
+        !RawAddress(client_.fd(), false, &origin_->dst, &origin_->dst_port)) {
+      o.command = ph::Command::kLocal;
+    }
+  }
+  o.src_addr = origin_->src;
+  o.dst_addr = origin_->dst;
+  o.src_port = origin_->src_port;
+  o.dst_port = origin_->dst_port;
+  if (o.src_addr.size() != o.dst_addr.size()) o.command = ph::Command::kLocal;
+  o.unique_id = listener_->config.name + "/" + std::to_string(record_.id);
+  o.authority = client_sni_;
+  o.alpn = record_.client_alpn;
+  // Only facts dbward has: the client's TLS is up before dbward connects
+  // for PostgreSQL and TDS; a MySQL client has not chosen yet.
+  if (client_tls_ == ClientTls::kUp) {
+    ph::SslInfo ssl;
+    ssl.client = ph::kClientSsl | (client_certificate_ ? ph::kClientCertConn : 0);
+    ssl.verify = client_certificate_ ? 0 : 1;
+    ssl.version = record_.client_tls_version;
+    ssl.cipher = record_.client_cipher;
+    ssl.cn = client_cert_cn_;
+    o.ssl = ssl;
+  }
+  std::vector<uint8_t> header = ph::EncodeV2(o);
+  proxy_header_bytes_ += header.size();
+  SendToBackend(header);
 }
 
 void Session::LeaveHandshakeGate() {
@@ -188,6 +273,89 @@ void Session::LookupVerifier(const std::string& user, const std::string& databas
     verifier_answer_ = std::move(a);
     ScheduleRepump();
   });
+}
+
+engine::Driver::Admission Session::Admit() {
+  // The client certificate comes first: a client that cannot present an
+  // allowed one is not let in by any policy rule.
+  if (cert_refusal_) return *cert_refusal_;
+  const std::vector<PolicyRule>& rules = listener_->config.policy;
+  if (rules.empty()) return {};
+  const engine::ClientFacts& f = engine_->facts();
+  PolicySubject s;
+  s.ip = ClientIp();
+  s.user = f.user;
+  s.application = f.application;
+  s.library = f.client_library;
+  s.database = f.database;
+  s.identity = record_.client_identity;
+  s.client_certificate = client_certificate_;
+  s.encryption = f.encryption;
+  s.accepted_bad_certificate = canary_active_ && record_.validates == false;
+  s.validates = record_.validates;
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  PolicyVerdict v = EvaluatePolicy(rules, s, now);
+  if (v.rule == nullptr) return {};
+  record_.policy_rule = v.Label();
+  record_.policy_action = !v.violates ? "allow" : v.denied() ? "deny" : "warn";
+  if (!v.violates) return {};
+  listener_->metrics.policy.Inc(v.Label() + "|" + record_.policy_action);
+  std::string why = "listener " + listener_->config.name + ": " + v.Label() + " requires " + Token(v.rule->require) +
+                    ", this connection is " + Token(v.level);
+  if (s.accepted_bad_certificate) {
+    why += " (the client accepted a test certificate it should have refused: it does not validate certificates)";
+  } else if (s.validates == false) {
+    why += " (an earlier connection from " + s.ip + " accepted a test certificate it should have refused)";
+  } else if (v.rule->require == ProtectionLevel::kValidated && !s.validates && v.level == ProtectionLevel::kTls) {
+    why += " (not yet proven to validate certificates)";
+  }
+  if (!v.denied()) {
+    LOG_WARN("listener={} session={} client={} policy warning: {}{}", listener_->config.name, record_.id,
+             record_.client_addr, why,
+             v.rule->from_ms ? " (denied from " + v.rule->from_text + ")" : std::string(" (action: warn)"));
+    return {};
+  }
+  engine::Driver::Admission a;
+  a.denied = true;
+  a.cause = Cause::kPolicyDenied;
+  a.error = why;
+  a.required = v.rule->require;
+  return a;
+}
+
+// A TLS client on a listener with client_tls.ca_file: its certificate
+// verified during the handshake; here it is named, checked against the
+// allow-list, and its absence judged (verify: required). The verdict waits
+// for Admit, where the protocol can say it in its own words.
+void Session::CheckClientCertificate(const tls::Connection& conn) {
+  if (!listener_->config.client_tls || !listener_->config.client_tls->client_certs) return;
+  const ClientCertConfig& cc = *listener_->config.client_tls->client_certs;
+  tls::PeerIdentity peer = conn.ClientIdentity();
+  engine::Driver::Admission refusal;
+  refusal.denied = true;
+  if (!peer.present) {
+    if (cc.verify == ClientCertConfig::Verify::kRequired) {
+      refusal.cause = Cause::kClientCertMissing;
+      refusal.error = "listener " + listener_->config.name +
+                      " requires a client certificate (client_tls.verify: required) and the client sent none; give "
+                      "the client a certificate issued by a CA in " + cc.ca_file +
+                      " (libpq: sslcert and sslkey; MariaDB: --ssl-cert and --ssl-key; JDBC: a keystore)";
+      cert_refusal_ = refusal;
+    }
+    return;
+  }
+  CertIdentity id{peer.cn, peer.dns, peer.uris, peer.spki};
+  client_certificate_ = true;
+  client_cert_cn_ = peer.cn;
+  record_.client_identity = id.Name();
+  if (!cc.allow.Allows(id)) {
+    refusal.cause = Cause::kClientCertNotAllowed;
+    refusal.error = "listener " + listener_->config.name + ": the client certificate (" + id.Describe() +
+                    ") is valid but not in client_tls.allow; add its CN, a SAN or its SPKI pin there";
+    cert_refusal_ = refusal;
+  }
 }
 
 void Session::SetupComplete() {
@@ -296,6 +464,8 @@ void Session::OnConnected(int fd, Watch* watch, const std::string& address) {
   record_.backend_addr = address;
   backend_leg_ = BackendLeg::kOpen;
   ArmHandshakeDeadline();
+  // Before anything the engine sends, TLS included.
+  if (listener_->config.backend_proxy_protocol) SendBackendProxyHeader();
   engine_->OnBackendConnected(address);
   Advance();
 }
@@ -325,8 +495,16 @@ bool Session::BeginClientHandshake() {
       record_.validates = *verdict;
     }
   }
+  // A client a `require: validated` rule may cover proves itself with a
+  // canary whatever the sample, and again after a verdict that it does not
+  // validate (it may have been fixed since).
+  const bool must_prove = ctx && listener_->canary && PolicyWantsProof(listener_->config.policy, ClientIp());
+  if (must_prove && record_.canary_remembered && record_.validates == false) {
+    record_.canary_remembered = false;
+    record_.validates.reset();
+  }
   if (ctx && listener_->canary && tls_->canary_client && !record_.canary_remembered &&
-      listener_->canary->ShouldTest(ClientIp())) {
+      (must_prove || listener_->canary->ShouldTest(ClientIp()))) {
     ctx = strict ? tls_->canary_client_strict : tls_->canary_client;
     canary_active_ = true;
     record_.canary = listener_->canary->config().mode;
@@ -378,6 +556,16 @@ bool Session::AdvanceClient(int* events) {
     switch (StepHandshake(conn, events)) {
       case Step::kWaiting: return false;
       case Step::kFailed:
+        if (conn->rejected_peer_certificate()) {
+          // dbward refused the client's certificate (client_tls.ca_file).
+          const tls::Diagnosis d = conn->diagnosis();
+          Fail({Outcome::kClientTlsFailed, Cause::kClientCertRejected,
+                fmt::format("the client's certificate did not verify against client_tls.ca_file {}: {} ({}); the "
+                            "client saw a TLS alert",
+                            listener_->config.client_tls->client_certs->ca_file, d.detail, d.failed.OneLine())},
+               {});
+          return false;
+        }
         if (canary_active_) {
           CanaryRejected(conn->failure_detail());
           return false;
@@ -397,6 +585,8 @@ bool Session::AdvanceClient(int* events) {
         record_.client_tls_version = conn->version_name();
         record_.client_cipher = conn->cipher();
         record_.client_alpn = conn->alpn();
+        if (const char* sni = SSL_get_servername(conn->ssl(), TLSEXT_NAMETYPE_host_name)) client_sni_ = sni;
+        CheckClientCertificate(*conn);
         engine_->OnClientTlsReady(FactsOf(*conn));
         return true;
     }
@@ -443,6 +633,23 @@ bool Session::AdvanceClient(int* events) {
     }
     client_in_.Append(std::span<const uint8_t>(buf, r.n));
     OPENSSL_cleanse(buf, r.n);
+    if (awaiting_proxy_header_) {
+      TakeProxyHeader();
+      return true;
+    }
+    if (listener_->config.proxy_protocol && !proxy_sniffed_) {
+      // Only the balancers in proxy_protocol.trusted may say who the client
+      // is; anyone else saying it is refused, not believed.
+      const auto sniff = protocol::proxy_header::SniffHeader(client_in_.data());
+      proxy_sniffed_ = sniff != protocol::proxy_header::Sniff::kMaybe;
+      if (sniff == protocol::proxy_header::Sniff::kYes) {
+        Fail({Outcome::kRefused, Cause::kProxyUntrusted,
+              "PROXY protocol header from " + record_.client_addr +
+                  ", which is not in proxy_protocol.trusted; add the balancer's address there"},
+             {});
+        return false;
+      }
+    }
     engine_->OnClientData(client_in_);
     return true;
   }
@@ -807,7 +1014,7 @@ void Session::EmitRecord() {
     listener_->canary->RememberNotValidating(ClientIp());
   }
 
-  record_.bytes_up = staged_up_ + (relay_ ? relay_->bytes_up() : 0);
+  record_.bytes_up = staged_up_ - std::min(staged_up_, proxy_header_bytes_) + (relay_ ? relay_->bytes_up() : 0);
   record_.bytes_down = staged_down_ + (relay_ ? relay_->bytes_down() : 0);
   record_.duration_ms = uv_now(worker_->loop()) - start_ms_;
   RecordMetrics(record_, *listener_);

@@ -69,6 +69,7 @@ class Session final : engine::Driver, Connector::Callbacks, Relay::Callbacks, Wa
   void Fail(const engine::Failure& failure, std::vector<uint8_t> message) override;
   void LookupVerifier(const std::string& user, const std::string& database, bool refresh) override;
   void SetupComplete() override;
+  Admission Admit() override;
 
   // Connector::Callbacks
   void OnConnected(int fd, Watch* watch, const std::string& address) override;
@@ -93,6 +94,7 @@ class Session final : engine::Driver, Connector::Callbacks, Relay::Callbacks, Wa
   // The canary client refused the certificate (alert, or hung up before using
   // the connection): it validates. Ends the session.
   void CanaryRejected(const std::string& how);
+  void CheckClientCertificate(const tls::Connection& conn);
   void CloseBackend();
   void ArmTimer(uint64_t ms);
   void ArmHandshakeDeadline();
@@ -156,6 +158,27 @@ class Session final : engine::Driver, Connector::Callbacks, Relay::Callbacks, Wa
   std::optional<VerifierAnswer> verifier_answer_;
   bool setup_complete_ = false;  // logged in; the engine still watches
   bool in_handshake_gate_ = false;  // counted in the listener's max_handshakes
+  // Client certificates: one was presented and verified; or why the client
+  // is refused at Admit.
+  bool client_certificate_ = false;
+  std::optional<engine::Driver::Admission> cert_refusal_;
+  std::string client_sni_;  // the name the client asked for (for the backend's PROXY header)
+  std::string client_cert_cn_;
+  // PROXY protocol. Inbound: a trusted balancer's header is read before the
+  // protocol starts. Outbound (backend_proxy_protocol): the original
+  // endpoints, from that header or the client socket, and the header bytes
+  // sent (not payload).
+  bool awaiting_proxy_header_ = false;
+  bool proxy_sniffed_ = false;  // the first client bytes were checked for an untrusted header
+  struct Origin {
+    std::vector<uint8_t> src, dst;
+    uint16_t src_port = 0, dst_port = 0;
+  };
+  std::unique_ptr<Origin> origin_;
+  uint64_t proxy_header_bytes_ = 0;
+  void BeginProtocol();
+  void TakeProxyHeader();
+  void SendBackendProxyHeader();
   void LeaveHandshakeGate();
 
   SessionRecord record_;

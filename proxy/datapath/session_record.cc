@@ -68,6 +68,10 @@ AuditEvent ToAuditEvent(const SessionRecord& r, const ListenerConfig& l) {
   if (r.cause) e.cause = Token(*r.cause);
   e.note = OrNull(r.client.note);
   e.routed_to = OrNull(r.client.routed_to);
+  e.via = OrNull(r.via);
+  e.policy_rule = OrNull(r.policy_rule);
+  e.policy_action = OrNull(r.policy_action);
+  e.client_identity = OrNull(r.client_identity);
   e.tds_prelogin = r.client.tds_prelogin;
   if (r.canary) e.canary = tls::CanaryModeName(*r.canary);
   if (r.canary_remembered) e.canary = "remembered";

@@ -19,6 +19,7 @@ struct SessionRecord {
   uint64_t id = 0;
   int worker = 0;
   std::string client_addr;
+  std::string via;  // the load balancer that sent a PROXY header for the client
   std::string backend_addr;  // what dbward connected to; "" when it never did
   std::string backend_server_name;  // what its certificate was checked against; "" before TLS
 
@@ -31,6 +32,8 @@ struct SessionRecord {
   std::optional<tls::CanaryMode> canary;  // offered to this client
   std::optional<bool> validates;          // refused the canary (true) or went on (false)
   bool canary_remembered = false;         // validates comes from an earlier session's canary
+  std::string client_identity;            // the verified client certificate's identity
+  std::string policy_rule, policy_action; // the rule the client broke, deny or warn
 
   bool backend_tls_up = false;
   bool backend_verified = false;

@@ -73,6 +73,58 @@ std::string PeerAddress(int fd) {
   return FormatAddress(reinterpret_cast<sockaddr*>(&ss));
 }
 
+namespace {
+
+constexpr uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+}  // namespace
+
+std::string FormatRawAddress(std::span<const uint8_t> addr, uint16_t port) {
+  if (addr.size() == 16 && memcmp(addr.data(), kMappedPrefix, 12) == 0) addr = addr.subspan(12);
+  sockaddr_storage ss{};
+  if (addr.size() == 4) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&ss);
+    in->sin_family = AF_INET;
+    memcpy(&in->sin_addr, addr.data(), 4);
+    in->sin_port = htons(port);
+  } else if (addr.size() == 16) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    in6->sin6_family = AF_INET6;
+    memcpy(&in6->sin6_addr, addr.data(), 16);
+    in6->sin6_port = htons(port);
+  } else {
+    return "?";
+  }
+  return FormatAddress(reinterpret_cast<sockaddr*>(&ss));
+}
+
+bool RawAddress(int fd, bool peer, std::vector<uint8_t>* addr, uint16_t* port) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  int rc = peer ? getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len)
+                : getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  if (rc != 0) return false;
+  if (ss.ss_family == AF_INET) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&ss);
+    const auto* b = reinterpret_cast<const uint8_t*>(&in->sin_addr);
+    addr->assign(b, b + 4);
+    *port = ntohs(in->sin_port);
+    return true;
+  }
+  if (ss.ss_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    const auto* b = reinterpret_cast<const uint8_t*>(&in6->sin6_addr);
+    if (memcmp(b, kMappedPrefix, 12) == 0) {
+      addr->assign(b + 12, b + 16);
+    } else {
+      addr->assign(b, b + 16);
+    }
+    *port = ntohs(in6->sin6_port);
+    return true;
+  }
+  return false;
+}
+
 int ConnectTcp(const sockaddr* sa, socklen_t len, int* err) {
   int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {

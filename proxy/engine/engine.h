@@ -16,6 +16,7 @@
 
 #include "proxy/common/config.h"
 #include "proxy/common/limiter.h"
+#include "proxy/common/policy.h"
 #include "proxy/common/records.h"
 #include "proxy/common/verifier_answer.h"
 
@@ -120,6 +121,22 @@ class Driver : public UpgradeSink {
   // SCRAM mediation: the user's stored verifier (refresh: not from a cache).
   // The answer arrives through Engine::OnVerifier, never inside this call.
   virtual void LookupVerifier(const std::string& user, const std::string& database, bool refresh) = 0;
+  // Asked where the protocol names the user, before any password: the
+  // client certificate requirement (client_tls.verify, client_tls.allow) and
+  // then the listener's policy for the client as the engine knows it now
+  // (user, application, library, encryption). Denied, with the reason
+  // naming the rule or the certificate, or let through (a warn rule only
+  // records itself).
+  struct Admission {
+    bool denied = false;
+    Cause cause = Cause::kPolicyDenied;
+    std::string error;
+    // A policy denial: the protection the rule wants, for the engine to add
+    // the protocol's own advice (sslmode=..., Encrypt=...). Unset: the
+    // error already says what to change.
+    std::optional<ProtectionLevel> required;
+  };
+  virtual Admission Admit() = 0;
   // The client is logged in; the engine still watches a little (PostgreSQL:
   // the first command, for a SET application_name). The session counts as
   // set up: the handshake deadline ends, the idle timeout applies.
@@ -157,6 +174,8 @@ class Engine {
   virtual ~Engine() = default;
   // Right after accept.
   virtual void Start() = 0;
+  // The client's address changed before Start (a PROXY protocol header).
+  void SetClientIp(std::string ip) { context_.client_ip = std::move(ip); }
   // Instead of Start, when the session may not go on (max_handshakes): the
   // client hears why in its protocol as soon as it can, and nothing is
   // asked of the backend.

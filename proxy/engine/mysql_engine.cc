@@ -191,6 +191,18 @@ class MysqlEngine final : public Engine {
                      " (plaintext_clients: deny); connect with ssl-mode=REQUIRED or stronger");
       return;
     }
+    if (Driver::Admission a = driver_.Admit(); a.denied) {
+      std::string hint;
+      if (a.required == ProtectionLevel::kValidated) {
+        hint = "; connect with ssl-mode=VERIFY_IDENTITY and ssl-ca=<the CA of dbward's certificate> (MariaDB client: "
+               "--ssl-verify-server-cert --ssl-ca=...)";
+      } else if (a.required) {
+        hint = "; connect with ssl-mode=REQUIRED or stronger (MariaDB client: --ssl)";
+      }
+      FailClient(Outcome::kRefused, a.cause, a.cause == Cause::kPolicyDenied ? kErSecureTransport : kErAccessDenied,
+                 a.cause == Cause::kPolicyDenied ? "HY000" : "28000", a.error + hint);
+      return;
+    }
     if (!resp.auth_plugin.empty()) plugin_ = resp.auth_plugin;
     // The backend leg has one more packet (our SSLRequest) than a plaintext
     // client leg.

@@ -131,6 +131,18 @@ class PostgresEngine final : public Engine {
                  "Connect with sslmode=require or stronger."));
       return;
     }
+    if (Driver::Admission a = driver_.Admit(); a.denied) {
+      // Before any password is asked for.
+      std::string hint;
+      if (a.required == ProtectionLevel::kValidated) {
+        hint = "Connect with sslmode=verify-full and sslrootcert=<the CA of dbward's certificate>: libpq then "
+               "validates the certificate.";
+      } else if (a.required) {
+        hint = "Connect with sslmode=require, or better sslmode=verify-full.";
+      }
+      Fail(Outcome::kRefused, a.cause, a.error, Error("28000", "dbward: " + a.error, hint));
+      return;
+    }
     if (context_.scram_mediation) {
       uint64_t retry_ms = 0;
       if (context_.auth_failures != nullptr &&

@@ -12,7 +12,14 @@ class TcpEngine final : public Engine {
   TcpEngine(Driver& driver, const EngineContext& context)
       : Engine(driver, context), upgrade_(BackendUpgrade::New({}, driver)) {}
 
-  void Start() override { driver_.ConnectBackend(); }
+  // A policy can only match tcp clients by address, and they are plaintext.
+  void Start() override {
+    if (Driver::Admission a = driver_.Admit(); a.denied) {
+      Fail(Outcome::kRefused, a.cause, a.error);
+      return;
+    }
+    driver_.ConnectBackend();
+  }
   void OnBackendConnected(const std::string& address) override { upgrade_->OnConnected(address); }
   void OnBackendTlsReady(const TlsFacts& /*facts*/) override {
     upgrade_->OnTlsReady();

@@ -273,6 +273,11 @@ class TdsEngine final : public Engine {
       Fail(refusal_->outcome, refusal_->cause, refusal_->error, LoginError(refusal_->error));
       return;
     }
+    if (Driver::Admission a = driver_.Admit(); a.denied) {
+      const std::string why = a.error + PolicyHint(a.required);
+      Fail(Outcome::kRefused, a.cause, why, LoginError(why));
+      return;
+    }
     if (!listener().plaintext_clients) {
       Fail(Outcome::kRefused, Cause::kPlaintextDenied,
            "client sent LOGIN7 without PRELOGIN, so without encryption (plaintext_clients: deny)",
@@ -287,6 +292,19 @@ class TdsEngine final : public Engine {
     phase_ = Phase::kBackend;
     upgrade_ = std::make_unique<TdsUpgrade>(driver_, tds::DefaultClientPrelogin(), listener().backend_tls.tds_strict);
     driver_.ConnectBackend();
+  }
+
+  static std::string PolicyHint(std::optional<ProtectionLevel> required) {
+    if (!required) return "";
+    switch (*required) {
+      case ProtectionLevel::kValidated:
+        return "; set Encrypt=True;TrustServerCertificate=False (jTDS: ssl=authenticate; FreeTDS: encryption = "
+               "require with a CA file)";
+      case ProtectionLevel::kTls:
+        return "; set Encrypt=True (jTDS: ssl=require; FreeTDS: encryption = require)";
+      default:
+        return "; enable encryption in the driver (FreeTDS: encryption = request or require; jTDS: ssl=request)";
+    }
   }
 
   // The LOGIN7 payload, for a replay to a routed server until login ends.
@@ -437,6 +455,10 @@ class TdsEngine final : public Engine {
       return;
     }
     RecordLogin(login);
+    if (Driver::Admission a = driver_.Admit(); a.denied) {
+      FailLogin({Outcome::kRefused, a.cause, a.error + PolicyHint(a.required)});
+      return;
+    }
     if (backend_failure_) {
       // The failure was recorded when it happened; now the client can read it.
       FailLogin(*backend_failure_);

@@ -252,6 +252,15 @@ std::string AdminServer::RenderMetrics() const {
   labeled("sessions_outcome_total", "Finished sessions by outcome", "outcome", &ListenerMetrics::outcome);
   labeled("handshake_failures_total", "Sessions that failed before the relay, by cause", "cause",
           &ListenerMetrics::handshake_failures);
+  out << "# HELP dbward_policy_violations_total Connections that broke a policy rule, by rule and action\n"
+         "# TYPE dbward_policy_violations_total counter\n";
+  for (const ListenerRuntime* l : listeners_) {
+    for (const auto& [value, count] : l->metrics.policy.Snapshot()) {
+      size_t bar = value.rfind('|');
+      out << "dbward_policy_violations_total{" << labels(l) << ",rule=\"" << Escape(value.substr(0, bar))
+          << "\",action=\"" << value.substr(bar + 1) << "\"} " << count << "\n";
+    }
+  }
 
   out << "# HELP dbward_handshake_seconds Time from accept to relay start (both TLS legs, protocol set-up, "
          "authentication up to the relay)\n# TYPE dbward_handshake_seconds histogram\n";

@@ -59,6 +59,7 @@ struct ListenerMetrics {
   LabeledCounter trust_bypass;        // sessions by bypass_reason
   LabeledCounter outcome;             // sessions by outcome
   LabeledCounter handshake_failures;  // failed set-ups by cause
+  LabeledCounter policy;              // policy violations by "rule|action"
   Histogram handshake_seconds;        // accept -> relay start
   // The backend certificate seen last (Unix seconds of notAfter; 0: none yet).
   std::atomic<int64_t> backend_cert_not_after{0};

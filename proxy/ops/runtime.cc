@@ -54,8 +54,11 @@ Position PositionOf(const tls::LoadError& e, const BackendTlsConfig& t) {
     case File::kCa: return t.ca_file.empty() ? t.pos : t.ca_pos;
     case File::kCert: return t.cert_pos;
     case File::kKey: return t.key_pos;
+    case File::kCrl: return t.crl_pos;
+    case File::kClientCa:
     case File::kNone: break;
   }
+  if (e.kind == Kind::kInternal && !t.pin_spki.empty()) return t.pin_pos;
   return t.pos;
 }
 
@@ -68,6 +71,7 @@ Position PositionOf(const tls::LoadError& e, const ClientTlsConfig& t) {
   switch (e.kind == Kind::kKeyMismatch ? File::kCert : e.file) {
     case File::kCert: return t.cert_pos;
     case File::kKey: return t.key_pos;
+    case File::kClientCa: return t.client_certs ? t.client_certs->ca_pos : t.pos;
     default: break;
   }
   return t.pos;
@@ -82,6 +86,8 @@ bool BuildTlsMaterial(const Config& config, const ListenerConfig& l, const TlsMa
   tls::ClientOptions co;
   co.verify = b.full_verify ? tls::VerifyMode::kFull : tls::VerifyMode::kCa;
   co.ca_file = b.ca_file;
+  co.crl_file = b.crl_file;
+  co.spki_pins = b.pin_spki;
   co.min_version = b.min_version;
   if (l.protocol == Protocol::kPostgres && b.direct) co.alpn = {"postgresql"};
   if (l.protocol == Protocol::kTds && b.tds_strict) co.alpn = {"tds/8.0"};
@@ -107,6 +113,7 @@ bool BuildTlsMaterial(const Config& config, const ListenerConfig& l, const TlsMa
     so.cert.cert_file = c.cert_file;
     so.cert.key_file = c.key_file;
     so.min_version = c.min_version;
+    if (c.client_certs) so.client_ca_file = c.client_certs->ca_file;
     if (l.protocol == Protocol::kPostgres) so.alpn = {"postgresql"};
     if (l.protocol == Protocol::kTds) so.max_version = 0x0303;
     Secret cpw;
@@ -312,10 +319,12 @@ std::vector<std::string> TlsFiles(const ListenerConfig& l) {
   add(l.backend_tls.cert_file);
   add(l.backend_tls.key_file);
   add(l.backend_tls.key_password_file);
+  add(l.backend_tls.crl_file);
   if (l.client_tls) {
     add(l.client_tls->cert_file);
     add(l.client_tls->key_file);
     add(l.client_tls->key_password_file);
+    if (l.client_tls->client_certs) add(l.client_tls->client_certs->ca_file);
   }
   add(l.rsa_key_file);
   if (l.scram) {

@@ -247,7 +247,7 @@ TEST(ConfigErrorTest, UnknownKeyInBackendTls) {
   const std::string prefix =
       "/etc/dbward/x.yaml:8:7: unknown key 'verify_depth' in backend_tls (allowed: ca_file, ";
   EXPECT_EQ(error.substr(0, prefix.size()), prefix);
-  EXPECT_PRED_FORMAT2(testing::IsSubstring, " key_password_file, min_version, server_name, tds_strict, verify)",
+  EXPECT_PRED_FORMAT2(testing::IsSubstring, " min_version, pin_spki, server_name, tds_strict, verify)",
                       error);
   EXPECT_EQ(error.back(), ')');
 }
@@ -649,6 +649,174 @@ TEST(ConfigScram, Mistakes) {
   tds.replace(tds.find("postgres"), 8, "tds");
   EXPECT_EQ(ParseError(tds + "    scram:\n      verifiers: auth_file\n      auth_file: u\n"),
             "/etc/dbward/x.yaml:9:7: scram is for protocol: postgres (SCRAM mediation)");
+}
+
+}  // namespace
+}  // namespace dbward::proxy
+
+namespace dbward::proxy {
+namespace {
+
+// A postgres listener with client TLS and a canary; policy tests append.
+constexpr char kPgListener[] =
+    "listeners:\n"                          // 1
+    "  - name: pg\n"                        // 2
+    "    protocol: postgres\n"              // 3
+    "    listen: 127.0.0.1:6432\n"          // 4
+    "    backend: db.internal:5432\n"       // 5
+    "    backend_tls: {ca_file: ca.pem}\n"  // 6
+    "    client_tls: {cert_file: p.pem, key_file: p.key}\n"  // 7
+    "    canary: {sample: 0}\n";            // 8
+
+TEST(ConfigPolicyTest, RulesParseInOrder) {
+  Config cfg = ParseOk(std::string(kPgListener) +
+                       "    policy:\n"                                                     // 9
+                       "      - name: legacy\n"                                            // 10
+                       "        match: {clients: [10.20.0.0/16], users: [report_ro], applications: [\"legacy-*\"],"
+                       " libraries: [\"jTDS*\"], databases: [sales]}\n"                    // 11
+                       "        require: tls\n"                                            // 12
+                       "        action: deny\n"                                            // 13
+                       "        from: 2027-01-15\n"                                        // 14
+                       "      - match: {}\n"                                               // 15
+                       "        require: validated\n"                                      // 16
+                       "        action: warn\n");                                          // 17
+  const std::vector<PolicyRule>& p = cfg.listeners[0].policy;
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p[0].name, "legacy");
+  EXPECT_EQ(p[0].clients.size(), 1u);
+  EXPECT_EQ(p[0].users, std::vector<std::string>{"report_ro"});
+  EXPECT_EQ(p[0].applications, std::vector<std::string>{"legacy-*"});
+  EXPECT_EQ(p[0].libraries, std::vector<std::string>{"jTDS*"});
+  EXPECT_EQ(p[0].databases, std::vector<std::string>{"sales"});
+  EXPECT_EQ(p[0].require, ProtectionLevel::kTls);
+  EXPECT_EQ(p[0].action, PolicyRule::Action::kDeny);
+  ASSERT_TRUE(p[0].from_ms);
+  EXPECT_EQ(*p[0].from_ms, 1799971200000);
+  EXPECT_EQ(p[0].line, 10);
+  EXPECT_EQ(p[0].column, 9);
+  EXPECT_EQ(p[1].require, ProtectionLevel::kValidated);
+  EXPECT_EQ(p[1].action, PolicyRule::Action::kWarn);
+  EXPECT_EQ(p[1].line, 15);
+}
+
+TEST(ConfigPolicyTest, Errors) {
+  const std::string base = kPgListener;
+  EXPECT_EQ(ParseError(base + "    policy:\n      - match: {}\n        require: encrypted\n"),
+            "/etc/dbward/x.yaml:11:18: require must be plaintext, login-only, tls or validated");
+  EXPECT_EQ(ParseError(base + "    policy:\n      - match: {}\n        require: tls\n        action: block\n"),
+            "/etc/dbward/x.yaml:12:17: action must be deny or warn (warn: audit and count only, a dry run)");
+  EXPECT_EQ(ParseError(base + "    policy:\n      - match: {user: [x]}\n        require: tls\n"),
+            "/etc/dbward/x.yaml:10:17: unknown key 'user' in policy match (allowed: applications, clients, databases, "
+            "identities, libraries, users)");
+  EXPECT_EQ(ParseError(base + "    policy:\n      - match: {clients: [10.0.0.0/33]}\n        require: tls\n"),
+            "/etc/dbward/x.yaml:10:27: match.clients entry '10.0.0.0/33' is not a CIDR like 10.0.0.0/8 or fd00::/8");
+  EXPECT_EQ(ParseError(base + "    policy:\n      - match: {}\n        require: tls\n        from: soon\n"),
+            "/etc/dbward/x.yaml:12:15: from must be a date like 2027-01-15 (UTC) or an ISO 8601 time");
+  EXPECT_EQ(ParseError(base + "    policy:\n      - match: {}\n        require: tls\n        action: warn\n"
+                              "        from: 2027-01-15\n"),
+            "/etc/dbward/x.yaml:13:15: from applies to action: deny (warn until then)");
+  EXPECT_EQ(ParseError(base + "    policy:\n      - match: {}\n        require: login-only\n"),
+            "/etc/dbward/x.yaml:10:9: policy rule requires login-only, which only TDS has; use plaintext or tls");
+  EXPECT_EQ(ParseError(base + "    policy:\n      - require: tls\n"),
+            "/etc/dbward/x.yaml:10:9: policy rule needs match: a mapping ({} matches every client)");
+  EXPECT_EQ(ParseError(base + "    policy: []\n"),
+            "/etc/dbward/x.yaml:9:13: policy must be a list of rules, e.g. - {match: {clients: [10.0.0.0/8]}, require: "
+            "tls, action: deny}");
+  EXPECT_EQ(ParseError(base + "    policy:\n      - match: {identities: [\"spiffe://*\"]}\n        require: tls\n"),
+            "/etc/dbward/x.yaml:10:9: match.identities needs client certificates (client_tls.ca_file)");
+  // validated needs a way to prove it.
+  std::string no_canary = base.substr(0, base.find("    canary:"));
+  std::string err = ParseError(no_canary + "    policy:\n      - match: {}\n        require: validated\n");
+  EXPECT_EQ(err.substr(0, err.find(',')), "/etc/dbward/x.yaml:9:9: policy rule requires validated");
+}
+
+TEST(ConfigClientCertTest, Parse) {
+  Config cfg = ParseOk(
+      "listeners:\n"
+      "  - name: pg\n"
+      "    protocol: postgres\n"
+      "    listen: 127.0.0.1:6432\n"
+      "    backend: db.internal:5432\n"
+      "    backend_tls: {ca_file: ca.pem}\n"
+      "    client_tls:\n"
+      "      cert_file: p.pem\n"
+      "      key_file: p.key\n"
+      "      ca_file: clients.pem\n"
+      "      verify: optional\n"
+      "      allow:\n"
+      "        cn: [\"report-*\"]\n"
+      "        dns: [\"*.apps.test\"]\n"
+      "        uri: [\"spiffe://dbward.test/ns/reports/*\"]\n"
+      "        spki: [\"sha256//p4KKa2DIHE2dNzvPYcS4ntgY9/iyOzqERq6BC09mjlM=\"]\n");
+  const ListenerConfig& l = cfg.listeners[0];
+  ASSERT_TRUE(l.client_tls && l.client_tls->client_certs);
+  const ClientCertConfig& c = *l.client_tls->client_certs;
+  EXPECT_EQ(c.ca_file, "/etc/dbward/clients.pem");
+  EXPECT_EQ(c.verify, ClientCertConfig::Verify::kOptional);
+  EXPECT_EQ(c.allow.cns, std::vector<std::string>{"report-*"});
+  EXPECT_EQ(c.allow.spki, std::vector<std::string>{"p4KKa2DIHE2dNzvPYcS4ntgY9/iyOzqERq6BC09mjlM="});
+}
+
+TEST(ConfigClientCertTest, Errors) {
+  const std::string head =
+      "listeners:\n"                          // 1
+      "  - name: pg\n"                        // 2
+      "    protocol: postgres\n"              // 3
+      "    listen: 127.0.0.1:6432\n"          // 4
+      "    backend: db.internal:5432\n"       // 5
+      "    backend_tls: {ca_file: ca.pem}\n"  // 6
+      "    client_tls:\n"                     // 7
+      "      cert_file: p.pem\n"              // 8
+      "      key_file: p.key\n";              // 9
+  EXPECT_EQ(ParseError(head + "      verify: required\n"),
+            "/etc/dbward/x.yaml:10:15: client certificates need client_tls.ca_file: the CA that issues them");
+  EXPECT_EQ(ParseError(head + "      ca_file: c.pem\n      verify: yes\n"),
+            "/etc/dbward/x.yaml:11:15: client_tls.verify must be 'required' (every TLS client presents a certificate) "
+            "or 'optional' (a certificate is asked for; one that is sent must verify)");
+  EXPECT_EQ(ParseError(head + "      ca_file: c.pem\n      allow: {}\n"),
+            "/etc/dbward/x.yaml:11:14: client_tls.allow is empty; remove it to allow any certificate from ca_file");
+  EXPECT_EQ(ParseError(head + "      ca_file: c.pem\n      allow: {spki: [abc]}\n"),
+            "/etc/dbward/x.yaml:11:22: client_tls.allow.spki entry must be a SHA-256 SPKI pin, sha256//BASE64");
+  EXPECT_EQ(ParseError(head + "      ca_file: c.pem\n      allow: {subject: [x]}\n"),
+            "/etc/dbward/x.yaml:11:15: unknown key 'subject' in client_tls.allow (allowed: cn, dns, spki, uri)");
+}
+
+TEST(ConfigBackendTrustTest, PinsAndCrl) {
+  Config cfg = ParseOk(std::string(kMinimal) +
+                       "      pin_spki: [\"sha256//p4KKa2DIHE2dNzvPYcS4ntgY9/iyOzqERq6BC09mjlM=\","
+                       " \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"]\n"
+                       "      crl_file: ca.crl\n");
+  const BackendTlsConfig& b = cfg.listeners[0].backend_tls;
+  EXPECT_EQ(b.pin_spki, (std::vector<std::string>{"p4KKa2DIHE2dNzvPYcS4ntgY9/iyOzqERq6BC09mjlM=",
+                                                  "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}));
+  EXPECT_EQ(b.crl_file, "/etc/dbward/ca.crl");
+  // One pin may be written without a list.
+  cfg = ParseOk(std::string(kMinimal) + "      pin_spki: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n");
+  EXPECT_EQ(cfg.listeners[0].backend_tls.pin_spki.size(), 1u);
+  std::string err = ParseError(std::string(kMinimal) + "      pin_spki: [md5//abc]\n");
+  EXPECT_EQ(err.substr(0, err.find(',')),
+            "/etc/dbward/x.yaml:8:18: backend_tls.pin_spki entry must be a SHA-256 SPKI pin");
+  EXPECT_EQ(ParseError(std::string(kMinimal) + "      pin_spki: []\n"),
+            "/etc/dbward/x.yaml:8:17: backend_tls.pin_spki needs at least one pin (remove the key to pin nothing)");
+}
+
+TEST(ConfigProxyProtocolTest, InboundAndOutbound) {
+  Config cfg = ParseOk(std::string(kMinimal) +
+                       "    proxy_protocol: {trusted: [10.0.0.0/8, \"fd00::/8\"]}\n"
+                       "    backend_proxy_protocol: v2\n");
+  ASSERT_TRUE(cfg.listeners[0].proxy_protocol);
+  EXPECT_EQ(cfg.listeners[0].proxy_protocol->trusted.size(), 2u);
+  EXPECT_TRUE(cfg.listeners[0].backend_proxy_protocol);
+  EXPECT_EQ(ParseError(std::string(kMinimal) + "    proxy_protocol: {trusted: []}\n"),
+            "/etc/dbward/x.yaml:8:31: proxy_protocol.trusted must be a non-empty list of CIDRs");
+  EXPECT_EQ(ParseError(std::string(kMinimal) + "    proxy_protocol: on\n"),
+            "/etc/dbward/x.yaml:8:21: proxy_protocol must be a mapping with trusted: [CIDRs of the load balancers that "
+            "send the header]");
+  EXPECT_EQ(ParseError(std::string(kMinimal) + "    proxy_protocol: {trusted: [balancer]}\n"),
+            "/etc/dbward/x.yaml:8:32: proxy_protocol.trusted entry 'balancer' is not a CIDR like 10.0.0.0/8 or "
+            "fd00::/8");
+  EXPECT_EQ(ParseError(std::string(kMinimal) + "    backend_proxy_protocol: v1\n"),
+            "/etc/dbward/x.yaml:8:29: backend_proxy_protocol must be v2 or off (v1 carries no TLS facts)");
 }
 
 }  // namespace

@@ -68,6 +68,11 @@ class FakeDriver final : public Driver {
   void Fail(const Failure& f, std::vector<uint8_t> message) override;
   void LookupVerifier(const std::string& user, const std::string& database, bool refresh) override;
   void SetupComplete() override { Record(Action(Action::kSetupComplete)); }
+  // The policy answer the test sets; each question is counted.
+  Admission Admit() override {
+    ++admits;
+    return admission;
+  }
 
   // Bytes from a side, delivered as the session would (when reading).
   void FromClient(const Bytes& b);
@@ -84,6 +89,8 @@ class FakeDriver final : public Driver {
   std::optional<Failure> failure;
   Bytes failure_message;
   bool backend_failed = false;
+  Admission admission;
+  int admits = 0;
 
   ByteQueue client_in, backend_in;
 

@@ -207,6 +207,45 @@ TEST(MysqlEnginePolicy, PlaintextDeniedIs3159) {
   EXPECT_EQ(e.code, 3159);
 }
 
+TEST(MysqlEnginePolicy, PolicyDenialIs3159NamingTheRule) {
+  Harness h(Protocol::kMysql);
+  h.driver.admission.denied = true;
+  h.driver.admission.error = "listener my: policy[2] requires tls, this connection is plaintext";
+  h.driver.admission.required = ProtectionLevel::kTls;
+  h.Start();
+  h.BackendConnected();
+  h.driver.FromBackend(kGreeting);
+  h.driver.FromClient(Packet(1, kResponse));
+  ASSERT_TRUE(h.driver.failure);
+  EXPECT_EQ(h.driver.failure->cause, Cause::kPolicyDenied);
+  my::Packet p;
+  ASSERT_TRUE(my::DecodePacket(h.driver.failure_message, my::kMaxPreAuthPayload, &p).ok());
+  EXPECT_EQ(p.seq, 2);
+  my::ErrInfo e;
+  ASSERT_TRUE(my::ParseErr(p.payload, &e));
+  EXPECT_EQ(e.code, 3159);
+  EXPECT_NE(e.message.find("policy[2] requires tls"), std::string::npos) << e.message;
+  EXPECT_NE(e.message.find("ssl-mode=REQUIRED"), std::string::npos) << e.message;
+}
+
+TEST(MysqlEnginePolicy, ClientCertificateRefusalIs1045) {
+  Harness h(Protocol::kMysql);
+  h.driver.admission.denied = true;
+  h.driver.admission.cause = Cause::kClientCertNotAllowed;
+  h.driver.admission.error = "the client certificate (CN=intruder) is valid but not in client_tls.allow";
+  h.Start();
+  h.BackendConnected();
+  h.driver.FromBackend(kGreeting);
+  h.driver.FromClient(Packet(1, kResponse));
+  ASSERT_TRUE(h.driver.failure);
+  my::Packet p;
+  ASSERT_TRUE(my::DecodePacket(h.driver.failure_message, my::kMaxPreAuthPayload, &p).ok());
+  my::ErrInfo e;
+  ASSERT_TRUE(my::ParseErr(p.payload, &e));
+  EXPECT_EQ(e.code, 1045);
+  EXPECT_EQ(e.sqlstate, "28000");
+}
+
 TEST_F(MysqlEngineTest, WrongPasswordIsAuthFailed) {
   ToAuthentication();
   const Bytes err = Packet(3, my::EncodeErr(1045, "28000", "Access denied for user 'root'"));

@@ -249,6 +249,64 @@ TEST(PgEnginePolicy, PlaintextDeniedGets28000BeforeAnyBackendWork) {
   EXPECT_EQ(f.hint, "Connect with sslmode=require or stronger.");
 }
 
+TEST(PgEnginePolicy, PolicyDenialIs28000WithTheFixBeforeAnyPassword) {
+  Harness h(Protocol::kPostgres);
+  h.driver.admission.denied = true;
+  h.driver.admission.error = "listener pg: policy[1] (legacy) requires tls, this connection is plaintext";
+  h.driver.admission.required = ProtectionLevel::kTls;
+  h.Start();
+  h.driver.FromClient(Startup("u"));
+  ASSERT_EQ(Describe(h.driver.actions), "fail(refused)");
+  EXPECT_EQ(h.driver.admits, 1);
+  EXPECT_EQ(h.driver.failure->cause, Cause::kPolicyDenied);
+  pg::Message m;
+  ASSERT_TRUE(pg::DecodeMessage(h.driver.failure_message, 1000, &m).ok());
+  pg::ErrorFields f;
+  ASSERT_TRUE(pg::ParseErrorResponse(m.body, &f));
+  EXPECT_EQ(f.sqlstate, "28000");
+  EXPECT_EQ(f.message, "dbward: listener pg: policy[1] (legacy) requires tls, this connection is plaintext");
+  EXPECT_EQ(f.hint, "Connect with sslmode=require, or better sslmode=verify-full.");
+}
+
+TEST(PgEnginePolicy, ValidatedDenialAsksForVerifyFull) {
+  Harness h(Protocol::kPostgres);
+  h.driver.admission.denied = true;
+  h.driver.admission.error = "policy[1] requires validated";
+  h.driver.admission.required = ProtectionLevel::kValidated;
+  h.Start();
+  h.driver.FromClient(Startup("u"));
+  pg::Message m;
+  ASSERT_TRUE(pg::DecodeMessage(h.driver.failure_message, 1000, &m).ok());
+  pg::ErrorFields f;
+  ASSERT_TRUE(pg::ParseErrorResponse(m.body, &f));
+  EXPECT_NE(f.hint.find("sslmode=verify-full and sslrootcert="), std::string::npos) << f.hint;
+}
+
+TEST(PgEnginePolicy, ClientCertificateRefusalCarriesItsOwnFix) {
+  Harness h(Protocol::kPostgres);
+  h.driver.admission.denied = true;
+  h.driver.admission.cause = Cause::kClientCertMissing;
+  h.driver.admission.error = "listener pg requires a client certificate";
+  h.Start();
+  h.driver.FromClient(Startup("u"));
+  ASSERT_TRUE(h.driver.failure);
+  EXPECT_EQ(h.driver.failure->cause, Cause::kClientCertMissing);
+  pg::Message m;
+  ASSERT_TRUE(pg::DecodeMessage(h.driver.failure_message, 1000, &m).ok());
+  pg::ErrorFields f;
+  ASSERT_TRUE(pg::ParseErrorResponse(m.body, &f));
+  EXPECT_EQ(f.hint, "");
+}
+
+TEST(PgEnginePolicy, AdmittedClientGoesOn) {
+  Harness h(Protocol::kPostgres);
+  h.Start();
+  h.driver.FromClient(Startup("u"));
+  EXPECT_EQ(h.driver.admits, 1);
+  EXPECT_FALSE(h.driver.failure);
+  EXPECT_EQ(Describe(h.driver.actions), "connect");
+}
+
 TEST_F(PgEngineTest, BackendRefusingTlsFailsClosedWithTheReason) {
   d().FromClient(Startup("u"));
   h_.BackendConnected();

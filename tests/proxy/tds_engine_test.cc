@@ -359,6 +359,20 @@ TEST(TdsEngineLogin7First, BackendFailureAnswersTheLogin7) {
   EXPECT_EQ(m.type, tds::kTabularResult);
 }
 
+TEST(TdsEngineLogin7First, PolicyDenialIsALoginError) {
+  Harness h(Protocol::kTds);
+  h.driver.admission.denied = true;
+  h.driver.admission.error = "listener tds: policy[1] requires tls, this connection is plaintext";
+  h.driver.admission.required = ProtectionLevel::kTls;
+  h.Start();
+  h.driver.FromClient(kLogin7);
+  ASSERT_EQ(Describe(h.Take()), "fail(refused)");
+  EXPECT_EQ(h.driver.failure->cause, Cause::kPolicyDenied);
+  EXPECT_NE(h.driver.failure->error.find("set Encrypt=True (jTDS: ssl=require"), std::string::npos)
+      << h.driver.failure->error;
+  EXPECT_FALSE(h.driver.failure_message.empty()) << "a TDS login error, not a bare close";
+}
+
 TEST(TdsEngineLogin7First, RefusedWhenPlaintextIsDenied) {
   Harness h(Protocol::kTds);
   h.listener.plaintext_clients = false;
