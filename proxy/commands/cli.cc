@@ -24,7 +24,7 @@ constexpr int kUsageError = 2;
 constexpr const char* kSummary =
     "usage: dbward run --config FILE\n"
     "       dbward check-config FILE\n"
-    "       dbward report AUDIT_FILE [--format table|json|csv] [--since TIME]\n"
+    "       dbward report AUDIT_FILE [--format table|json|csv] [--since TIME] [--policy CONFIG]\n"
     "       dbward probe --protocol tds|postgres|mysql|tcp --backend HOST:PORT [--ca-file FILE] [--server-name NAME]\n"
     "       dbward --version\n"
     "Run 'dbward COMMAND --help' for a command's options.\n";
@@ -127,6 +127,10 @@ int RunCommandLine(int argc, const char* const* argv, std::string* out, std::str
       ->capture_default_str();
   report->add_option("--since", report_since, "Only events at or after this ISO 8601 time (UTC unless a zone is given)")
       ->check(IsoTimeValidator());
+  report->add_option("--policy", report_options.policy_config,
+                     "Judge every session by the policy rules of this configuration's listeners, as if in force: "
+                     "what they would deny or warn about, per client")
+      ->check(CLI::ExistingFile);
 
   // probe
   ProbeOptions probe_options;

@@ -16,6 +16,8 @@
 
 #include "proxy/common/address.h"
 #include "proxy/common/audit_event.h"
+#include "proxy/common/config.h"
+#include "proxy/common/policy.h"
 #include "proxy/common/json.h"
 #include "proxy/common/records.h"
 #include "proxy/common/text.h"
@@ -111,6 +113,10 @@ struct ClientRow {
   uint64_t refused = 0;
   std::optional<Sighting> first_seen;
   std::optional<Sighting> last_seen;
+  // --policy: the rules its sessions matched and what they would do.
+  std::set<std::string> policy_rules;
+  uint64_t would_deny = 0;
+  uint64_t would_warn = 0;
 
   // A client that validated once can be switched to strict TLS; one that
   // accepted a bad certificate cannot, until it is reconfigured.
@@ -129,7 +135,48 @@ struct ClientRow {
 // Connections that closed without a word: counted, never clients.
 bool IsSilent(const AuditEvent& e) { return e.outcome && *e.outcome == Token(Outcome::kClientClosedSilent); }
 
-void AddEvent(const AuditEvent& e, int64_t ts_ms, std::map<ClientKey, ClientRow>* rows) {
+// The policy of the event's listener, applied to what the event recorded,
+// with every deny rule in force (its from date ignored: the report previews
+// enforcement). Events that never reached the point where the engines ask
+// (no encryption recorded, a refused canary) are not judged.
+struct PolicyJudge {
+  std::map<std::string, const std::vector<PolicyRule>*> by_listener;
+  uint64_t unknown_listener = 0;  // events of listeners CONFIG does not have
+  uint64_t judged = 0;
+
+  void Judge(const AuditEvent& e, ClientRow* row) {
+    if (!e.client_encryption || e.client_encryption->empty()) return;
+    if (e.outcome && *e.outcome == Token(Outcome::kCanaryRejected)) return;
+    auto it = by_listener.find(Or(e.listener));
+    if (it == by_listener.end()) {
+      unknown_listener++;
+      return;
+    }
+    PolicySubject s;
+    s.ip = IpOf(Or(e.client));
+    s.user = Or(e.user);
+    s.application = Or(e.application);
+    s.library = Or(e.client_library);
+    s.database = Or(e.database);
+    s.identity = Or(e.client_identity);
+    s.client_certificate = !s.identity.empty();
+    s.encryption = ParseClientEncryption(*e.client_encryption).value_or(ClientEncryption::kNone);
+    s.validates = e.validates;
+    s.accepted_bad_certificate = Or(e.bypass_reason).find("accepted-") != std::string::npos;
+    PolicyVerdict v = EvaluatePolicy(*it->second, s, INT64_MAX);
+    judged++;
+    if (v.rule == nullptr) return;
+    row->policy_rules.insert(v.Label());
+    if (!v.violates) return;
+    if (v.rule->action == PolicyRule::Action::kDeny) {
+      row->would_deny++;
+    } else {
+      row->would_warn++;
+    }
+  }
+};
+
+void AddEvent(const AuditEvent& e, int64_t ts_ms, std::map<ClientKey, ClientRow>* rows, PolicyJudge* judge) {
   ClientKey key{IpOf(Or(e.client)), Or(e.listener), Or(e.protocol), Or(e.application), Or(e.client_library),
                 Or(e.user)};
   auto [it, added] = rows->try_emplace(key);
@@ -169,6 +216,7 @@ void AddEvent(const AuditEvent& e, int64_t ts_ms, std::map<ClientKey, ClientRow>
     row.sessions++;
     if (e.outcome && !e.outcome->empty() && *e.outcome != Token(Outcome::kOk)) row.failed++;
   }
+  if (judge != nullptr) judge->Judge(e, &row);
   if (e.ts) {
     if (!row.first_seen || ts_ms < row.first_seen->ms) row.first_seen = Sighting{ts_ms, *e.ts};
     if (!row.last_seen || ts_ms >= row.last_seen->ms) row.last_seen = Sighting{ts_ms, *e.ts};
@@ -204,11 +252,14 @@ int NaturalCompare(std::string_view a, std::string_view b) {
 
 // Bypassers first, then the rest; the busiest first within each, then by
 // client, listener, protocol, application, library and user.
-std::vector<const ClientRow*> SortedRows(const std::map<ClientKey, ClientRow>& rows) {
+// With a policy, the clients it would deny come first, then those it warns.
+std::vector<const ClientRow*> SortedRows(const std::map<ClientKey, ClientRow>& rows, bool policy) {
   std::vector<const ClientRow*> sorted;
   sorted.reserve(rows.size());
   for (const auto& [key, row] : rows) sorted.push_back(&row);
-  std::sort(sorted.begin(), sorted.end(), [](const ClientRow* a, const ClientRow* b) {
+  std::sort(sorted.begin(), sorted.end(), [policy](const ClientRow* a, const ClientRow* b) {
+    if (policy && (a->would_deny > 0) != (b->would_deny > 0)) return a->would_deny > 0;
+    if (policy && (a->would_warn > 0) != (b->would_warn > 0)) return a->would_warn > 0;
     if (a->bypass != b->bypass) return a->bypass;
     if (a->sessions != b->sessions) return a->sessions > b->sessions;
     const ClientKey& x = a->key;
@@ -242,11 +293,12 @@ Cell FlagIfApplies(std::optional<bool> b) { return Cell{Cell::Kind::kFlag, {}, {
 Cell Seen(const std::optional<Sighting>& s) { return Text(s ? s->ts : std::string()); }
 
 // The report's columns, in output order, for all three formats.
-constexpr struct {
+struct Column {
   const char* key;    // JSON key and CSV header
   const char* title;  // table header
   Cell (*get)(const ClientRow&);
-} kColumns[] = {
+};
+constexpr Column kColumns[] = {
     {"client", "CLIENT", [](const ClientRow& r) { return Text(r.key.client_ip); }},
     {"listener", "LISTENER", [](const ClientRow& r) { return Text(r.key.listener); }},
     {"protocol", "PROTOCOL", [](const ClientRow& r) { return Text(r.key.protocol); }},
@@ -266,6 +318,18 @@ constexpr struct {
     {"first_seen", "FIRST_SEEN", [](const ClientRow& r) { return Seen(r.first_seen); }},
     {"last_seen", "LAST_SEEN", [](const ClientRow& r) { return Seen(r.last_seen); }},
 };
+// --policy adds these.
+constexpr Column kPolicyColumns[] = {
+    {"policy_rules", "POLICY", [](const ClientRow& r) { return List(r.policy_rules); }},
+    {"would_deny", "WOULD_DENY", [](const ClientRow& r) { return Count(r.would_deny); }},
+    {"would_warn", "WOULD_WARN", [](const ClientRow& r) { return Count(r.would_warn); }},
+};
+
+std::vector<Column> Columns(bool policy) {
+  std::vector<Column> out(std::begin(kColumns), std::end(kColumns));
+  if (policy) out.insert(out.end(), std::begin(kPolicyColumns), std::end(kPolicyColumns));
+  return out;
+}
 
 // Table and CSV text of a cell; "" when absent.
 std::string PlainText(const Cell& c) {
@@ -332,21 +396,22 @@ std::string Summary(const std::vector<const ClientRow*>& rows, uint64_t silent) 
   return out;
 }
 
-std::string FormatTable(const std::vector<const ClientRow*>& rows, uint64_t silent) {
-  constexpr size_t kCols = std::size(kColumns);
+std::string FormatTable(const std::vector<const ClientRow*>& rows, uint64_t silent, const std::vector<Column>& columns,
+                        const std::string& policy_summary) {
+  const size_t kCols = columns.size();
   std::vector<std::vector<std::string>> cells;
   cells.emplace_back();
-  for (const auto& col : kColumns) cells.back().emplace_back(col.title);
+  for (const auto& col : columns) cells.back().emplace_back(col.title);
   for (const ClientRow* r : rows) {
     cells.emplace_back();
-    for (const auto& col : kColumns) {
+    for (const auto& col : columns) {
       std::string text = ForTerminal(PlainText(col.get(*r)));
       cells.back().push_back(text.empty() ? "-" : text);
     }
   }
-  size_t width[kCols] = {};
-  bool right[kCols] = {};  // counts line up on their last digit
-  for (size_t i = 0; i < kCols; i++) right[i] = kColumns[i].get(ClientRow{}).kind == Cell::Kind::kCount;
+  std::vector<size_t> width(kCols, 0);
+  std::vector<bool> right(kCols, false);  // counts line up on their last digit
+  for (size_t i = 0; i < kCols; i++) right[i] = columns[i].get(ClientRow{}).kind == Cell::Kind::kCount;
   for (const auto& line : cells) {
     for (size_t i = 0; i < kCols; i++) width[i] = std::max(width[i], Width(line[i]));
   }
@@ -362,16 +427,16 @@ std::string FormatTable(const std::vector<const ClientRow*>& rows, uint64_t sile
     }
     out.push_back('\n');
   }
-  return out + Summary(rows, silent);
+  return out + Summary(rows, silent) + policy_summary;
 }
 
 // One object per line inside the array, so the output reads and diffs well.
-std::string FormatJson(const std::vector<const ClientRow*>& rows) {
+std::string FormatJson(const std::vector<const ClientRow*>& rows, const std::vector<Column>& columns) {
   if (rows.empty()) return "[]\n";
   std::string out = "[\n";
   for (size_t n = 0; n < rows.size(); n++) {
     JsonObject row;
-    for (const auto& col : kColumns) {
+    for (const auto& col : columns) {
       Cell c = col.get(*rows[n]);
       switch (c.kind) {
         case Cell::Kind::kText: row.StrOrNull(col.key, c.text); break;
@@ -406,19 +471,52 @@ void AppendCsvField(std::string* out, std::string_view s) {
   out->push_back('"');
 }
 
-std::string FormatCsv(const std::vector<const ClientRow*>& rows) {
+std::string FormatCsv(const std::vector<const ClientRow*>& rows, const std::vector<Column>& columns) {
   std::string out;
-  for (const auto& col : kColumns) {
-    if (&col != &kColumns[0]) out.push_back(',');
+  for (const auto& col : columns) {
+    if (&col != &columns[0]) out.push_back(',');
     AppendCsvField(&out, col.key);
   }
   out += "\r\n";
   for (const ClientRow* r : rows) {
-    for (const auto& col : kColumns) {
-      if (&col != &kColumns[0]) out.push_back(',');
+    for (const auto& col : columns) {
+      if (&col != &columns[0]) out.push_back(',');
       AppendCsvField(&out, PlainText(col.get(*r)));
     }
     out += "\r\n";
+  }
+  return out;
+}
+
+// "policy CONFIG: 2 clients would be denied (7 sessions), 1 warned (3 sessions)"
+// and, for deny rules with a date, when they start.
+std::string PolicySummary(const std::vector<const ClientRow*>& rows, const PolicyJudge& judge, const Config& config) {
+  size_t deny_clients = 0, warn_clients = 0;
+  uint64_t deny_sessions = 0, warn_sessions = 0;
+  for (const ClientRow* r : rows) {
+    if (r->would_deny > 0) deny_clients++;
+    if (r->would_warn > 0) warn_clients++;
+    deny_sessions += r->would_deny;
+    warn_sessions += r->would_warn;
+  }
+  std::string out = "policy " + config.path + " (every deny rule in force): " + std::to_string(deny_clients) +
+                    " clients would be denied (" + std::to_string(deny_sessions) + " sessions), " +
+                    std::to_string(warn_clients) + " warned (" + std::to_string(warn_sessions) + " sessions), of " +
+                    std::to_string(judge.judged) + " sessions judged\n";
+  for (const ListenerConfig& l : config.listeners) {
+    for (size_t i = 0; i < l.policy.size(); i++) {
+      const PolicyRule& r = l.policy[i];
+      if (r.from_ms) {
+        PolicyVerdict v;
+        v.rule = &r;
+        v.index = i + 1;
+        out += "  listener " + l.name + ": " + v.Label() + " warns until " + r.from_text + ", then denies\n";
+      }
+    }
+  }
+  if (judge.unknown_listener > 0) {
+    out += "  " + std::to_string(judge.unknown_listener) + " sessions of listeners that " + config.path +
+           " does not have were not judged\n";
   }
   return out;
 }
@@ -430,6 +528,17 @@ struct FileCloser {
 }  // namespace
 
 int RunReport(const ReportOptions& options, std::string* out, std::string* err) {
+  Config policy_config;
+  std::unique_ptr<PolicyJudge> judge;
+  if (!options.policy_config.empty()) {
+    ConfigError cerr;
+    if (!LoadConfig(options.policy_config, &policy_config, &cerr)) {
+      *err += kPrefix + cerr.ToString() + "\n";
+      return 2;
+    }
+    judge = std::make_unique<PolicyJudge>();
+    for (const ListenerConfig& l : policy_config.listeners) judge->by_listener[l.name] = &l.policy;
+  }
   std::unique_ptr<FILE, FileCloser> file(fopen(options.path.c_str(), "rb"));
   if (!file) {
     *err += kPrefix + std::string("cannot read ") + options.path + ": " + strerror(errno) + "\n";
@@ -479,7 +588,7 @@ int RunReport(const ReportOptions& options, std::string* out, std::string* err) 
       silent++;
       continue;
     }
-    AddEvent(event, ts_ms, &rows);
+    AddEvent(event, ts_ms, &rows, judge.get());
   }
   if (reader.error() != 0) {
     *err += kPrefix + std::string("cannot read ") + options.path + ": " + strerror(reader.error()) + "\n";
@@ -492,11 +601,15 @@ int RunReport(const ReportOptions& options, std::string* out, std::string* err) 
     *err += kPrefix + std::to_string(invalid) + " of " + std::to_string(line_no) + " lines skipped as invalid\n";
   }
 
-  std::vector<const ClientRow*> sorted = SortedRows(rows);
+  const bool policy = judge != nullptr;
+  std::vector<const ClientRow*> sorted = SortedRows(rows, policy);
+  std::vector<Column> columns = Columns(policy);
+  std::string policy_summary;
+  if (policy) policy_summary = PolicySummary(sorted, *judge, policy_config);
   switch (options.format) {
-    case ReportFormat::kTable: *out += FormatTable(sorted, silent); break;
-    case ReportFormat::kJson: *out += FormatJson(sorted); break;
-    case ReportFormat::kCsv: *out += FormatCsv(sorted); break;
+    case ReportFormat::kTable: *out += FormatTable(sorted, silent, columns, policy_summary); break;
+    case ReportFormat::kJson: *out += FormatJson(sorted, columns); break;
+    case ReportFormat::kCsv: *out += FormatCsv(sorted, columns); break;
   }
   return 0;
 }

@@ -409,10 +409,76 @@ TEST_F(ReportTest, UsageErrors) {
 
 TEST_F(ReportTest, HelpDocumentsEveryOption) {
   EXPECT_EQ(Run({"--help"}), 0);
-  for (const char* needle : {"AUDIT_FILE", "--format", "table", "json", "csv", "--since"}) {
+  for (const char* needle : {"AUDIT_FILE", "--format", "table", "json", "csv", "--since", "--policy"}) {
     EXPECT_NE(out_.find(needle), std::string::npos) << needle << "\n" << out_;
   }
   EXPECT_EQ(err_, "");
+}
+
+// --- --policy: what a policy would do to the clients of kAudit -------------
+
+constexpr std::string_view kPolicyConfig =
+    "listeners:\n"
+    "  - name: orders-pg\n"
+    "    protocol: postgres\n"
+    "    listen: 127.0.0.1:6432\n"
+    "    backend: db.internal:5432\n"
+    "    backend_tls: {ca_file: ca.pem}\n"
+    "    client_tls: {cert_file: p.pem, key_file: p.key}\n"
+    "    canary: {sample: 0}\n"
+    "    policy:\n"
+    "      - name: etl\n"
+    "        match: {applications: [\"nightly-*\"]}\n"
+    "        require: validated\n"
+    "      - name: everyone\n"
+    "        match: {}\n"
+    "        require: tls\n"
+    "        action: deny\n"
+    "        from: 2099-01-01\n"
+    "  - name: erp-sql\n"
+    "    protocol: tds\n"
+    "    listen: 127.0.0.1:1433\n"
+    "    backend: sql.internal:1433\n"
+    "    backend_tls: {ca_file: ca.pem}\n"
+    "    policy:\n"
+    "      - match: {clients: [10.0.1.0/24]}\n"
+    "        require: tls\n"
+    "        action: warn\n";
+
+TEST_F(ReportTest, PolicyPreviewsWhatItWouldDenyPerClient) {
+  std::string config = WriteFile(kPolicyConfig);
+  ASSERT_EQ(Run({"FILE", "--policy", config, "--format", "csv"}), 0) << err_;
+  // Would-deny first (psql over plaintext twice; the ETL client that accepted
+  // a canary), then would-warn (the login-only ERP client), then the rest.
+  EXPECT_EQ(CsvClients(out_), (std::vector<std::string>{"10.0.0.7", "10.0.0.10", "10.0.1.20", "fd00::5", "10.0.0.8",
+                                                         "10.0.1.21", "10.0.0.9"}));
+  EXPECT_NE(out_.find(",policy_rules,would_deny,would_warn\r\n"), std::string::npos) << out_;
+  EXPECT_NE(out_.find("2026-11-27T05:00:00.000Z,policy[2] (everyone),2,0\r\n"), std::string::npos) << out_;
+  EXPECT_NE(out_.find("2026-11-27T04:15:00.000Z,policy[1] (etl),1,0\r\n"), std::string::npos) << out_;
+  EXPECT_NE(out_.find("2026-11-27T04:11:00.000Z,policy[1],0,1\r\n"), std::string::npos) << out_;
+  // The strict TDS client meets policy[1]; tcp and MySQL listeners are not in
+  // the configuration; the refused event never reached a login.
+  EXPECT_NE(out_.find("2026-11-27T04:12:00.000Z,policy[1],0,0\r\n"), std::string::npos) << out_;
+  EXPECT_NE(out_.find("2026-11-27T04:14:00.000Z,,0,0\r\n"), std::string::npos) << out_;
+
+  ASSERT_EQ(Run({"FILE", "--policy", config}), 0) << err_;
+  EXPECT_NE(out_.find("policy " + config + " (every deny rule in force): 2 clients would be denied (3 sessions), "
+                      "1 warned (1 sessions), of 5 sessions judged\n"),
+            std::string::npos)
+      << out_;
+  EXPECT_NE(out_.find("  listener orders-pg: policy[2] (everyone) warns until 2099-01-01, then denies\n"),
+            std::string::npos)
+      << out_;
+  EXPECT_NE(out_.find("  3 sessions of listeners that " + config + " does not have were not judged\n"),
+            std::string::npos)
+      << out_;
+}
+
+TEST_F(ReportTest, PolicyConfigErrorsSayWhere) {
+  std::string config = WriteFile("listeners:\n  - name: x\n    bogus: 1\n");
+  EXPECT_EQ(Run({"FILE", "--policy", config}), 2);
+  EXPECT_NE(err_.find(config + ":3:5: unknown key 'bogus' in listener"), std::string::npos) << err_;
+  EXPECT_EQ(out_, "");
 }
 
 TEST_F(ReportTest, UnreadableFile) {
