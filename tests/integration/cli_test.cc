@@ -93,6 +93,49 @@ TEST_F(CliTest, CheckConfigReportsKeyThatDoesNotMatchCertificate) {
       << out;
 }
 
+TEST_F(CliTest, CheckConfigLoadsTheCrlAndPointsAtIt) {
+  std::string path = dir_.Write("bad.yaml", Config("      crl_file: " + Cert("ca.pem") + "\n"));
+  std::string out;
+  EXPECT_EQ(RunCommand({DBWARD_BINARY, "check-config", path}, &out), 1);
+  EXPECT_NE(out.find(path + ":8:17: listener orders: backend_tls: cannot load CRLs from " + Cert("ca.pem") +
+                     ": no X509 CRL in the file"),
+            std::string::npos)
+      << out;
+  path = dir_.Write("good.yaml", Config("      crl_file: " + Cert("ca.crl") + "\n      pin_spki: [" +
+                                        ReadFileText(Cert("server.spki")).substr(0, 44) + "]\n"));
+  EXPECT_EQ(RunCommand({DBWARD_BINARY, "check-config", path}, &out), 0) << out;
+}
+
+TEST_F(CliTest, CheckConfigLoadsTheClientCaAndPointsAtIt) {
+  std::string path = dir_.Write("bad.yaml",
+                                "listeners:\n"
+                                "  - name: pg\n"
+                                "    protocol: postgres\n"
+                                "    listen: 127.0.0.1:0\n"
+                                "    backend: db.internal:5432\n"
+                                "    backend_tls: {ca_file: " + Cert("ca.pem") + "}\n" +
+                                "    client_tls:\n"
+                                "      cert_file: " + Cert("proxy.pem") + "\n" +
+                                "      key_file: " + Cert("proxy.key") + "\n" +
+                                "      ca_file: " + Cert("no-such-client-ca.pem") + "\n");
+  std::string out;
+  EXPECT_EQ(RunCommand({DBWARD_BINARY, "check-config", path}, &out), 1);
+  EXPECT_NE(out.find(path + ":10:16: listener pg: client_tls: cannot read client CA file " +
+                     Cert("no-such-client-ca.pem")),
+            std::string::npos)
+      << out;
+}
+
+TEST_F(CliTest, CheckConfigPointsAtAPolicyRule) {
+  // Config("") ends with the log section; the policy goes in the listener.
+  std::string text = Config("");
+  text.insert(text.find("log:"), "    policy:\n      - match: {}\n        require: validated\n");
+  std::string path = dir_.Write("bad.yaml", text);
+  std::string out;
+  EXPECT_EQ(RunCommand({DBWARD_BINARY, "check-config", path}, &out), 1);
+  EXPECT_NE(out.find(path + ":9:9: policy rule requires validated"), std::string::npos) << out;
+}
+
 TEST_F(CliTest, RunRefusesBadConfigurationWithExitOne) {
   std::string path = dir_.Write("bad.yaml", "listeners: []\n");
   std::string out;
