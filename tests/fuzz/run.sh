@@ -15,7 +15,7 @@ shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(pg_first_message pg_message mysql_greeting mysql_handshake_response tds_prelogin tds_login7 tds_login_response
-           ssrp scram audit_line)
+           ssrp scram proxy_header audit_line)
 fi
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 jobs=${FUZZ_JOBS:-$(nproc)}

@@ -141,6 +141,43 @@ TEST(ProxyHeaderTest, V2Tcp4WithTlvsAndCrc) {
   }
 }
 
+// What HAProxy 2.6 sent (send-proxy-v2 proxy-v2-options
+// crc32c,unique-id,authority,ssl), with a PostgreSQL SSLRequest behind it.
+TEST(ProxyHeaderTest, RealHaproxyV2WithCrc32c) {
+  const Bytes wire = FromHex(
+      "0d0a0d0a000d0a515549540a2111001e7f0000017f000001949add13030004654a611d05000020000500000000000000000804d2162f");
+  Header h;
+  ASSERT_TRUE(Parse(wire, &h).ok());
+  EXPECT_EQ(h.length, 46u);
+  EXPECT_TRUE(h.crc_checked) << "HAProxy's CRC32C matches ours";
+  EXPECT_EQ(h.src_addr, (Bytes{127, 0, 0, 1}));
+  EXPECT_EQ(h.src_port, 0x949a);
+  EXPECT_EQ(h.dst_port, 0xdd13);
+  ASSERT_TRUE(h.ssl);
+  EXPECT_EQ(h.ssl->client, 0) << "the client did not use TLS towards HAProxy";
+  EXPECT_EQ(h.unique_id, "");
+  // One bit off in the checksummed part, and it is refused.
+  Bytes bad = wire;
+  bad[20] ^= 0x01;
+  EXPECT_TRUE(Parse(bad, &h).malformed());
+}
+
+TEST(ProxyHeaderTest, RealHaproxyV1AndV2) {
+  Header h;
+  ASSERT_TRUE(Parse(FromHex("50524f58592054435034203132372e302e302e31203132372e302e302e312036303533342033343433370d0a"
+                            "0000000804d2162f"),
+                    &h)
+                  .ok());
+  EXPECT_EQ(h.version, 1);
+  EXPECT_EQ(h.src_port, 60534);
+  EXPECT_EQ(h.dst_port, 34437);
+  ASSERT_TRUE(Parse(FromHex("0d0a0d0a000d0a515549540a2111000c7f0000017f000001ce68e92f0000000804d2162f"), &h).ok());
+  EXPECT_EQ(h.version, 2);
+  EXPECT_EQ(h.length, 28u);
+  EXPECT_FALSE(h.crc_checked);
+  EXPECT_EQ(h.src_port, 0xce68);
+}
+
 TEST(ProxyHeaderTest, V2Tcp6) {
   Outgoing o;
   o.src_addr = FromHex("20010db8000000000000000000000001");
