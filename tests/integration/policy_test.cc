@@ -454,6 +454,39 @@ TEST_F(PolicyPgTest, BackendProxyProtocolV2ReachesHaproxyWithTheClientAndTlvs) {
       << haproxy.Log();
 }
 
+TEST_F(PolicyPgTest, ClientCaAndCrlReloadWhenTheirFilesChange) {
+  DbwardProcess d;
+  std::string client_ca = d.dir().Write("clients.pem", ReadFileText(Cert("client-ca.pem")));
+  std::string crl = d.dir().Write("backend.crl", ReadFileText(Cert("ca-clean.crl")));
+  ASSERT_TRUE(d.Start(Config(Listener("pg", "postgres", port_,
+                                      "      ca_file: " + client_ca + "\n      verify: required\n", true,
+                                      "      crl_file: " + crl + "\n"))))
+      << d.Log();
+  auto with = [&](const std::string& name) {
+    return "user=md5_user password=md5_pw sslmode=require sslcert=" + Cert(name + ".pem") +
+           " sslkey=" + Cert(name + ".key");
+  };
+  std::string out;
+  ASSERT_EQ(Psql(d.port(), with("app-client"), &out), 0) << out;
+  EXPECT_NE(Psql(d.port(), with("rogue-client"), &out), 0);
+  // Trust the other CA for clients instead (renamed into place, as a
+  // Kubernetes Secret update does).
+  std::string next = d.dir().Write("clients.pem.new", ReadFileText(Cert("other-ca.pem")));
+  ASSERT_EQ(rename(next.c_str(), client_ca.c_str()), 0);
+  ASSERT_TRUE(d.WaitLog("reloaded TLS material")) << d.Log();
+  ASSERT_EQ(Psql(d.port(), with("rogue-client"), &out), 0) << out;
+  EXPECT_NE(Psql(d.port(), with("app-client"), &out), 0);
+  // A CRL that turns stale is taken too, and then every backend handshake
+  // fails closed.
+  next = d.dir().Write("backend.crl.new", ReadFileText(Cert("ca-stale.crl")));
+  ASSERT_EQ(rename(next.c_str(), crl.c_str()), 0);
+  for (int i = 0; i < 100 && d.Log().find("reloaded TLS material") == d.Log().rfind("reloaded TLS material"); i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_NE(Psql(d.port(), with("rogue-client"), &out), 0);
+  EXPECT_NE(out.find("could not be checked for revocation: CRL has expired"), std::string::npos) << out;
+}
+
 // --- MySQL: the mariadb client against the shared MariaDB -----------------
 
 class PolicyMysqlTest : public ScriptedServerSuite<MariadbScript> {
