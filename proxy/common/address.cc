@@ -88,7 +88,15 @@ std::optional<Cidr> Cidr::Parse(std::string_view text) {
 
 bool Cidr::Contains(std::string_view ip) const {
   uint8_t a[16];
-  if (ParseIp(ip, a) != family_) return false;
+  int family = ParseIp(ip, a);
+  // A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d: an IPv4
+  // block still covers them.
+  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (family == AF_INET6 && family_ == AF_INET && memcmp(a, kMapped, 12) == 0) {
+    memmove(a, a + 12, 4);
+    family = AF_INET;
+  }
+  if (family != family_) return false;
   int full = prefix_ / 8, rest = prefix_ % 8;
   if (memcmp(a, addr_, static_cast<size_t>(full)) != 0) return false;
   if (rest != 0) {

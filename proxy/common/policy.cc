@@ -24,12 +24,14 @@ bool GlobMatch(const std::string& p, const std::string& t) {
   // Iterative * and ? matching with one backtrack point.
   size_t pi = 0, ti = 0, star = std::string::npos, mark = 0;
   while (ti < t.size()) {
-    if (pi < p.size() && (p[pi] == '?' || p[pi] == t[ti])) {
-      pi++;
-      ti++;
-    } else if (pi < p.size() && p[pi] == '*') {
+    // A '*' in the pattern is always the wildcard, also where the text has
+    // a '*' of its own (clients choose their application names).
+    if (pi < p.size() && p[pi] == '*') {
       star = pi++;
       mark = ti;
+    } else if (pi < p.size() && (p[pi] == '?' || p[pi] == t[ti])) {
+      pi++;
+      ti++;
     } else if (star != std::string::npos) {
       pi = star + 1;
       ti = ++mark;
@@ -42,13 +44,19 @@ bool GlobMatch(const std::string& p, const std::string& t) {
 }
 
 ProtectionLevel LevelOf(const PolicySubject& s) {
-  if (s.client_certificate || s.validates == true) return ProtectionLevel::kValidated;
   switch (s.encryption) {
     case ClientEncryption::kNone: return ProtectionLevel::kPlaintext;
+    // Whatever it proved, the session after LOGIN7 is cleartext.
     case ClientEncryption::kLoginOnly: return ProtectionLevel::kLoginOnly;
     case ClientEncryption::kTls:
     case ClientEncryption::kTlsDirect:
-    case ClientEncryption::kTlsStrict: return ProtectionLevel::kTls;
+    case ClientEncryption::kTlsStrict:
+      // A client that just took a canary does not validate, whatever else
+      // it showed.
+      if (!s.accepted_bad_certificate && (s.client_certificate || s.validates == true)) {
+        return ProtectionLevel::kValidated;
+      }
+      return ProtectionLevel::kTls;
   }
   return ProtectionLevel::kPlaintext;
 }
@@ -75,13 +83,18 @@ bool Matches(const PolicyRule& r, const PolicySubject& s) {
 
 }  // namespace
 
-bool PolicyWantsProof(const std::vector<PolicyRule>& rules, const std::string& ip) {
+bool PolicyWantsProof(const std::vector<PolicyRule>& rules, const std::string& ip, int64_t now_ms) {
   for (const PolicyRule& r : rules) {
-    if (r.require != ProtectionLevel::kValidated) continue;
-    if (r.clients.empty()) return true;
-    for (const Cidr& c : r.clients) {
-      if (c.Contains(ip)) return true;
-    }
+    bool in = r.clients.empty();
+    for (const Cidr& c : r.clients) in = in || c.Contains(ip);
+    if (!in) continue;
+    const bool address_only = r.users.empty() && r.applications.empty() && r.libraries.empty() &&
+                              r.databases.empty() && r.identities.empty();
+    const bool denies = r.action == PolicyRule::Action::kDeny && (!r.from_ms || now_ms >= *r.from_ms);
+    if (r.require == ProtectionLevel::kValidated && denies) return true;
+    // This rule decides for every client of this address: later ones never
+    // see it.
+    if (address_only) return false;
   }
   return false;
 }

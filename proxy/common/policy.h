@@ -80,9 +80,12 @@ struct CertAllowList {
 };
 
 PolicyVerdict EvaluatePolicy(const std::vector<PolicyRule>& rules, const PolicySubject& subject, int64_t now_ms);
-// Whether a rule that requires validated could match a client from ip
-// (known before TLS: only the address).
-bool PolicyWantsProof(const std::vector<PolicyRule>& rules, const std::string& ip);
+// Whether a deny rule in force that requires validated could decide for a
+// client from ip (before TLS only the address is known): then the client
+// must prove itself with a canary. Warn rules do not force one (a dry run
+// changes nothing), and an earlier rule that matches by address alone
+// decides first.
+bool PolicyWantsProof(const std::vector<PolicyRule>& rules, const std::string& ip, int64_t now_ms);
 bool GlobMatch(const std::string& pattern, const std::string& text);
 
 }  // namespace dbward::proxy

@@ -1,5 +1,7 @@
 #include "proxy/datapath/relay.h"
 
+#include "protocol/proxy_header.h"
+
 #include <cerrno>
 #include <cstring>
 
@@ -81,6 +83,38 @@ void Relay::Repump() {
 void Relay::SetGoodbye(std::span<const uint8_t> message) {
   goodbye_len_ = std::min(message.size(), sizeof goodbye_);
   std::copy(message.begin(), message.begin() + static_cast<ptrdiff_t>(goodbye_len_), goodbye_);
+}
+
+void Relay::RefuseProxyHeader(std::span<const uint8_t> sent) {
+  sniff_up_ = true;
+  sniff_prefix_len_ = std::min(sent.size(), sizeof sniff_prefix_);
+  std::copy(sent.begin(), sent.begin() + static_cast<ptrdiff_t>(sniff_prefix_len_), sniff_prefix_);
+}
+
+bool Relay::HoldForProxySniff(Direction* d, bool* ended) {
+  *ended = false;
+  uint8_t probe[sizeof sniff_prefix_];
+  size_t n = sniff_prefix_len_;
+  std::copy(sniff_prefix_, sniff_prefix_ + n, probe);
+  size_t more = std::min(sizeof probe - n, d->end - d->start);
+  std::copy(d->buf + d->start, d->buf + d->start + more, probe + n);
+  switch (protocol::proxy_header::SniffHeader(std::span<const uint8_t>(probe, n + more))) {
+    case protocol::proxy_header::Sniff::kYes: {
+      RelayEnd end;
+      end.kind = RelayEnd::Kind::kProxyHeader;
+      end.client_side = true;
+      End(std::move(end));
+      *ended = true;
+      return true;
+    }
+    case protocol::proxy_header::Sniff::kMaybe:
+      if (!d->src_eof) return true;
+      [[fallthrough]];
+    case protocol::proxy_header::Sniff::kNo:
+      sniff_up_ = false;
+      return false;
+  }
+  return false;
 }
 
 void Relay::End(RelayEnd end) {
@@ -189,7 +223,13 @@ bool Relay::PumpDirection(Direction* d) {
         return false;
       }
     }
-    // Drain.
+    // Drain (the first upstream bytes only once they cannot be a PROXY header).
+    if (d == &up_ && sniff_up_ && d->end > d->start) {
+      bool ended = false;
+      bool hold = HoldForProxySniff(d, &ended);
+      if (ended) return false;
+      if (hold) break;
+    }
     while (d->end > d->start) {
       tls::IoResult r = d->dst->Send(std::span<const uint8_t>(d->buf + d->start, d->end - d->start));
       if (r.ok()) {

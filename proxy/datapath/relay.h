@@ -27,6 +27,7 @@ struct RelayEnd {
     kWriteFailed,    // a write failed
     kBackendRefusedUs,  // the backend's TLS judged dbward's certificate after the handshake (TLS 1.3)
     kBackendReset,      // the backend reset the connection while the client was still there
+    kProxyHeader,       // the client's stream began with a PROXY protocol header (RefuseProxyHeader)
   };
   Kind kind = Kind::kClosed;
   bool client_side = false;  // which leg failed
@@ -59,6 +60,11 @@ class Relay final : Watch::Handler {
   // MySQL COM_QUIT): when the client's last bytes to the backend are these,
   // a backend that hangs up afterwards, close_notify or not, ended cleanly.
   void SetGoodbye(std::span<const uint8_t> message);
+  // The client's stream must not begin with a PROXY protocol header (a
+  // proxy_protocol listener whose protocol dbward does not read, tcp):
+  // upstream bytes are held until they show they are not one. sent: the
+  // stream's first bytes, already passed on before the relay.
+  void RefuseProxyHeader(std::span<const uint8_t> sent);
   // Takes the watches over and moves what is ready.
   void Start();
   void Pump();
@@ -116,6 +122,12 @@ class Relay final : Watch::Handler {
   size_t goodbye_len_ = 0;
   uint8_t tail_[8] = {};
   size_t tail_len_ = 0;
+  bool sniff_up_ = false;
+  uint8_t sniff_prefix_[16] = {};
+  size_t sniff_prefix_len_ = 0;
+  // The held upstream bytes may begin a PROXY header: true to keep holding.
+  // Ends the relay (false from PumpDirection's caller) when one is there.
+  bool HoldForProxySniff(Direction* d, bool* ended);
 };
 
 }  // namespace dbward::proxy

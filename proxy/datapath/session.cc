@@ -126,6 +126,24 @@ void Session::Start() {
   Advance();
 }
 
+// Only the balancers in proxy_protocol.trusted may say who the client is:
+// a header at the start of the client's own bytes (from an untrusted peer,
+// or a second one behind a trusted balancer's) is refused, not believed.
+bool Session::RefuseProxyHeader(std::span<const uint8_t> first) {
+  if (!listener_->config.proxy_protocol || proxy_sniffed_ || first.empty()) return false;
+  const auto sniff = protocol::proxy_header::SniffHeader(first);
+  proxy_sniffed_ = sniff != protocol::proxy_header::Sniff::kMaybe;
+  if (sniff != protocol::proxy_header::Sniff::kYes) return false;
+  Fail({Outcome::kRefused, Cause::kProxyUntrusted,
+        record_.via.empty()
+            ? "PROXY protocol header from " + record_.client_addr +
+                  ", which is not in proxy_protocol.trusted; add the balancer's address there"
+            : "a second PROXY protocol header, from the client " + record_.client_addr + " behind balancer " +
+                  record_.via + ": only the balancer's header is taken"},
+       {});
+  return true;
+}
+
 // The handshake gate counts per client address, so it waits for the
 // balancer's header to name the client.
 void Session::BeginProtocol() {
@@ -155,6 +173,7 @@ void Session::TakeProxyHeader() {
   client_in_.Consume(h.length);
   awaiting_proxy_header_ = false;
   client_reading_ = false;
+  proxy_sniffed_ = false;  // the client's own first bytes are checked next
   if (h.has_addresses) {
     record_.via = peer;
     record_.client_addr = FormatRawAddress(h.src_addr, h.src_port);
@@ -176,19 +195,22 @@ void Session::SendBackendProxyHeader() {
     origin_ = std::make_unique<Origin>();
     if (!RawAddress(client_.fd(), true, &origin_->src, &origin_->src_port) ||
         !RawAddress(client_.fd(), false, &origin_->dst, &origin_->dst_port)) {
-      o.command = ph::Command::kLocal;
+      origin_->src.clear();
+      origin_->dst.clear();
     }
   }
   o.src_addr = origin_->src;
   o.dst_addr = origin_->dst;
   o.src_port = origin_->src_port;
   o.dst_port = origin_->dst_port;
-  if (o.src_addr.size() != o.dst_addr.size()) o.command = ph::Command::kLocal;
-  o.unique_id = listener_->config.name + "/" + std::to_string(record_.id);
+  // Unknown or mixed families (a unix socket): the backend sees dbward.
+  if (o.src_addr.empty() || o.src_addr.size() != o.dst_addr.size()) o.command = ph::Command::kLocal;
+  o.unique_id = (listener_->config.name + "/" + std::to_string(record_.id)).substr(0, ph::kMaxUniqueId);
   o.authority = client_sni_;
   o.alpn = record_.client_alpn;
   // Only facts dbward has: the client's TLS is up before dbward connects
-  // for PostgreSQL and TDS; a MySQL client has not chosen yet.
+  // for PostgreSQL and TDS 8.0 strict; a MySQL client, and a TDS 7.x client
+  // (whose TLS runs inside PRELOGIN after dbward's own), have not got there.
   if (client_tls_ == ClientTls::kUp) {
     ph::SslInfo ssl;
     ssl.client = ph::kClientSsl | (client_certificate_ ? ph::kClientCertConn : 0);
@@ -199,6 +221,11 @@ void Session::SendBackendProxyHeader() {
     o.ssl = ssl;
   }
   std::vector<uint8_t> header = ph::EncodeV2(o);
+  if (header.empty()) {
+    // Never connect on without the header the backend expects.
+    FailBackend({Outcome::kInternalError, Cause::kInternal, "internal: could not encode the backend's PROXY header"});
+    return;
+  }
   proxy_header_bytes_ += header.size();
   SendToBackend(header);
 }
@@ -277,8 +304,20 @@ void Session::LookupVerifier(const std::string& user, const std::string& databas
 
 engine::Driver::Admission Session::Admit() {
   // The client certificate comes first: a client that cannot present an
-  // allowed one is not let in by any policy rule.
+  // allowed one is not let in by any policy rule. A client that never
+  // started TLS presented none either.
   if (cert_refusal_) return *cert_refusal_;
+  if (const ClientTlsConfig* ct = listener_->config.client_tls ? &*listener_->config.client_tls : nullptr;
+      ct != nullptr && ct->client_certs && ct->client_certs->verify == ClientCertConfig::Verify::kRequired &&
+      client_tls_ != ClientTls::kUp) {
+    engine::Driver::Admission a;
+    a.denied = true;
+    a.cause = Cause::kClientCertMissing;
+    a.error = "listener " + listener_->config.name +
+              " requires a client certificate (client_tls.verify: required), which needs TLS, and this client did "
+              "not use TLS; connect with TLS and a certificate issued by a CA in " + ct->client_certs->ca_file;
+    return a;
+  }
   const std::vector<PolicyRule>& rules = listener_->config.policy;
   if (rules.empty()) return {};
   const engine::ClientFacts& f = engine_->facts();
@@ -379,7 +418,14 @@ void Session::StartBackendTls(engine::TlsTransport transport) {
 }
 
 void Session::HandOffToRelay() {
-  // Whatever the engine left unconsumed belongs to the other side.
+  // Whatever the engine left unconsumed belongs to the other side. A tcp
+  // listener's client bytes reach here unread: checked now, and the relay
+  // checks what follows.
+  if (RefuseProxyHeader(client_in_.data())) return;
+  if (listener_->config.proxy_protocol && !proxy_sniffed_) {
+    std::span<const uint8_t> pending = client_in_.data();
+    relay_sniff_prefix_.assign(pending.begin(), pending.end());
+  }
   std::vector<uint8_t> down = backend_in_.TakeAll();
   SendToClient(down);
   std::vector<uint8_t> up = client_in_.TakeAll();
@@ -465,7 +511,13 @@ void Session::OnConnected(int fd, Watch* watch, const std::string& address) {
   backend_leg_ = BackendLeg::kOpen;
   ArmHandshakeDeadline();
   // Before anything the engine sends, TLS included.
-  if (listener_->config.backend_proxy_protocol) SendBackendProxyHeader();
+  if (listener_->config.backend_proxy_protocol) {
+    SendBackendProxyHeader();
+    if (backend_leg_ != BackendLeg::kOpen) {
+      Advance();
+      return;
+    }
+  }
   engine_->OnBackendConnected(address);
   Advance();
 }
@@ -495,10 +547,13 @@ bool Session::BeginClientHandshake() {
       record_.validates = *verdict;
     }
   }
-  // A client a `require: validated` rule may cover proves itself with a
-  // canary whatever the sample, and again after a verdict that it does not
-  // validate (it may have been fixed since).
-  const bool must_prove = ctx && listener_->canary && PolicyWantsProof(listener_->config.policy, ClientIp());
+  // A client a `require: validated` deny rule may cover proves itself with
+  // a canary whatever the sample, and again after a verdict that it does not
+  // validate (it may have been fixed since; it is refused either way).
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const bool must_prove = ctx && listener_->canary && PolicyWantsProof(listener_->config.policy, ClientIp(), now);
   if (must_prove && record_.canary_remembered && record_.validates == false) {
     record_.canary_remembered = false;
     record_.validates.reset();
@@ -613,6 +668,7 @@ bool Session::AdvanceClient(int* events) {
   if (!lingering && client_dirty_) {
     client_dirty_ = false;
     if (!client_in_.empty()) {
+      if (RefuseProxyHeader(client_in_.data())) return false;
       engine_->OnClientData(client_in_);
       return true;
     }
@@ -637,19 +693,7 @@ bool Session::AdvanceClient(int* events) {
       TakeProxyHeader();
       return true;
     }
-    if (listener_->config.proxy_protocol && !proxy_sniffed_) {
-      // Only the balancers in proxy_protocol.trusted may say who the client
-      // is; anyone else saying it is refused, not believed.
-      const auto sniff = protocol::proxy_header::SniffHeader(client_in_.data());
-      proxy_sniffed_ = sniff != protocol::proxy_header::Sniff::kMaybe;
-      if (sniff == protocol::proxy_header::Sniff::kYes) {
-        Fail({Outcome::kRefused, Cause::kProxyUntrusted,
-              "PROXY protocol header from " + record_.client_addr +
-                  ", which is not in proxy_protocol.trusted; add the balancer's address there"},
-             {});
-        return false;
-      }
-    }
+    if (RefuseProxyHeader(client_in_.data())) return false;
     engine_->OnClientData(client_in_);
     return true;
   }
@@ -833,6 +877,7 @@ void Session::StartRelay() {
   relay_ = std::make_unique<Relay>(worker_->pool(), client_, backend_, client_watch_, backend_watch_,
                                    static_cast<Relay::Callbacks&>(*this));
   relay_->SetGoodbye(engine_->Goodbye());
+  if (listener_->config.proxy_protocol && !proxy_sniffed_) relay_->RefuseProxyHeader(relay_sniff_prefix_);
   relay_->Start();
 }
 
@@ -887,6 +932,15 @@ void Session::OnRelayEnd(const RelayEnd& end) {
             "cannot send to " + who + ": " + end.detail},
            {});
       return;
+    case RelayEnd::Kind::kProxyHeader:
+      Fail({Outcome::kRefused, Cause::kProxyUntrusted,
+            record_.via.empty()
+                ? "PROXY protocol header from " + record_.client_addr +
+                      ", which is not in proxy_protocol.trusted; add the balancer's address there"
+                : "a second PROXY protocol header, from the client " + record_.client_addr + " behind balancer " +
+                      record_.via + ": only the balancer's header is taken"},
+           {});
+      return;
     case RelayEnd::Kind::kBackendRefusedUs:
       Fail({Outcome::kBackendTlsFailed, CauseOf(end.diagnosis.cause),
             "backend " + record_.backend_addr + ": " + ExplainHandshake(end.diagnosis, "backend_tls").Sentence()},
@@ -927,6 +981,14 @@ void Session::OnTimer() {
       ArmTimer(idle - quiet);
       return;
     }
+  }
+  if (awaiting_proxy_header_) {
+    Fail({Outcome::kTimeout, Cause::kProxyHeader,
+          fmt::format("the balancer {} sent no complete PROXY protocol header within {} ms (timeouts.handshake); "
+                      "connections from proxy_protocol.trusted must begin with one",
+                      record_.client_addr, cfg.timeouts.handshake_ms)},
+         {});
+    return;
   }
   switch (backend_leg_) {
     case BackendLeg::kConnecting:
@@ -1000,7 +1062,9 @@ void Session::EmitRecord() {
   record_.client = engine_->facts();
   // A raw tcp listener learns nothing from the protocol: a client that sent
   // a byte has spoken.
-  if (listener_->config.protocol == Protocol::kTcp) record_.client.declared = staged_up_ + (relay_ ? relay_->bytes_up() : 0) > 0;
+  if (listener_->config.protocol == Protocol::kTcp) {
+    record_.client.declared = staged_up_ - std::min(staged_up_, proxy_header_bytes_) + (relay_ ? relay_->bytes_up() : 0) > 0;
+  }
   const bool tcp = listener_->config.protocol == Protocol::kTcp;
   if (!record_.client.declared && (record_.outcome == Outcome::kClientClosed || record_.outcome == Outcome::kReset ||
                                    (tcp && record_.outcome == Outcome::kOk))) {

@@ -178,6 +178,8 @@ class Session final : engine::Driver, Connector::Callbacks, Relay::Callbacks, Wa
   uint64_t proxy_header_bytes_ = 0;
   void BeginProtocol();
   void TakeProxyHeader();
+  bool RefuseProxyHeader(std::span<const uint8_t> first);
+  std::vector<uint8_t> relay_sniff_prefix_;  // client bytes handed to the relay before it checks
   void SendBackendProxyHeader();
   void LeaveHandshakeGate();
 

@@ -332,9 +332,15 @@ TEST_F(PolicyPgTest, ClientCertificatesIdentifyAndGateClients) {
             std::string::npos)
       << out;
   ASSERT_EQ(Psql(d.port(1), with("intruder-client"), &out), 0) << out << " (no allow-list there)";
+  // Not using TLS at all does not get around the requirement.
+  EXPECT_NE(Psql(d.port(1), "user=md5_user password=md5_pw sslmode=disable", &out), 0);
+  EXPECT_NE(out.find("requires a client certificate (client_tls.verify: required), which needs TLS, and this client "
+                     "did not use TLS"),
+            std::string::npos)
+      << out;
 
-  auto ev = d.WaitAuditEvents(6);
-  ASSERT_EQ(ev.size(), 6u) << d.Log();
+  auto ev = d.WaitAuditEvents(7);
+  ASSERT_EQ(ev.size(), 7u) << d.Log();
   std::map<std::string, JsonFields> by_outcome;
   EXPECT_EQ(ev[0]["outcome"], "ok") << ev[0]["error"];
   EXPECT_EQ(ev[0]["client_identity"], "spiffe://dbward.test/ns/reports/sa/reader");
@@ -350,6 +356,8 @@ TEST_F(PolicyPgTest, ClientCertificatesIdentifyAndGateClients) {
   EXPECT_EQ(ev[4]["cause"], "client_cert_missing");
   EXPECT_EQ(ev[5]["outcome"], "ok") << ev[5]["error"];
   EXPECT_EQ(ev[5]["client_identity"], "intruder");
+  EXPECT_EQ(ev[6]["cause"], "client_cert_missing");
+  EXPECT_EQ(ev[6]["client_encryption"], "none");
 }
 
 TEST_F(PolicyPgTest, PinMismatchFailsClosedWithThePinInTheError) {
@@ -485,6 +493,98 @@ TEST_F(PolicyPgTest, ClientCaAndCrlReloadWhenTheirFilesChange) {
   }
   EXPECT_NE(Psql(d.port(), with("rogue-client"), &out), 0);
   EXPECT_NE(out.find("could not be checked for revocation: CRL has expired"), std::string::npos) << out;
+}
+
+// --- PROXY protocol on a tcp listener (dbward never reads that protocol) --
+
+class ProxyProtocolTcpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(CertDir().empty()) << kNoCerts;
+    ASSERT_TRUE(server_.Start({"-cert", Cert("server.pem"), "-key", Cert("server.key"), "-rev", "-quiet"}));
+    ASSERT_TRUE(d_.Start(Config(Listener("raw", "tcp", server_.port(),
+                                         "    proxy_protocol: {trusted: [127.0.0.3/32]}\n"
+                                         "    timeouts: {handshake: 500ms}\n",
+                                         false))))
+        << d_.Log();
+  }
+  static std::vector<uint8_t> Header(std::vector<uint8_t> src) {
+    namespace ph = protocol::proxy_header;
+    ph::Outgoing o;
+    o.src_addr = std::move(src);
+    o.dst_addr = {127, 0, 0, 1};
+    o.src_port = 40000;
+    o.dst_port = 5000;
+    return ph::EncodeV2(o);
+  }
+  OpensslServer server_;
+  DbwardProcess d_;
+};
+
+TEST_F(ProxyProtocolTcpTest, TrustedBalancerHeaderIsTakenAndTheStreamRelayed) {
+  int fd = ConnectFrom("127.0.0.3", d_.port());
+  ASSERT_GE(fd, 0);
+  std::vector<uint8_t> bytes = Header({10, 1, 2, 3});
+  const std::string line = "hello\n";
+  bytes.insert(bytes.end(), line.begin(), line.end());
+  ASSERT_TRUE(SendAll(fd, bytes.data(), bytes.size()));
+  std::string got;
+  RecvAll(fd, &got, 6, 5000);
+  EXPECT_EQ(got, "olleh\n");
+  close(fd);
+  auto ev = d_.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u) << d_.Log();
+  EXPECT_EQ(ev[0]["client"], "10.1.2.3:40000");
+  EXPECT_EQ(ev[0]["via"].rfind("127.0.0.3:", 0), 0u) << ev[0]["via"];
+  EXPECT_EQ(ev[0]["bytes_up"], "6") << "the header is not payload";
+}
+
+TEST_F(ProxyProtocolTcpTest, UntrustedHeaderIsRefusedBeforeAnyByteReachesTheBackend) {
+  int fd = ConnectFrom("127.0.0.1", d_.port());
+  ASSERT_GE(fd, 0);
+  std::vector<uint8_t> bytes = Header({10, 9, 9, 9});
+  // (A header split across reads is held by the relay: RelayUnitTest.)
+  ASSERT_TRUE(SendAll(fd, bytes.data(), bytes.size()));
+  EXPECT_TRUE(ClosedWithoutData(fd, 5000));
+  close(fd);
+  auto ev = d_.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u) << d_.Log();
+  EXPECT_EQ(ev[0]["outcome"], "refused");
+  EXPECT_EQ(ev[0]["cause"], "proxy_untrusted");
+  EXPECT_EQ(ev[0]["client"].rfind("127.0.0.1:", 0), 0u);
+  EXPECT_EQ(ev[0]["bytes_up"], "0");
+}
+
+TEST_F(ProxyProtocolTcpTest, SecondHeaderBehindTheBalancersIsRefused) {
+  int fd = ConnectFrom("127.0.0.3", d_.port());
+  ASSERT_GE(fd, 0);
+  std::vector<uint8_t> bytes = Header({10, 1, 2, 3});
+  std::vector<uint8_t> forged = Header({10, 6, 6, 6});
+  bytes.insert(bytes.end(), forged.begin(), forged.end());
+  ASSERT_TRUE(SendAll(fd, bytes.data(), bytes.size()));
+  EXPECT_TRUE(ClosedWithoutData(fd, 5000));
+  close(fd);
+  auto ev = d_.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u) << d_.Log();
+  EXPECT_EQ(ev[0]["cause"], "proxy_untrusted");
+  EXPECT_EQ(ev[0]["client"], "10.1.2.3:40000");
+  EXPECT_NE(ev[0]["error"].find("a second PROXY protocol header, from the client 10.1.2.3:40000 behind balancer "
+                                "127.0.0.3:"),
+            std::string::npos)
+      << ev[0]["error"];
+}
+
+TEST_F(ProxyProtocolTcpTest, SilentTrustedBalancerTimesOutWithTheReason) {
+  int fd = ConnectFrom("127.0.0.3", d_.port());
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(ClosedWithoutData(fd, 5000));
+  close(fd);
+  auto ev = d_.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u) << d_.Log();
+  EXPECT_EQ(ev[0]["outcome"], "timeout");
+  EXPECT_EQ(ev[0]["cause"], "proxy_header");
+  EXPECT_NE(ev[0]["error"].find("sent no complete PROXY protocol header within 500 ms"), std::string::npos)
+      << ev[0]["error"];
 }
 
 // --- MySQL: the mariadb client against the shared MariaDB -----------------

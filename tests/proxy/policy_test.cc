@@ -42,6 +42,10 @@ TEST(GlobTest, StarsAndQuestionMarks) {
   EXPECT_TRUE(GlobMatch("a*b*c", "a--b--b--c"));
   EXPECT_FALSE(GlobMatch("a*b*c", "a--b--b--"));
   EXPECT_TRUE(GlobMatch("spiffe://prod/ns/*/sa/reader", "spiffe://prod/ns/billing/sa/reader"));
+  // A '*' in the text is matched by the pattern's wildcard like any byte.
+  EXPECT_TRUE(GlobMatch("*", "*x"));
+  EXPECT_TRUE(GlobMatch("report-*", "report-*x"));
+  EXPECT_TRUE(GlobMatch("legacy-*", "legacy-**"));
 }
 
 TEST(PolicyTest, LevelsFromWhatTheClientDid) {
@@ -58,6 +62,41 @@ TEST(PolicyTest, LevelsFromWhatTheClientDid) {
   PolicySubject cert = Subject(ClientEncryption::kTls);
   cert.client_certificate = true;
   EXPECT_EQ(LevelOf(cert), ProtectionLevel::kValidated);
+}
+
+TEST(PolicyTest, LoginOnlyIsNeverValidatedAndATakenCanaryOutweighsACertificate) {
+  PolicySubject login_only = Subject(ClientEncryption::kLoginOnly);
+  login_only.client_certificate = true;
+  login_only.validates = true;
+  EXPECT_EQ(LevelOf(login_only), ProtectionLevel::kLoginOnly);
+  PolicySubject plaintext = Subject(ClientEncryption::kNone);
+  plaintext.validates = true;
+  EXPECT_EQ(LevelOf(plaintext), ProtectionLevel::kPlaintext);
+  PolicySubject took_canary = Subject(ClientEncryption::kTls);
+  took_canary.client_certificate = true;
+  took_canary.accepted_bad_certificate = true;
+  EXPECT_EQ(LevelOf(took_canary), ProtectionLevel::kTls);
+}
+
+TEST(PolicyTest, ProofIsForcedOnlyByDenyRulesInForceThatCanDecide) {
+  auto validated = [](PolicyRule::Action a) { return Rule(ProtectionLevel::kValidated, a); };
+  EXPECT_TRUE(PolicyWantsProof({validated(PolicyRule::Action::kDeny)}, "10.0.0.1", kJan1));
+  EXPECT_FALSE(PolicyWantsProof({validated(PolicyRule::Action::kWarn)}, "10.0.0.1", kJan1)) << "a dry run";
+  PolicyRule later = validated(PolicyRule::Action::kDeny);
+  later.from_ms = kJan15;
+  EXPECT_FALSE(PolicyWantsProof({later}, "10.0.0.1", kJan1)) << "warns until its date";
+  EXPECT_TRUE(PolicyWantsProof({later}, "10.0.0.1", kJan15));
+  PolicyRule office = validated(PolicyRule::Action::kDeny);
+  office.clients = {*Cidr::Parse("10.20.0.0/16")};
+  EXPECT_FALSE(PolicyWantsProof({office}, "10.0.0.1", kJan1));
+  EXPECT_TRUE(PolicyWantsProof({office}, "10.20.3.4", kJan1));
+  // An earlier rule that matches by address alone decides first...
+  PolicyRule lab = Rule(ProtectionLevel::kTls);
+  lab.clients = {*Cidr::Parse("10.0.0.0/8")};
+  EXPECT_FALSE(PolicyWantsProof({lab, validated(PolicyRule::Action::kDeny)}, "10.1.1.1", kJan1));
+  // ... one that also needs a user may not.
+  lab.users = {"admin"};
+  EXPECT_TRUE(PolicyWantsProof({lab, validated(PolicyRule::Action::kDeny)}, "10.1.1.1", kJan1));
 }
 
 TEST(PolicyTest, FirstMatchWins) {
@@ -165,6 +204,23 @@ TEST(CertAllowListTest, AnyListMatches) {
   bare.cn = "only-cn";
   EXPECT_EQ(bare.Name(), "only-cn");
   EXPECT_EQ(bare.Describe(), "CN=only-cn, SPKI=sha256//");
+}
+
+}  // namespace
+}  // namespace dbward::proxy
+
+namespace dbward::proxy {
+namespace {
+
+TEST(CidrTest, Ipv4BlocksCoverIpv4MappedClientsOfDualStackListeners) {
+  Cidr ten = *Cidr::Parse("10.0.0.0/8");
+  EXPECT_TRUE(ten.Contains("10.1.2.3"));
+  EXPECT_TRUE(ten.Contains("::ffff:10.1.2.3"));
+  EXPECT_FALSE(ten.Contains("::ffff:11.1.2.3"));
+  EXPECT_FALSE(ten.Contains("::10.1.2.3")) << "IPv4-compatible is not mapped";
+  Cidr v6 = *Cidr::Parse("fd00::/8");
+  EXPECT_TRUE(v6.Contains("fd00::5"));
+  EXPECT_FALSE(v6.Contains("10.1.2.3"));
 }
 
 }  // namespace

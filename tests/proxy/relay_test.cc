@@ -61,6 +61,10 @@ class RelayUnitTest : public ::testing::Test, public Relay::Callbacks {
     }
     return true;
   }
+  // A few turns of the loop: what is already in the sockets is handled.
+  void Turn(int n = 20) {
+    for (int i = 0; i < n; i++) uv_run(&loop_, UV_RUN_NOWAIT);
+  }
   // Everything readable on fd now; *eof when the peer has closed.
   static std::string Drain(int fd, bool* eof = nullptr) {
     std::string out;
@@ -100,6 +104,46 @@ TEST_F(RelayUnitTest, BytesGoBothWays) {
   EXPECT_EQ(relay_->bytes_down(), 5u);
   EXPECT_GT(activity_, 0);
   EXPECT_FALSE(end_);
+}
+
+// proxy_protocol listeners whose protocol dbward does not read (tcp): the
+// client's first bytes are held until they cannot begin a PROXY header.
+TEST_F(RelayUnitTest, HeldPrefixThatBecomesAProxyHeaderEndsTheRelay) {
+  relay_->RefuseProxyHeader({});
+  const std::string header = "PROXY TCP4 10.6.6.6 127.0.0.1 1 2\r\n";
+  ASSERT_EQ(send(client_peer_, header.data(), 3, 0), 3);
+  // The prefix is read and held: nothing reaches the backend.
+  Turn();
+  EXPECT_EQ(Drain(backend_peer_), "");
+  EXPECT_FALSE(end_);
+  ASSERT_EQ(send(client_peer_, header.data() + 3, header.size() - 3, 0), static_cast<ssize_t>(header.size() - 3));
+  ASSERT_TRUE(RunUntil([&] { return end_.has_value(); }));
+  EXPECT_EQ(end_->kind, RelayEnd::Kind::kProxyHeader);
+  EXPECT_EQ(Drain(backend_peer_), "");
+  EXPECT_EQ(relay_->bytes_up(), 0u);
+}
+
+TEST_F(RelayUnitTest, HeldPrefixThatIsNotAHeaderIsPassedOnWhole) {
+  relay_->RefuseProxyHeader({});
+  ASSERT_EQ(send(client_peer_, "PRO", 3, 0), 3);
+  Turn();
+  EXPECT_EQ(Drain(backend_peer_), "");
+  ASSERT_EQ(send(client_peer_, "FILE\n", 5, 0), 5);
+  std::string got;
+  ASSERT_TRUE(RunUntil([&] {
+    got += Drain(backend_peer_);
+    return got.size() >= 8;
+  }));
+  EXPECT_EQ(got, "PROFILE\n");
+  EXPECT_FALSE(end_);
+}
+
+TEST_F(RelayUnitTest, BytesSentBeforeTheRelayCountTowardsTheHeader) {
+  const std::string sent = "PROX";
+  relay_->RefuseProxyHeader(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(sent.data()), sent.size()));
+  ASSERT_EQ(send(client_peer_, "Y TCP4 ", 7, 0), 7);
+  ASSERT_TRUE(RunUntil([&] { return end_.has_value(); }));
+  EXPECT_EQ(end_->kind, RelayEnd::Kind::kProxyHeader);
 }
 
 TEST_F(RelayUnitTest, HalfCloseIsPassedOnAndBothEndsFinish) {
