@@ -31,14 +31,18 @@ if [[ ${DBWARD_SKIP_SANITIZE:-0} != 1 ]]; then
     $(grep -q jtds_client "$asan/build.ninja" && echo jtds_client)
   rm -rf "$asan/asan-logs" && mkdir -p "$asan/asan-logs"
   built=$(( $(date +%s) - start ))
+  # A failing test and a sanitizer report are often the same event (a
+  # process that died under ASan): print the reports before failing either way.
+  rc=0
   ASAN_OPTIONS=detect_leaks=1:log_path=$asan/asan-logs/asan:handle_abort=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$asan/asan-logs/ubsan \
-    bash -c "cd '$asan' && ctest --output-on-failure --timeout 300 -j '$jobs' -L e2e"
+    bash -c "cd '$asan' && ctest --output-on-failure --timeout 300 -j '$jobs' -L e2e" || rc=$?
   if compgen -G "$asan/asan-logs/*" > /dev/null; then
     echo "== sanitizer reports:" >&2
     head -50 "$asan"/asan-logs/* >&2
     exit 1
   fi
+  ((rc == 0)) || exit "$rc"
   echo "== sanitizer pass (ASan + UBSan, end-to-end suite): $(( $(date +%s) - start )) s, of which build ${built} s"
 fi
 
