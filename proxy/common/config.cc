@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 
@@ -33,6 +34,80 @@ Position PosOf(const YAML::Node& n) {
 
 [[noreturn]] void Fail(const YAML::Node& n, const std::string& msg) { throw Failure{PosOf(n), msg}; }
 [[noreturn]] void FailAt(const PolicyRule& r, const std::string& msg) { throw Failure{{r.line, r.column}, msg}; }
+
+// ${VAR} and ${VAR:-default} in scalar values come from the environment (a
+// Kubernetes Secret or the downward API). Expansion happens after YAML
+// parsing, so a value from the environment is always one whole scalar and
+// can never add keys or change the document's structure; "$$" is a
+// literal "$". An unset variable without a default is an error at the
+// scalar's position, never an empty string.
+std::string ExpandScalar(const YAML::Node& n, const std::string& in) {
+  if (in.find('$') == std::string::npos) return in;
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); i++) {
+    char c = in[i];
+    if (c != '$' || i + 1 == in.size()) {
+      out += c;
+      continue;
+    }
+    if (in[i + 1] == '$') {
+      out += '$';
+      i++;
+      continue;
+    }
+    if (in[i + 1] != '{') {
+      out += c;
+      continue;
+    }
+    size_t close = in.find('}', i + 2);
+    if (close == std::string::npos) Fail(n, "unterminated '${' in '" + in + "' (write $$ for a literal $)");
+    std::string body = in.substr(i + 2, close - i - 2);
+    std::string name = body, fallback;
+    bool has_default = false;
+    if (size_t d = body.find(":-"); d != std::string::npos) {
+      name = body.substr(0, d);
+      fallback = body.substr(d + 2);
+      has_default = true;
+    }
+    bool valid = !name.empty() && !(name[0] >= '0' && name[0] <= '9');
+    for (char ch : name) {
+      if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_')) valid = false;
+    }
+    if (!valid) {
+      Fail(n, "'${" + body + "}' is not an environment variable reference: use ${NAME} or ${NAME:-default} with "
+              "NAME made of letters, digits and '_' (write $$ for a literal $)");
+    }
+    const char* value = std::getenv(name.c_str());
+    if (value != nullptr && (*value != '\0' || !has_default)) {
+      out += value;
+    } else if (has_default) {
+      out += fallback;
+    } else {
+      Fail(n, "environment variable " + name + " is not set (used as ${" + name + "}); set it, or give a default "
+              "with ${" + name + ":-value}");
+    }
+    i = close;
+  }
+  return out;
+}
+
+void ExpandEnvironment(YAML::Node n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Scalar: {
+      std::string expanded = ExpandScalar(n, n.Scalar());
+      if (expanded != n.Scalar()) n = expanded;  // keeps the node's mark for later errors
+      return;
+    }
+    case YAML::NodeType::Sequence:
+      for (auto item : n) ExpandEnvironment(item);
+      return;
+    case YAML::NodeType::Map:
+      for (auto kv : n) ExpandEnvironment(kv.second);
+      return;
+    default: return;
+  }
+}
 
 void CheckKeys(const YAML::Node& map, const std::string& where, const std::set<std::string>& allowed) {
   if (!map.IsMap()) Fail(map, where + " must be a mapping");
@@ -661,6 +736,7 @@ bool ParseConfigText(const std::string& text, const std::string& path, Config* o
   try {
     YAML::Node root = YAML::Load(text);
     if (!root.IsMap()) throw Failure{PosOf(root), "the configuration must be a mapping with 'listeners'"};
+    ExpandEnvironment(root);
     CheckKeys(root, "the top level",
               {"listeners", "log", "workers", "drain_timeout", "admin", "reload_interval", "sql_browser"});
     if (root["reload_interval"]) {

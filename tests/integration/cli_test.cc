@@ -46,6 +46,24 @@ TEST_F(CliTest, CheckConfigPointsAtUnknownKey) {
   EXPECT_EQ(out.rfind(path + ":8:7: unknown key 'verfy' in backend_tls", 0), 0u) << out;
 }
 
+TEST_F(CliTest, CheckConfigExpandsEnvironmentAndNamesAnUnsetVariable) {
+  std::string path = dir_.Write("env.yaml", "listeners:\n"
+                                            "  - name: orders\n"
+                                            "    protocol: tcp\n"
+                                            "    listen: ${DBWARD_CLI_LISTEN:-127.0.0.1:0}\n"
+                                            "    backend: ${DBWARD_CLI_BACKEND}\n"
+                                            "    backend_tls:\n"
+                                            "      ca_file: " + Cert("ca.pem") + "\n");
+  unsetenv("DBWARD_CLI_BACKEND");
+  std::string out;
+  EXPECT_EQ(RunCommand({DBWARD_BINARY, "check-config", path}, &out), 1);
+  EXPECT_EQ(out.rfind(path + ":5:14: environment variable DBWARD_CLI_BACKEND is not set", 0), 0u) << out;
+  setenv("DBWARD_CLI_BACKEND", "db.internal:5432", 1);
+  EXPECT_EQ(RunCommand({DBWARD_BINARY, "check-config", path}, &out), 0) << out;
+  EXPECT_EQ(out, path + ": OK (1 listeners)\n");
+  unsetenv("DBWARD_CLI_BACKEND");
+}
+
 TEST_F(CliTest, CheckConfigRefusesToDisableVerification) {
   std::string path = dir_.Write("bad.yaml", Config("      verify: none\n"));
   std::string out;

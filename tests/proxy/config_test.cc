@@ -819,5 +819,79 @@ TEST(ConfigProxyProtocolTest, InboundAndOutbound) {
             "/etc/dbward/x.yaml:8:29: backend_proxy_protocol must be v2 or off (v1 carries no TLS facts)");
 }
 
+// ---- ${VAR} from the environment ----
+
+class ConfigEnvTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    setenv("DBWARD_TEST_BACKEND", "db.prod.internal:5433", 1);
+    setenv("DBWARD_TEST_EMPTY", "", 1);
+    setenv("DBWARD_TEST_TRICKY", "x: y\n- z", 1);
+    unsetenv("DBWARD_TEST_UNSET");
+  }
+  void TearDown() override {
+    unsetenv("DBWARD_TEST_BACKEND");
+    unsetenv("DBWARD_TEST_EMPTY");
+    unsetenv("DBWARD_TEST_TRICKY");
+  }
+  static std::string With(const std::string& backend, const std::string& name = "main") {
+    return "listeners:\n"
+           "  - name: " + name + "\n"
+           "    protocol: tcp\n"
+           "    listen: 127.0.0.1:6432\n"
+           "    backend: " + backend + "\n"
+           "    backend_tls:\n"
+           "      ca_file: ca.pem\n";
+  }
+};
+
+TEST_F(ConfigEnvTest, VariablesExpandInsideScalars) {
+  Config cfg = ParseOk(With("${DBWARD_TEST_BACKEND}"));
+  ASSERT_EQ(cfg.listeners.size(), 1u);
+  EXPECT_EQ(cfg.listeners[0].backend_host, "db.prod.internal");
+  EXPECT_EQ(cfg.listeners[0].backend_port, 5433);
+  cfg = ParseOk(With("\"db-${DBWARD_TEST_EMPTY}1:5432\""));
+  EXPECT_EQ(cfg.listeners[0].backend_host, "db-1");
+}
+
+TEST_F(ConfigEnvTest, DefaultsApplyWhenUnsetOrEmpty) {
+  EXPECT_EQ(ParseOk(With("${DBWARD_TEST_UNSET:-fallback:5432}")).listeners[0].backend_host, "fallback");
+  EXPECT_EQ(ParseOk(With("${DBWARD_TEST_EMPTY:-fallback:5432}")).listeners[0].backend_host, "fallback");
+}
+
+TEST_F(ConfigEnvTest, UnsetVariableIsNamedAtItsPosition) {
+  std::string err = ParseError(With("${DBWARD_TEST_UNSET}"));
+  EXPECT_EQ(err.rfind("/etc/dbward/x.yaml:5:14: environment variable DBWARD_TEST_UNSET is not set", 0), 0u)
+      << err;
+  EXPECT_NE(err.find("${DBWARD_TEST_UNSET:-value}"), std::string::npos) << err;
+}
+
+// The policy's application glob is free text: what a variable holds lands there verbatim.
+std::string AppGlob(const std::string& yaml_scalar) {
+  Config cfg = ParseOk(std::string(kPgListener) + "    policy:\n      - match: {applications: [" + yaml_scalar +
+                       "]}\n        require: tls\n        action: warn\n");
+  return cfg.listeners.empty() || cfg.listeners[0].policy.empty() || cfg.listeners[0].policy[0].applications.empty()
+             ? "?"
+             : cfg.listeners[0].policy[0].applications[0];
+}
+
+TEST_F(ConfigEnvTest, AValueCannotChangeTheDocumentsStructure) {
+  // The variable holds YAML syntax; it stays one scalar.
+  EXPECT_EQ(AppGlob("\"${DBWARD_TEST_TRICKY}\""), "x: y\n- z");
+  // Unquoted inside a flow list, "${" is YAML syntax: the parser says so.
+  EXPECT_NE(ParseError(std::string(kPgListener) + "    policy:\n      - match: {applications: [${DBWARD_TEST_TRICKY}]}\n"
+                                                 "        require: tls\n        action: warn\n")
+                .find("YAML: end of sequence flow not found"),
+            std::string::npos);
+}
+
+TEST_F(ConfigEnvTest, DollarDollarIsALiteralDollarAndBadReferencesAreErrors) {
+  EXPECT_EQ(AppGlob("\"a$${DBWARD_TEST_BACKEND}\""), "a${DBWARD_TEST_BACKEND}");
+  EXPECT_EQ(AppGlob("cost$5"), "cost$5");
+  EXPECT_NE(ParseError(With("${DBWARD_TEST_BACKEND")).find("unterminated '${'"), std::string::npos);
+  EXPECT_NE(ParseError(With("${1BAD}")).find("is not an environment variable reference"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace dbward::proxy
+
