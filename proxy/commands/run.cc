@@ -25,13 +25,16 @@ namespace {
 struct MainLoop {
   uv_loop_t loop;
   uv_signal_t sigterm, sigint, sighup;
-  uv_timer_t drain_timer, check_timer, reload_timer;
+  uv_timer_t drain_timer, check_timer, reload_timer, delay_timer;
   Reloader* reloader = nullptr;
   AdminServer* admin = nullptr;
   SqlBrowser* browser = nullptr;
   std::vector<std::unique_ptr<Worker>>* workers;
   uint64_t drain_timeout_ms;
-  bool draining = false;
+  uint64_t shutdown_delay_ms;
+  int signum = 0;
+  bool stopping = false;  // a signal came: /readyz fails
+  bool draining = false;  // listeners closed, open sessions finishing
 };
 
 size_t ActiveSessions(const MainLoop* m) {
@@ -46,25 +49,21 @@ void CloseMainHandles(MainLoop* m) {
   for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&m->sigterm), reinterpret_cast<uv_handle_t*>(&m->sigint),
                          reinterpret_cast<uv_handle_t*>(&m->sighup), reinterpret_cast<uv_handle_t*>(&m->drain_timer),
                          reinterpret_cast<uv_handle_t*>(&m->check_timer),
-                         reinterpret_cast<uv_handle_t*>(&m->reload_timer)}) {
+                         reinterpret_cast<uv_handle_t*>(&m->reload_timer),
+                         reinterpret_cast<uv_handle_t*>(&m->delay_timer)}) {
     if (!uv_is_closing(h)) uv_close(h, nullptr);
   }
 }
 
-void OnSignal(uv_signal_t* handle, int signum) {
-  auto* m = static_cast<MainLoop*>(handle->data);
-  if (m->draining) {
-    LOG_WARN("second {}: closing {} open sessions now", signum == SIGINT ? "SIGINT" : "SIGTERM",
-             ActiveSessions(m));
-    for (auto& w : *m->workers) w->RequestAbort();
-    return;
-  }
+const char* SignalName(int signum) { return signum == SIGINT ? "SIGINT" : "SIGTERM"; }
+
+void StartDrain(MainLoop* m) {
+  uv_timer_stop(&m->delay_timer);
   m->draining = true;
-  if (m->admin != nullptr) m->admin->SetDraining();
   // Clients asking for an instance port now would find no listener.
   if (m->browser != nullptr) m->browser->Close();
-  LOG_INFO("{}: no longer accepting; draining {} open sessions (up to {} ms)",
-           signum == SIGINT ? "SIGINT" : "SIGTERM", ActiveSessions(m), m->drain_timeout_ms);
+  LOG_INFO("{}: no longer accepting; draining {} open sessions (up to {} ms)", SignalName(m->signum),
+           ActiveSessions(m), m->drain_timeout_ms);
   for (auto& w : *m->workers) w->RequestDrain();
   uv_timer_start(&m->drain_timer, [](uv_timer_t* t) {
     auto* mm = static_cast<MainLoop*>(t->data);
@@ -76,6 +75,31 @@ void OnSignal(uv_signal_t* handle, int signum) {
     auto* mm = static_cast<MainLoop*>(t->data);
     if (ActiveSessions(mm) == 0) CloseMainHandles(mm);
   }, 50, 50);
+}
+
+void OnSignal(uv_signal_t* handle, int signum) {
+  auto* m = static_cast<MainLoop*>(handle->data);
+  if (m->draining) {
+    LOG_WARN("second {}: closing {} open sessions now", SignalName(signum), ActiveSessions(m));
+    for (auto& w : *m->workers) w->RequestAbort();
+    return;
+  }
+  if (m->stopping) {
+    LOG_WARN("second {}: skipping the rest of shutdown_delay", SignalName(signum));
+    StartDrain(m);
+    return;
+  }
+  m->stopping = true;
+  m->signum = signum;
+  if (m->admin != nullptr) m->admin->SetDraining();
+  if (m->shutdown_delay_ms == 0) {
+    StartDrain(m);
+    return;
+  }
+  LOG_INFO("{}: /readyz now fails; still accepting for {} ms (shutdown_delay), then draining {} open sessions",
+           SignalName(signum), m->shutdown_delay_ms, ActiveSessions(m));
+  uv_timer_start(&m->delay_timer, [](uv_timer_t* t) { StartDrain(static_cast<MainLoop*>(t->data)); },
+                 m->shutdown_delay_ms, 0);
 }
 
 // /readyz's active check: the protocol's own TLS upgrade (the engine's
@@ -155,11 +179,13 @@ int RunServer(const Config& config) {
   uv_loop_init(&m.loop);
   m.workers = &workers;
   m.drain_timeout_ms = config.drain_timeout_ms;
+  m.shutdown_delay_ms = config.shutdown_delay_ms;
   uv_signal_init(&m.loop, &m.sigterm);
   uv_signal_init(&m.loop, &m.sigint);
   uv_timer_init(&m.loop, &m.drain_timer);
   uv_timer_init(&m.loop, &m.check_timer);
-  m.sigterm.data = m.sigint.data = m.drain_timer.data = m.check_timer.data = &m;
+  uv_timer_init(&m.loop, &m.delay_timer);
+  m.sigterm.data = m.sigint.data = m.drain_timer.data = m.check_timer.data = m.delay_timer.data = &m;
   uv_signal_start(&m.sigterm, OnSignal, SIGTERM);
   uv_signal_start(&m.sigint, OnSignal, SIGINT);
   Reloader reloader(config, raw);
@@ -186,7 +212,7 @@ int RunServer(const Config& config) {
       return 1;
     }
     m.admin = admin.get();
-    LOG_INFO("admin listening on {}:{} (/metrics, /healthz, /readyz)", config.admin_host, admin->port());
+    LOG_INFO("admin listening on {}:{} (/metrics, /healthz, /startup, /readyz)", config.admin_host, admin->port());
   }
   std::unique_ptr<SqlBrowser> browser;
   if (config.sql_browser) {

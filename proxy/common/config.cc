@@ -738,7 +738,7 @@ bool ParseConfigText(const std::string& text, const std::string& path, Config* o
     if (!root.IsMap()) throw Failure{PosOf(root), "the configuration must be a mapping with 'listeners'"};
     ExpandEnvironment(root);
     CheckKeys(root, "the top level",
-              {"listeners", "log", "workers", "drain_timeout", "admin", "reload_interval", "sql_browser"});
+              {"listeners", "log", "workers", "drain_timeout", "shutdown_delay", "admin", "reload_interval", "sql_browser"});
     if (root["reload_interval"]) {
       cfg.reload_interval_ms = Duration(root["reload_interval"], "reload_interval");
       if (cfg.reload_interval_ms < 10) Fail(root["reload_interval"], "reload_interval must be at least 10ms");
@@ -758,6 +758,7 @@ bool ParseConfigText(const std::string& text, const std::string& path, Config* o
       cfg.workers = static_cast<int>(Unsigned(root["workers"], "workers", 1, 256));
     }
     if (root["drain_timeout"]) cfg.drain_timeout_ms = Duration(root["drain_timeout"], "drain_timeout");
+    if (root["shutdown_delay"]) cfg.shutdown_delay_ms = Duration(root["shutdown_delay"], "shutdown_delay");
     if (root["log"]) {
       const YAML::Node& log = root["log"];
       CheckKeys(log, "log", {"level", "audit"});

@@ -152,6 +152,10 @@ struct Config {
   std::string path;
   int workers = 0;  // 0: one per core
   uint64_t drain_timeout_ms = 30'000;
+  // After SIGTERM, how long dbward goes on accepting (with /readyz failing)
+  // before it drains: the application container beside it may still be
+  // finishing its own work through it.
+  uint64_t shutdown_delay_ms = 0;
   std::vector<ListenerConfig> listeners;
   LogLevel log_level = LogLevel::kInfo;
   std::string admin_host;  // empty: no admin listener

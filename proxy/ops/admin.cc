@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <list>
 #include <sstream>
 
 #include "proxy/common/log.h"
@@ -15,8 +16,11 @@ namespace dbward::proxy {
 namespace {
 
 constexpr size_t kMaxRequest = 8192;
-constexpr uint64_t kRequestTimeoutMs = 5000;
-constexpr int kMaxConnections = 64;
+// A probe sends its whole request at once: 2 s is generous for a request and
+// short for a connection that only sits there.
+constexpr uint64_t kRequestTimeoutMs = 2000;
+constexpr uint64_t kResponseTimeoutMs = 5000;
+constexpr size_t kMaxConnections = 256;
 
 std::string Escape(const std::string& v) {
   std::string out;
@@ -41,6 +45,8 @@ struct AdminServer::Conn {
   AdminServer* server;
   std::string request;
   std::string response;
+  bool waiting = true;  // in server->waiting_: no complete request yet
+  std::list<Conn*>::iterator in_waiting;
 };
 
 AdminServer::AdminServer(uv_loop_t* loop, std::vector<ListenerRuntime*> listeners, const Reloader* reloader,
@@ -73,7 +79,7 @@ bool AdminServer::Listen(const std::string& host, uint16_t port, std::string* er
   server_.data = this;
   int rc = uv_tcp_bind(&server_, res->ai_addr, 0);
   freeaddrinfo(res);
-  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server_), 64, OnConnection);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server_), 511, OnConnection);
   if (rc != 0) {
     *error = "admin: cannot listen on " + host + ":" + std::to_string(port) + ": " + uv_strerror(rc);
     uv_close(reinterpret_cast<uv_handle_t*>(&server_), nullptr);
@@ -108,7 +114,14 @@ void AdminServer::CheckLoop() {
   }
 }
 
+void AdminServer::StopWaiting(Conn* c) {
+  if (!c->waiting) return;
+  waiting_.erase(c->in_waiting);
+  c->waiting = false;
+}
+
 void AdminServer::CloseConn(Conn* c) {
+  StopWaiting(c);
   auto done = [](uv_handle_t* h) {
     auto* conn = static_cast<Conn*>(h->data);
     if (--conn->open == 0) {
@@ -130,9 +143,21 @@ void AdminServer::OnConnection(uv_stream_t* server, int status) {
   uv_timer_init(self->loop_, &c->timer);
   c->tcp.data = c;
   c->timer.data = c;
-  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0 || self->connections_ > kMaxConnections) {
+  c->in_waiting = self->waiting_.insert(self->waiting_.end(), c);
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
     self->CloseConn(c);
     return;
+  }
+  // At the cap, the connection that has waited longest without sending a
+  // request makes room: idle connections can delay a probe, never deny it.
+  if (self->connections_ > kMaxConnections) {
+    if (self->waiting_.front() != c) {
+      self->evicted_++;
+      self->CloseConn(self->waiting_.front());
+    } else {
+      self->CloseConn(c);
+      return;
+    }
   }
   // A client that connects and says nothing must not hold the socket.
   uv_timer_start(&c->timer, [](uv_timer_t* t) {
@@ -159,6 +184,11 @@ void AdminServer::OnConnection(uv_stream_t* server, int status) {
         }
         if (conn->request.find("\r\n\r\n") == std::string::npos) return;
         uv_read_stop(stream);
+        conn->server->StopWaiting(conn);
+        uv_timer_start(&conn->timer, [](uv_timer_t* t) {
+          auto* late = static_cast<Conn*>(t->data);
+          late->server->CloseConn(late);
+        }, kResponseTimeoutMs, 0);
         std::string line = conn->request.substr(0, conn->request.find("\r\n"));
         int code = 404;
         std::string type = "text/plain; charset=utf-8";
@@ -175,6 +205,8 @@ void AdminServer::OnConnection(uv_stream_t* server, int status) {
           } else if (path == "/healthz") {
             code = 200;
             body = "ok\n";
+          } else if (path == "/startup") {
+            code = conn->server->Started(&body);
           } else if (path == "/readyz") {
             code = conn->server->Ready(&body);
           }
@@ -192,6 +224,20 @@ void AdminServer::OnConnection(uv_stream_t* server, int status) {
           cc->server->CloseConn(cc);
         });
       });
+}
+
+int AdminServer::Started(std::string* body) const {
+  std::string waiting;
+  for (ListenerRuntime* l : listeners_) {
+    std::string why;
+    if (!l->BackendHealthy(&why) && why == ListenerRuntime::kBackendNotChecked) waiting += " " + l->config.name;
+  }
+  if (waiting.empty()) {
+    *body = "started\n";
+    return 200;
+  }
+  *body = "starting: the first backend check has not finished for listener(s)" + waiting + "\n";
+  return 503;
 }
 
 int AdminServer::Ready(std::string* body) const {
@@ -301,6 +347,9 @@ std::string AdminServer::RenderMetrics() const {
            "# TYPE dbward_tls_reload_failures_total counter\ndbward_tls_reload_failures_total "
         << reloader_->failures() << "\n";
   }
+  out << "# HELP dbward_admin_evicted_total Admin connections closed to make room because they sent no request\n"
+         "# TYPE dbward_admin_evicted_total counter\ndbward_admin_evicted_total "
+      << evicted_.load() << "\n";
   out << "# HELP dbward_audit_dropped_total Audit events dropped because the writer fell behind\n"
          "# TYPE dbward_audit_dropped_total counter\ndbward_audit_dropped_total "
       << Audit().dropped() << "\n";

@@ -1,6 +1,7 @@
 // The admin HTTP listener: GET /metrics (Prometheus text format), /healthz
-// (the process is alive and its loops turn) and /readyz (listeners bound, not
-// draining, and every backend reachable with a certificate that validates).
+// (the process is alive and its loops turn), /startup (every backend checked
+// once) and /readyz (listeners bound, not draining, and every backend
+// reachable with a certificate that validates).
 // It runs on the main thread's loop, away from the relay workers.
 #pragma once
 
@@ -9,6 +10,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <list>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -36,12 +38,18 @@ class AdminServer {
   std::string RenderMetrics() const;
   // 200 and "ready", or 503 and the reasons.
   int Ready(std::string* body) const;
+  // 200 once every listener's backend has been checked at least once
+  // (whatever the verdict), 503 before: a startupProbe.
+  int Started(std::string* body) const;
 
  private:
   struct Conn;
   static void OnConnection(uv_stream_t* server, int status);
   void CloseConn(Conn* c);
-  int connections_ = 0;  // loop thread only
+  void StopWaiting(Conn* c);
+  size_t connections_ = 0;     // loop thread only
+  std::list<Conn*> waiting_;   // accepted, no complete request yet; oldest first
+  std::atomic<uint64_t> evicted_{0};
   void CheckLoop();
 
   uv_loop_t* loop_;

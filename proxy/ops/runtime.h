@@ -101,6 +101,7 @@ struct ListenerRuntime {
   FailureLimiter auth_failures{5, 10'000};
   HandshakeGate handshakes;
 
+  static constexpr const char* kBackendNotChecked = "backend not checked yet";
   // What /readyz reports for the backend: the latest verdict from a session
   // or from the periodic check.
   void SetBackendHealth(bool ok, const std::string& reason) {
@@ -112,7 +113,7 @@ struct ListenerRuntime {
   bool BackendHealthy(std::string* reason) const {
     std::lock_guard<std::mutex> lock(mu_);
     if (!backend_known_) {
-      *reason = "backend not checked yet";
+      *reason = kBackendNotChecked;
       return false;
     }
     *reason = backend_reason_;

@@ -238,7 +238,7 @@ TEST(ConfigErrorTest, ToStringFormat) {
 TEST(ConfigErrorTest, UnknownTopLevelKey) {
   EXPECT_EQ(ParseError(std::string(kMinimal) + "bogus: 1\n"),
             "/etc/dbward/x.yaml:8:1: unknown key 'bogus' in the top level "
-            "(allowed: admin, drain_timeout, listeners, log, reload_interval, sql_browser, workers)");
+            "(allowed: admin, drain_timeout, listeners, log, reload_interval, shutdown_delay, sql_browser, workers)");
 }
 
 TEST(ConfigErrorTest, UnknownKeyInBackendTls) {
@@ -817,6 +817,12 @@ TEST(ConfigProxyProtocolTest, InboundAndOutbound) {
             "fd00::/8");
   EXPECT_EQ(ParseError(std::string(kMinimal) + "    backend_proxy_protocol: v1\n"),
             "/etc/dbward/x.yaml:8:29: backend_proxy_protocol must be v2 or off (v1 carries no TLS facts)");
+}
+
+TEST(ConfigTest, ShutdownDelayParsesAndDefaultsToZero) {
+  EXPECT_EQ(ParseOk(kMinimal).shutdown_delay_ms, 0u);
+  EXPECT_EQ(ParseOk(std::string("shutdown_delay: 5s\n") + kMinimal).shutdown_delay_ms, 5000u);
+  EXPECT_NE(ParseError(std::string("shutdown_delay: soon\n") + kMinimal).find("shutdown_delay"), std::string::npos);
 }
 
 // ---- ${VAR} from the environment ----
