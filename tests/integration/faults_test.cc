@@ -339,7 +339,9 @@ TEST_F(FaultsTest, SlowlorisIsCutAtTheHandshakeTimeoutOnEveryProtocol) {
       << d.Log();
   // A startup message, a PRELOGIN, and (MySQL speaks first) bytes that
   // would be a HandshakeResponse; one byte every 100 ms.
-  const std::string startup("\x00\x00\x00\x26\x00\x03\x00\x00user\x00oryx\x00database\x00mailstore\x00\x00", 38);
+  // (Split literals: "\x00d" would be one hex escape.)
+  const std::string startup("\x00\x00\x00\x26\x00\x03\x00\x00user\x00oryx\x00" "database\x00mailstore\x00\x00", 38);
+  ASSERT_EQ(startup[18], 'd');
   const std::string prelogin(
       "\x12\x01\x00\x2f\x00\x00\x01\x00\x00\x00\x1a\x00\x06\x01\x00\x20\x00\x01\x02\x00\x21\x00\x01\x03\x00\x22\x00"
       "\x04\x04\x00\x26\x00\x01\xff\x09\x00\x00\x00\x00\x00\x01\x00\xb8\x0d\x00\x00\x01",

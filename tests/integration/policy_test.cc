@@ -757,7 +757,7 @@ TEST_F(PolicyTdsTest, ReportPolicyPreviewsEnforcementOnARealAuditFile) {
   ASSERT_EQ(Tsql(d.port(), "off", &out), 0) << out;
   ASSERT_EQ(Tsql(d.port(), "require", &out), 0) << out;
   ASSERT_EQ(d.WaitAuditEvents(3).size(), 3u) << d.Log();
-  std::string policy = dir_.Write("policy.yaml", Config(Listener("mssql", "tds", fixture->port(),
+  std::string policy_yaml = Config(Listener("mssql", "tds", fixture->port(),
                                                                  "    policy:\n"
                                                                  "      - name: no-plaintext\n"
                                                                  "        match: {}\n"
@@ -765,8 +765,10 @@ TEST_F(PolicyTdsTest, ReportPolicyPreviewsEnforcementOnARealAuditFile) {
                                                                  "        from: 2027-03-01\n"
                                                                  "      - match: {}\n"
                                                                  "        require: tls\n"
-                                                                 "        action: warn\n")));
+                                                                 "        action: warn\n"));
   std::string audit = d.dir().path() + "/audit.jsonl";
+  policy_yaml.replace(policy_yaml.find("${AUDIT}"), 8, audit);  // what DbwardProcess does for its own file
+  std::string policy = dir_.Write("policy.yaml", policy_yaml);
   ASSERT_EQ(RunCommand({DBWARD_BINARY, "report", audit, "--policy", policy, "--format", "json"}, &out), 0) << out;
   // jTDS ssl=off and tsql encryption = off (both plaintext here) would be
   // denied; tsql with TLS passes the first rule, and is not warned (first
