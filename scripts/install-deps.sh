@@ -13,6 +13,8 @@ packages=(
   # tests, demo and benchmarks: real peers
   openssl ca-certificates python3 python3-yaml procps iproute2 curl
   stunnel4 haproxy
+  # real Prometheus (and promtool) for the metrics, alert-rule and dashboard tests
+  prometheus
   postgresql postgresql-client pgbouncer
   mariadb-server mariadb-client sysbench
   freetds-bin

@@ -9,6 +9,8 @@
 #include <mutex>
 #include <string>
 
+#include "proxy/common/config.h"
+
 namespace dbward::proxy {
 
 #define DBWARD_LISTENER_COUNTERS(X)                                              \
@@ -25,6 +27,12 @@ class LabeledCounter {
   void Inc(const std::string& label, uint64_t n = 1) {
     std::lock_guard<std::mutex> lock(mu_);
     values_[label] += n;
+  }
+  // Exported as 0 until counted: Prometheus's increase() sees the first
+  // event of a series only when the series existed before it.
+  void Declare(const std::string& label) {
+    std::lock_guard<std::mutex> lock(mu_);
+    values_.try_emplace(label, 0);
   }
   std::map<std::string, uint64_t> Snapshot() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -63,6 +71,11 @@ struct ListenerMetrics {
   Histogram handshake_seconds;        // accept -> relay start
   // The backend certificate seen last (Unix seconds of notAfter; 0: none yet).
   std::atomic<int64_t> backend_cert_not_after{0};
+
+  // Declares the label values that dashboards and alerts ask for, so their
+  // series exist at 0 from the start: every outcome, the encryptions and
+  // bypass reasons the protocol can have, and the backend-verification causes.
+  void DeclareSeries(const ListenerConfig& listener);
 };
 
 }  // namespace dbward::proxy

@@ -241,6 +241,7 @@ bool BuildListenerRuntimes(const Config& config,
   for (const ListenerConfig& l : config.listeners) {
     auto rt = std::make_unique<ListenerRuntime>();
     rt->config = l;
+    rt->metrics.DeclareSeries(l);
     std::shared_ptr<const TlsMaterial> tls;
     if (!BuildTlsMaterial(config, l, nullptr, &tls, error)) return false;
     rt->SetTls(std::move(tls));
