@@ -64,7 +64,7 @@ void CheckPrelogin(std::span<const uint8_t> payload) {
   }
   FUZZ_CHECK(r.error.empty());
   FUZZ_CHECK(p.options.size() <= kMaxOptions);
-  static const int kFixedSize[] = {6, 1, -1, -2, 1, 36, 1, 32};  // -1: any, -2: 0 or 4
+  static const int kFixedSize[] = {6, 1, -1, 4, 1, 36, 1, 32};  // -1: any
   for (size_t i = 0; i < p.options.size(); i++) {
     const auto& o = p.options[i];
     FUZZ_CHECK(o.token != tds::kOptTerminator);
@@ -72,13 +72,15 @@ void CheckPrelogin(std::span<const uint8_t> payload) {
     for (size_t j = 0; j < i; j++) FUZZ_CHECK(p.options[j].token != o.token);
     if (o.token <= tds::kOptNonce) {
       const int want = kFixedSize[o.token];
-      FUZZ_CHECK(want == -1 || (want == -2 ? o.data.size() == 0 || o.data.size() == 4
-                                           : o.data.size() == static_cast<size_t>(want)));
+      // Empty is allowed for every option (servers send empty TRACEID and
+      // THREADID options).
+      const size_t fixed = static_cast<size_t>(want);
+      FUZZ_CHECK(o.data.empty() || want == -1 || o.data.size() == fixed);
     }
     FUZZ_CHECK(p.Find(o.token) == &o);
   }
   const tds::PreloginOption* enc = p.Find(tds::kOptEncryption);
-  FUZZ_CHECK(p.encryption() == (enc == nullptr ? -1 : enc->data[0]));
+  FUZZ_CHECK(p.encryption() == (enc == nullptr || enc->data.empty() ? -1 : enc->data[0]));
   FUZZ_CHECK(p.Version().empty() == (p.Find(tds::kOptVersion) == nullptr));
 
   // Re-encoding: the canonical layout, which parses to the same options and
