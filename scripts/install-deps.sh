@@ -15,6 +15,8 @@ packages=(
   stunnel4 haproxy
   # real Prometheus (and promtool) for the metrics, alert-rule and dashboard tests
   prometheus
+  # a real browser for the report page test
+  chromium
   postgresql postgresql-client pgbouncer
   mariadb-server mariadb-client sysbench
   freetds-bin

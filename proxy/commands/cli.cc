@@ -24,7 +24,7 @@ constexpr int kUsageError = 2;
 constexpr const char* kSummary =
     "usage: dbward run --config FILE\n"
     "       dbward check-config FILE\n"
-    "       dbward report AUDIT_FILE [--format table|json|csv] [--since TIME] [--policy CONFIG]\n"
+    "       dbward report AUDIT_FILE [--format table|json|csv|html] [--since TIME] [--policy CONFIG]\n"
     "       dbward probe --protocol tds|postgres|mysql|tcp --backend HOST:PORT [--ca-file FILE] [--server-name NAME]\n"
     "       dbward --version\n"
     "Run 'dbward COMMAND --help' for a command's options.\n";
@@ -123,7 +123,7 @@ int RunCommandLine(int argc, const char* const* argv, std::string* out, std::str
                 "bypasses certificate trust");
   report->add_option("AUDIT_FILE", report_options.path, "An audit file (JSON lines) written by dbward")->required();
   report->add_option("--format", report_format, "Output format")
-      ->check(CLI::IsMember({"table", "json", "csv"}))
+      ->check(CLI::IsMember({"table", "json", "csv", "html"}))
       ->capture_default_str();
   report->add_option("--since", report_since, "Only events at or after this ISO 8601 time (UTC unless a zone is given)")
       ->check(IsoTimeValidator());
@@ -197,6 +197,7 @@ int RunCommandLine(int argc, const char* const* argv, std::string* out, std::str
   if (*report) {
     report_options.format = report_format == "json" ? ReportFormat::kJson
                             : report_format == "csv" ? ReportFormat::kCsv
+                            : report_format == "html" ? ReportFormat::kHtml
                                                      : ReportFormat::kTable;
     if (!report_since.empty()) report_options.since_ms = ParseIsoTime(report_since);
     return RunReport(report_options, out, err);

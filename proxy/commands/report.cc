@@ -1,6 +1,9 @@
 #include "proxy/commands/report.h"
 
 #include <algorithm>
+#include <cctype>
+#include <ctime>
+#include <tuple>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -13,6 +16,8 @@
 #include <string_view>
 #include <variant>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "proxy/common/address.h"
 #include "proxy/common/audit_event.h"
@@ -109,6 +114,7 @@ struct ClientRow {
   bool validates_true = false;
   bool validates_false = false;
   uint64_t sessions = 0;
+  uint64_t bypass_sessions = 0;  // of sessions, those that bypassed trust
   uint64_t failed = 0;
   uint64_t refused = 0;
   std::optional<Sighting> first_seen;
@@ -214,6 +220,7 @@ void AddEvent(const AuditEvent& e, int64_t ts_ms, std::map<ClientKey, ClientRow>
     row.refused++;
   } else if (event == "session" || event.empty()) {
     row.sessions++;
+    if (bypass) row.bypass_sessions++;
     if (e.outcome && !e.outcome->empty() && *e.outcome != Token(Outcome::kOk)) row.failed++;
   }
   if (judge != nullptr) judge->Judge(e, &row);
@@ -521,6 +528,309 @@ std::string PolicySummary(const std::vector<const ClientRow*>& rows, const Polic
   return out;
 }
 
+// Sessions and bypassing sessions over time, for the page's chart. Starts
+// per minute and coarsens (hour, then day) when the file spans too long.
+class Timeline {
+ public:
+  void Add(int64_t ms, bool bypass) {
+    int64_t key = ms / step_ms_;
+    auto& b = buckets_[key];
+    b.first++;
+    if (bypass) b.second++;
+    if (buckets_.size() > 20'000 && step_ms_ < kDay) Coarsen(step_ms_ == kMinute ? kHour : kDay);
+  }
+  struct Bar {
+    int64_t start_ms;
+    uint64_t sessions, bypass;
+  };
+  // At most max_bars bars of equal width covering the whole span.
+  std::vector<Bar> Bars(size_t max_bars) const {
+    std::vector<Bar> out;
+    if (buckets_.empty()) return out;
+    const int64_t first = buckets_.begin()->first * step_ms_;
+    const int64_t last = buckets_.rbegin()->first * step_ms_ + step_ms_;
+    static const int64_t kWidths[] = {kMinute,      5 * kMinute, 15 * kMinute, kHour,   6 * kHour,
+                                      kDay,         7 * kDay,    30 * kDay,    365 * kDay};
+    int64_t width = kWidths[0];
+    for (int64_t w : kWidths) {
+      width = w;
+      if (w >= step_ms_ && static_cast<size_t>((last - first + w - 1) / w) <= max_bars) break;
+    }
+    const int64_t origin = first / width * width;
+    for (const auto& [key, counts] : buckets_) {
+      int64_t start = (key * step_ms_ - origin) / width * width + origin;
+      if (out.empty() || out.back().start_ms != start) out.push_back({start, 0, 0});
+      out.back().sessions += counts.first;
+      out.back().bypass += counts.second;
+    }
+    return out;
+  }
+  int64_t width_hint() const { return step_ms_; }
+
+ private:
+  static constexpr int64_t kMinute = 60'000, kHour = 3'600'000, kDay = 86'400'000;
+  void Coarsen(int64_t step) {
+    std::map<int64_t, std::pair<uint64_t, uint64_t>> merged;
+    for (const auto& [key, counts] : buckets_) {
+      auto& m = merged[key * step_ms_ / step];
+      m.first += counts.first;
+      m.second += counts.second;
+    }
+    buckets_ = std::move(merged);
+    step_ms_ = step;
+  }
+  int64_t step_ms_ = kMinute;
+  std::map<int64_t, std::pair<uint64_t, uint64_t>> buckets_;
+};
+
+// Text for HTML, in an element or a quoted attribute. Client-supplied names
+// never become markup; control characters are shown as \u00XX.
+std::string Html(std::string_view s) {
+  std::string in = ForTerminal(s);
+  std::string out;
+  out.reserve(in.size());
+  for (char c : in) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// What a client must change to stop bypassing trust, in its own driver's
+// words. The library name (from LOGIN7, MySQL connection attributes) picks
+// the driver where it is known.
+std::string WhatToChange(const std::string& protocol, const std::string& library, const std::set<std::string>& reasons,
+                         bool login7_first) {
+  auto has = [&](const char* r) { return reasons.contains(r); };
+  bool accepts = std::any_of(reasons.begin(), reasons.end(), [](const std::string& r) { return r.starts_with("accepted-"); });
+  std::string lib = library;
+  std::transform(lib.begin(), lib.end(), lib.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::vector<std::string> fixes;
+  if (protocol == "postgres") {
+    if (has("plaintext")) {
+      fixes.push_back("connect with TLS: sslmode=verify-full and sslrootcert=<the CA of dbward's certificate> (libpq, "
+                      "psql, JDBC); node-postgres: ssl: {ca, rejectUnauthorized: true}");
+    }
+    if (accepts) {
+      fixes.push_back("validate dbward's certificate: sslmode=require and verify-ca do not check the name, sslmode=prefer "
+                      "checks nothing; use sslmode=verify-full with sslrootcert=<dbward's CA>");
+    }
+  } else if (protocol == "mysql") {
+    if (has("plaintext")) {
+      fixes.push_back("connect with TLS: ssl-mode=VERIFY_IDENTITY and ssl-ca=<dbward's CA> (mysql client, Connector/J "
+                      "sslMode=VERIFY_IDENTITY); MariaDB client: --ssl --ssl-verify-server-cert; mysql2: ssl: {ca}");
+    }
+    if (accepts) {
+      fixes.push_back("validate dbward's certificate: ssl-mode=REQUIRED checks nothing; use VERIFY_IDENTITY with "
+                      "ssl-ca=<dbward's CA> (MariaDB: --ssl-verify-server-cert)");
+    }
+  } else if (protocol == "tds") {
+    const bool jtds = lib.find("jtds") != std::string::npos;
+    const bool tedious = lib.find("tedious") != std::string::npos;
+    // FreeTDS names itself "TDS-Library" in LOGIN7 (tsql, ODBC, DB-Library).
+    const bool freetds = lib.find("freetds") != std::string::npos || lib.find("tds-library") != std::string::npos ||
+                         lib.find("db-library") != std::string::npos;
+    if (has("plaintext") || login7_first) {
+      fixes.push_back(jtds ? "jTDS: ssl=authenticate (ssl=off sends LOGIN7 in plaintext; ssl=request and ssl=require do "
+                             "not validate)"
+                      : tedious ? "tedious: encrypt: true, trustServerCertificate: false"
+                      : freetds ? "FreeTDS: encryption = require (freetds.conf) with ca file = <dbward's CA>"
+                                : "Encrypt=True (ODBC Encrypt=yes, JDBC encrypt=true, SqlClient Encrypt=True) with "
+                                  "TrustServerCertificate=False");
+    }
+    if (has("login-only-encryption")) {
+      fixes.push_back(jtds ? "jTDS: ssl=authenticate (ssl=request encrypts only the login)"
+                      : tedious ? "tedious: encrypt: true (encrypt: false encrypts only the login)"
+                      : freetds ? "FreeTDS: encryption = require (request encrypts only the login)"
+                                : "Encrypt=True (Encrypt=False encrypts only the login packet; the queries and rows go "
+                                  "in plaintext)");
+    }
+    if (accepts) {
+      fixes.push_back(jtds ? "jTDS: ssl=authenticate validates; ssl=require accepts any certificate"
+                      : tedious ? "tedious: trustServerCertificate: false, with dbward's CA in cryptoCredentialsDetails"
+                                : "TrustServerCertificate=False (JDBC trustServerCertificate=false), with dbward's CA "
+                                  "trusted by the client");
+    }
+  } else if (has("plaintext")) {
+    fixes.push_back("a tcp listener relays bytes: give this client a protocol listener (postgres, mysql, tds) so that "
+                    "it can negotiate TLS with dbward");
+  }
+  return Join(fixes, "; ");
+}
+
+std::string DateOf(int64_t ms, bool with_time) {
+  time_t t = static_cast<time_t>(ms / 1000);
+  tm parts{};
+  gmtime_r(&t, &parts);
+  char buf[32];
+  strftime(buf, sizeof buf, with_time ? "%Y-%m-%d %H:%M" : "%Y-%m-%d", &parts);
+  return buf;
+}
+
+// An inline SVG bar chart of the bypassing share per period (no script,
+// no external resource).
+std::string BypassChart(const Timeline& timeline) {
+  std::vector<Timeline::Bar> bars = timeline.Bars(60);
+  if (bars.empty()) return "<p>No timed events.</p>\n";
+  const int w = 900, h = 180, left = 40, bottom = 24;
+  const double slot = static_cast<double>(w - left) / static_cast<double>(bars.size());
+  std::string out = fmt::format(
+      "<svg class=\"chart\" role=\"img\" aria-label=\"Share of sessions that bypass trust over time\" "
+      "viewBox=\"0 0 {} {}\" width=\"{}\" height=\"{}\">\n",
+      w, h, w, h);
+  for (int pct : {0, 50, 100}) {
+    double y = (h - bottom) - (h - bottom - 10) * pct / 100.0;
+    out += fmt::format("<line x1=\"{}\" x2=\"{}\" y1=\"{:.1f}\" y2=\"{:.1f}\" class=\"grid\"/><text x=\"0\" y=\"{:.1f}\" "
+                       "class=\"axis\">{}%</text>\n",
+                       left, w, y, y, y + 4, pct);
+  }
+  const bool with_time = bars.size() > 1 && bars[1].start_ms - bars[0].start_ms < 86'400'000;
+  for (size_t i = 0; i < bars.size(); i++) {
+    const auto& b = bars[i];
+    double share = b.sessions == 0 ? 0 : static_cast<double>(b.bypass) / static_cast<double>(b.sessions);
+    double bh = (h - bottom - 10) * share;
+    double x = left + slot * static_cast<double>(i) + 1;
+    out += fmt::format(
+        "<rect class=\"bar\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\"><title>{}: {} of {} sessions "
+        "bypass trust ({:.0f}%)</title></rect>\n",
+        x, (h - bottom) - bh, std::max(slot - 2, 1.0), std::max(bh, share > 0 ? 1.0 : 0.0),
+        DateOf(b.start_ms, with_time), b.bypass, b.sessions, share * 100);
+  }
+  out += fmt::format("<text x=\"{}\" y=\"{}\" class=\"axis\">{}</text>", left, h - 6, DateOf(bars.front().start_ms, with_time));
+  out += fmt::format("<text x=\"{}\" y=\"{}\" class=\"axis\" text-anchor=\"end\">{}</text>\n</svg>\n", w, h - 6,
+                     DateOf(bars.back().start_ms, with_time));
+  return out;
+}
+
+// Bypassing clients of one listener, grouped by application and library.
+struct Group {
+  std::string listener, protocol, application, library;
+  std::set<std::string> encryptions, reasons, clients, users;
+  bool login7_first = false;
+  uint64_t sessions = 0, bypass_sessions = 0, failed = 0, refused = 0;
+  std::optional<Sighting> first_seen, last_seen;
+};
+
+std::string FormatHtml(const std::vector<const ClientRow*>& rows, uint64_t silent, const Timeline& timeline,
+                       const std::string& source) {
+  std::map<std::string, std::vector<Group>> by_listener;  // listener -> groups
+  std::map<std::string, std::pair<size_t, size_t>> per_listener;  // listener -> (clients, bypassing)
+  std::map<std::tuple<std::string, std::string, std::string>, size_t> index;
+  uint64_t sessions = 0, bypass_sessions = 0;
+  for (const ClientRow* r : rows) {
+    auto& counts = per_listener[r->key.listener];
+    counts.first++;
+    sessions += r->sessions;
+    bypass_sessions += r->bypass_sessions;
+    if (!r->bypass) continue;
+    counts.second++;
+    auto key = std::make_tuple(r->key.listener, r->key.application, r->key.client_library);
+    auto& groups = by_listener[r->key.listener];
+    auto [it, added] = index.try_emplace(key, groups.size());
+    if (added) {
+      Group g;
+      g.listener = r->key.listener;
+      g.protocol = r->key.protocol;
+      g.application = r->key.application;
+      g.library = r->key.client_library;
+      groups.push_back(std::move(g));
+    }
+    Group& g = groups[it->second];
+    g.encryptions.insert(r->encryptions.begin(), r->encryptions.end());
+    g.reasons.insert(r->bypass_reasons.begin(), r->bypass_reasons.end());
+    g.clients.insert(r->key.client_ip);
+    if (!r->key.user.empty()) g.users.insert(r->key.user);
+    g.login7_first |= r->login7_first == true;
+    g.sessions += r->sessions;
+    g.bypass_sessions += r->bypass_sessions;
+    g.failed += r->failed;
+    g.refused += r->refused;
+    if (r->first_seen && (!g.first_seen || r->first_seen->ms < g.first_seen->ms)) g.first_seen = r->first_seen;
+    if (r->last_seen && (!g.last_seen || r->last_seen->ms >= g.last_seen->ms)) g.last_seen = r->last_seen;
+  }
+  size_t bypass_clients = 0;
+  for (const ClientRow* r : rows) bypass_clients += r->bypass ? 1 : 0;
+
+  std::string out =
+      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+      "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+      "<title>dbward migration report</title>\n<style>\n"
+      "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1b1f24;max-width:1400px}\n"
+      "h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 6px}\n"
+      ".meta{color:#57606a;margin:0 0 16px}.summary{display:flex;gap:12px;flex-wrap:wrap;margin:12px 0}\n"
+      ".card{border:1px solid #d0d7de;border-radius:6px;padding:8px 14px;min-width:120px}\n"
+      ".card b{display:block;font-size:22px}.bad b{color:#cf222e}\n"
+      "table{border-collapse:collapse;width:100%;margin:6px 0}th,td{border-bottom:1px solid #d8dee4;padding:5px 8px;"
+      "text-align:left;vertical-align:top}th{background:#f6f8fa;font-weight:600}td.n{text-align:right;"
+      "font-variant-numeric:tabular-nums}\n"
+      ".reason{display:inline-block;background:#ffebe9;color:#a40e26;border-radius:10px;padding:0 7px;margin:1px;"
+      "font-size:12px}.fix{color:#0a3069}code{font-size:12px}\n"
+      ".chart .bar{fill:#cf222e}.chart .grid{stroke:#d8dee4}.chart .axis{font-size:11px;fill:#57606a}\n"
+      "details summary{cursor:pointer;color:#0969da}\n</style>\n</head>\n<body>\n"
+      "<h1>dbward migration report</h1>\n";
+  out += "<p class=\"meta\">From " + Html(source) + ", made " + Html(NowIso()) +
+         ". Clients that bypass trust, grouped by listener, application and library, and what each must change.</p>\n";
+  out += "<div class=\"summary\">";
+  out += fmt::format("<div class=\"card\"><b id=\"clients\">{}</b>clients</div>", rows.size());
+  out += fmt::format("<div class=\"card bad\"><b id=\"bypass-clients\">{}</b>bypass trust</div>", bypass_clients);
+  out += fmt::format("<div class=\"card\"><b id=\"sessions\">{}</b>sessions</div>", sessions);
+  out += fmt::format("<div class=\"card bad\"><b id=\"bypass-sessions\">{}</b>bypassing sessions</div>", bypass_sessions);
+  if (silent > 0) {
+    out += fmt::format("<div class=\"card\"><b id=\"silent\">{}</b>silent connections (not clients)</div>", silent);
+  }
+  out += "</div>\n<h2>Share of sessions that bypass trust</h2>\n" + BypassChart(timeline);
+  for (const auto& [listener, counts] : per_listener) {
+    out += "<h2>Listener " + Html(listener) + "</h2>\n";
+    auto it = by_listener.find(listener);
+    if (it == by_listener.end()) {
+      out += fmt::format("<p>All {} clients validate or use TLS without bypassing trust.</p>\n", counts.first);
+      continue;
+    }
+    std::vector<Group>& groups = it->second;
+    std::sort(groups.begin(), groups.end(), [](const Group& a, const Group& b) {
+      if (a.sessions != b.sessions) return a.sessions > b.sessions;
+      return std::tie(a.application, a.library) < std::tie(b.application, b.library);
+    });
+    out += fmt::format("<p>{} of {} clients bypass trust.</p>\n", counts.second, counts.first);
+    out += "<table>\n<thead><tr><th>Application</th><th>Library</th><th>Connects with</th><th>Bypass</th>"
+           "<th>What to change</th><th>Sessions (bypassing)</th><th>Failed</th><th>Clients</th><th>First seen</th>"
+           "<th>Last seen</th></tr></thead>\n<tbody>\n";
+    for (const Group& g : groups) {
+      std::string reasons;
+      for (const std::string& r : g.reasons) reasons += "<span class=\"reason\">" + Html(r) + "</span>";
+      std::vector<std::string> who(g.clients.begin(), g.clients.end());
+      std::string clients = "<details><summary>" + std::to_string(g.clients.size()) + "</summary>" +
+                            Html(Join(who, ", ")) +
+                            (g.users.empty() ? "" : "<br>users: " + Html(Join({g.users.begin(), g.users.end()}, ", "))) +
+                            "</details>";
+      out += "<tr class=\"group\" data-listener=\"" + Html(g.listener) + "\" data-application=\"" + Html(g.application) +
+             "\" data-library=\"" + Html(g.library) + "\" data-sessions=\"" + std::to_string(g.sessions) +
+             "\" data-bypass-sessions=\"" + std::to_string(g.bypass_sessions) + "\">";
+      out += "<td>" + (g.application.empty() ? "<i>none given</i>" : Html(g.application)) + "</td>";
+      out += "<td>" + (g.library.empty() ? "<i>unknown</i>" : Html(g.library)) + "</td>";
+      out += "<td>" + Html(g.protocol) + " " + Html(Join({g.encryptions.begin(), g.encryptions.end()}, ", ")) + "</td>";
+      out += "<td>" + reasons + "</td>";
+      out += "<td class=\"fix\">" + Html(WhatToChange(g.protocol, g.library, g.reasons, g.login7_first)) + "</td>";
+      out += fmt::format("<td class=\"n\">{} ({})</td><td class=\"n\">{}</td>", g.sessions, g.bypass_sessions,
+                         g.failed + g.refused);
+      out += "<td>" + clients + "</td>";
+      out += "<td>" + Html(g.first_seen ? g.first_seen->ts : "") + "</td><td>" + Html(g.last_seen ? g.last_seen->ts : "") +
+             "</td></tr>\n";
+    }
+    out += "</tbody>\n</table>\n";
+  }
+  if (rows.empty()) out += "<p>No client sessions in this audit file.</p>\n";
+  out += "</body>\n</html>\n";
+  return out;
+}
+
 struct FileCloser {
   void operator()(FILE* f) const { fclose(f); }
 };
@@ -551,6 +861,7 @@ int RunReport(const ReportOptions& options, std::string* out, std::string* err) 
   size_t line_no = 0;
   size_t invalid = 0;
   uint64_t silent = 0;
+  Timeline timeline;
   while (reader.Next(&line, &too_long)) {
     line_no++;
     std::string reason;
@@ -589,6 +900,9 @@ int RunReport(const ReportOptions& options, std::string* out, std::string* err) 
       continue;
     }
     AddEvent(event, ts_ms, &rows, judge.get());
+    if (event.ts && Or(event.event) != "refused") {
+      timeline.Add(ts_ms, event.trust_bypass.value_or(!Or(event.bypass_reason).empty()));
+    }
   }
   if (reader.error() != 0) {
     *err += kPrefix + std::string("cannot read ") + options.path + ": " + strerror(reader.error()) + "\n";
@@ -610,6 +924,7 @@ int RunReport(const ReportOptions& options, std::string* out, std::string* err) 
     case ReportFormat::kTable: *out += FormatTable(sorted, silent, columns, policy_summary); break;
     case ReportFormat::kJson: *out += FormatJson(sorted, columns); break;
     case ReportFormat::kCsv: *out += FormatCsv(sorted, columns); break;
+    case ReportFormat::kHtml: *out += FormatHtml(sorted, silent, timeline, options.path); break;
   }
   return 0;
 }

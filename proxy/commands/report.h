@@ -1,4 +1,4 @@
-// `dbward report AUDIT_FILE [--format table|json|csv] [--since ISO8601]
+// `dbward report AUDIT_FILE [--format table|json|csv|html] [--since ISO8601]
 // [--policy CONFIG]`: the migration to-do list, built from audit events. One
 // row per client IP, listener, protocol, application, client library and
 // user, saying how that client reaches dbward and whether it skips
@@ -13,7 +13,7 @@
 
 namespace dbward::proxy {
 
-enum class ReportFormat { kTable, kJson, kCsv };
+enum class ReportFormat { kTable, kJson, kCsv, kHtml };
 
 struct ReportOptions {
   std::string path;

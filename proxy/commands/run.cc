@@ -9,6 +9,7 @@
 #include "proxy/backend/backend_probe.h"
 #include "proxy/backend/instance_query.h"
 #include "proxy/backend/verifier_store.h"
+#include "proxy/commands/report.h"
 #include "proxy/common/address.h"
 #include "proxy/common/log.h"
 #include "proxy/common/tls_text.h"
@@ -211,8 +212,19 @@ int RunServer(const Config& config) {
       Audit().Close();
       return 1;
     }
+    if (config.audit != "stdout" && config.audit != "stderr" && config.audit != "off") {
+      admin->SetReport([path = config.audit](std::string* html, std::string* error) {
+        ReportOptions o;
+        o.path = path;
+        o.format = ReportFormat::kHtml;
+        std::string err;
+        int rc = RunReport(o, html, &err);
+        if (rc != 0) *error = err.empty() ? "cannot make the report" : err;
+        return rc == 0;
+      });
+    }
     m.admin = admin.get();
-    LOG_INFO("admin listening on {}:{} (/metrics, /healthz, /startup, /readyz)", config.admin_host, admin->port());
+    LOG_INFO("admin listening on {}:{} (/metrics, /healthz, /startup, /readyz, /report)", config.admin_host, admin->port());
   }
   std::unique_ptr<SqlBrowser> browser;
   if (config.sql_browser) {

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <ctime>
 #include <list>
+#include <memory>
 #include <sstream>
 
 #include "proxy/common/log.h"
@@ -189,41 +190,84 @@ void AdminServer::OnConnection(uv_stream_t* server, int status) {
           auto* late = static_cast<Conn*>(t->data);
           late->server->CloseConn(late);
         }, kResponseTimeoutMs, 0);
-        std::string line = conn->request.substr(0, conn->request.find("\r\n"));
-        int code = 404;
-        std::string type = "text/plain; charset=utf-8";
-        std::string body = "not found\n";
-        if (line.rfind("GET ", 0) != 0) {
-          code = 405;
-          body = "only GET\n";
-        } else {
-          std::string path = line.substr(4, line.find(' ', 4) - 4);
-          if (path == "/metrics") {
-            code = 200;
-            type = "text/plain; version=0.0.4; charset=utf-8";
-            body = conn->server->RenderMetrics();
-          } else if (path == "/healthz") {
-            code = 200;
-            body = "ok\n";
-          } else if (path == "/startup") {
-            code = conn->server->Started(&body);
-          } else if (path == "/readyz") {
-            code = conn->server->Ready(&body);
-          }
-        }
-        const char* reason = code == 200   ? "OK"
-                             : code == 503 ? "Service Unavailable"
-                             : code == 405 ? "Method Not Allowed"
-                                           : "Not Found";
-        conn->response = "HTTP/1.1 " + std::to_string(code) + " " + reason + "\r\nContent-Type: " + type +
-                         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
-        uv_buf_t out = uv_buf_init(conn->response.data(), static_cast<unsigned>(conn->response.size()));
-        conn->write.data = conn;
-        uv_write(&conn->write, stream, &out, 1, [](uv_write_t* w, int) {
-          auto* cc = static_cast<Conn*>(w->data);
-          cc->server->CloseConn(cc);
-        });
+        conn->server->Handle(conn);
       });
+}
+
+void AdminServer::Respond(Conn* conn, int code, const std::string& type, const std::string& body,
+                          const std::string& headers) {
+  const char* reason = code == 200   ? "OK"
+                       : code == 503 ? "Service Unavailable"
+                       : code == 500 ? "Internal Server Error"
+                       : code == 405 ? "Method Not Allowed"
+                                     : "Not Found";
+  conn->response = "HTTP/1.1 " + std::to_string(code) + " " + reason + "\r\nContent-Type: " + type +
+                   "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" + headers +
+                   "Connection: close\r\n\r\n" + body;
+  uv_buf_t out = uv_buf_init(conn->response.data(), static_cast<unsigned>(conn->response.size()));
+  conn->write.data = conn;
+  uv_write(&conn->write, reinterpret_cast<uv_stream_t*>(&conn->tcp), &out, 1, [](uv_write_t* w, int) {
+    auto* cc = static_cast<Conn*>(w->data);
+    cc->server->CloseConn(cc);
+  });
+}
+
+struct AdminServer::ReportJob {
+  uv_work_t work;
+  Conn* conn;
+  ReportRenderer render;
+  std::string html, error;
+  bool ok = false;
+};
+
+void AdminServer::Handle(Conn* conn) {
+  std::string line = conn->request.substr(0, conn->request.find("\r\n"));
+  const std::string text = "text/plain; charset=utf-8";
+  if (line.rfind("GET ", 0) != 0) return Respond(conn, 405, text, "only GET\n");
+  std::string path = line.substr(4, line.find(' ', 4) - 4);
+  if (path == "/metrics") return Respond(conn, 200, "text/plain; version=0.0.4; charset=utf-8", RenderMetrics());
+  if (path == "/healthz") return Respond(conn, 200, text, "ok\n");
+  std::string body;
+  if (path == "/startup") {
+    int code = Started(&body);
+    return Respond(conn, code, text, body);
+  }
+  if (path == "/readyz") {
+    int code = Ready(&body);
+    return Respond(conn, code, text, body);
+  }
+  if (path == "/report") {
+    if (!report_) {
+      return Respond(conn, 404, text,
+                     "no report: /report reads the audit file, and log.audit is not a file (stdout, stderr or off)\n");
+    }
+    // Reading the audit file can take a while: off the loop, and without the
+    // response deadline (the job holds the connection until it is done).
+    uv_timer_stop(&conn->timer);
+    auto* job = new ReportJob;
+    job->work.data = job;
+    job->conn = conn;
+    job->render = report_;
+    uv_queue_work(
+        loop_, &job->work, [](uv_work_t* w) {
+          auto* j = static_cast<ReportJob*>(w->data);
+          j->ok = j->render(&j->html, &j->error);
+        },
+        [](uv_work_t* w, int) {
+          std::unique_ptr<ReportJob> j(static_cast<ReportJob*>(w->data));
+          Conn* c = j->conn;
+          uv_timer_start(&c->timer, [](uv_timer_t* t) {
+            auto* late = static_cast<Conn*>(t->data);
+            late->server->CloseConn(late);
+          }, kResponseTimeoutMs, 0);
+          if (!j->ok) return c->server->Respond(c, 500, "text/plain; charset=utf-8", j->error + "\n");
+          c->server->Respond(c, 200, "text/html; charset=utf-8", j->html,
+                             "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'\r\n"
+                             "X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n");
+        });
+    return;
+  }
+  Respond(conn, 404, text, "not found\n");
 }
 
 int AdminServer::Started(std::string* body) const {

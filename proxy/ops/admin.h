@@ -1,6 +1,6 @@
 // The admin HTTP listener: GET /metrics (Prometheus text format), /healthz
 // (the process is alive and its loops turn), /startup (every backend checked
-// once) and /readyz (listeners bound, not draining, and every backend
+// once), /report (the migration report page from the audit file) and /readyz (listeners bound, not draining, and every backend
 // reachable with a certificate that validates).
 // It runs on the main thread's loop, away from the relay workers.
 #pragma once
@@ -24,6 +24,9 @@ class Reloader;
 
 // Answers whether dbward could open a verified backend connection now.
 using BackendCheck = std::function<bool(const ListenerRuntime&, std::string* reason)>;
+// Renders the migration report page from the audit file (on a thread of
+// libuv's pool); false and *error when it cannot.
+using ReportRenderer = std::function<bool(std::string* html, std::string* error)>;
 
 class AdminServer {
  public:
@@ -33,6 +36,8 @@ class AdminServer {
   bool Listen(const std::string& host, uint16_t port, std::string* error);
   uint16_t port() const { return port_; }
   void SetDraining() { draining_ = true; }
+  // GET /report; without one, /report says why there is none.
+  void SetReport(ReportRenderer render) { report_ = std::move(render); }
   void Close();
 
   std::string RenderMetrics() const;
@@ -44,6 +49,10 @@ class AdminServer {
 
  private:
   struct Conn;
+  struct ReportJob;
+  void Handle(Conn* conn);
+  void Respond(Conn* conn, int code, const std::string& type, const std::string& body, const std::string& headers = "");
+  ReportRenderer report_;
   static void OnConnection(uv_stream_t* server, int status);
   void CloseConn(Conn* c);
   void StopWaiting(Conn* c);

@@ -81,7 +81,8 @@ void CheckPrelogin(std::span<const uint8_t> payload) {
   }
   const tds::PreloginOption* enc = p.Find(tds::kOptEncryption);
   FUZZ_CHECK(p.encryption() == (enc == nullptr || enc->data.empty() ? -1 : enc->data[0]));
-  FUZZ_CHECK(p.Version().empty() == (p.Find(tds::kOptVersion) == nullptr));
+  const tds::PreloginOption* version = p.Find(tds::kOptVersion);
+  FUZZ_CHECK(p.Version().empty() == (version == nullptr || version->data.empty()));
 
   // Re-encoding: the canonical layout, which parses to the same options and
   // is a fixed point.
