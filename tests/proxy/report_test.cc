@@ -386,8 +386,8 @@ TEST_F(ReportTest, UsageErrors) {
   } cases[] = {
       {{}, "AUDIT_FILE is required"},
       {{"--format", "json"}, "AUDIT_FILE is required"},
-      {{"FILE", "--format"}, "--format: 1 required TEXT:{table,json,csv} missing"},
-      {{"FILE", "--format", "xml"}, "--format: xml not in {table,json,csv}"},
+      {{"FILE", "--format"}, "--format: 1 required TEXT:{table,json,csv,html} missing"},
+      {{"FILE", "--format", "xml"}, "--format: xml not in {table,json,csv,html}"},
       {{"FILE", "--since"}, "--since: 1 required TEXT:TIME missing"},
       {{"FILE", "--since", "last week"},
        "--since: 'last week' is not an ISO 8601 time (e.g. 2026-11-27 or 2026-11-27T04:09:08Z)"},
