@@ -182,7 +182,61 @@ struct PolicyJudge {
   }
 };
 
-void AddEvent(const AuditEvent& e, int64_t ts_ms, std::map<ClientKey, ClientRow>* rows, PolicyJudge* judge) {
+// Sessions and bypassing sessions over time, for the page's chart. Starts
+// per minute and coarsens (hour, then day) when the file spans too long.
+class Timeline {
+ public:
+  void Add(int64_t ms, bool bypass) {
+    int64_t key = ms / step_ms_;
+    auto& b = buckets_[key];
+    b.first++;
+    if (bypass) b.second++;
+    if (buckets_.size() > 20'000 && step_ms_ < kDay) Coarsen(step_ms_ == kMinute ? kHour : kDay);
+  }
+  struct Bar {
+    int64_t start_ms;
+    uint64_t sessions, bypass;
+  };
+  // At most max_bars bars of equal width covering the whole span.
+  std::vector<Bar> Bars(size_t max_bars) const {
+    std::vector<Bar> out;
+    if (buckets_.empty()) return out;
+    const int64_t first = buckets_.begin()->first * step_ms_;
+    const int64_t last = buckets_.rbegin()->first * step_ms_ + step_ms_;
+    static const int64_t kWidths[] = {kMinute,      5 * kMinute, 15 * kMinute, kHour,   6 * kHour,
+                                      kDay,         7 * kDay,    30 * kDay,    365 * kDay};
+    int64_t width = kWidths[0];
+    for (int64_t w : kWidths) {
+      width = w;
+      if (w >= step_ms_ && static_cast<size_t>((last - first + w - 1) / w) <= max_bars) break;
+    }
+    const int64_t origin = first / width * width;
+    for (const auto& [key, counts] : buckets_) {
+      int64_t start = (key * step_ms_ - origin) / width * width + origin;
+      if (out.empty() || out.back().start_ms != start) out.push_back({start, 0, 0});
+      out.back().sessions += counts.first;
+      out.back().bypass += counts.second;
+    }
+    return out;
+  }
+ private:
+  static constexpr int64_t kMinute = 60'000, kHour = 3'600'000, kDay = 86'400'000;
+  void Coarsen(int64_t step) {
+    std::map<int64_t, std::pair<uint64_t, uint64_t>> merged;
+    for (const auto& [key, counts] : buckets_) {
+      auto& m = merged[key * step_ms_ / step];
+      m.first += counts.first;
+      m.second += counts.second;
+    }
+    buckets_ = std::move(merged);
+    step_ms_ = step;
+  }
+  int64_t step_ms_ = kMinute;
+  std::map<int64_t, std::pair<uint64_t, uint64_t>> buckets_;
+};
+
+void AddEvent(const AuditEvent& e, int64_t ts_ms, std::map<ClientKey, ClientRow>* rows, PolicyJudge* judge,
+              Timeline* timeline) {
   ClientKey key{IpOf(Or(e.client)), Or(e.listener), Or(e.protocol), Or(e.application), Or(e.client_library),
                 Or(e.user)};
   auto [it, added] = rows->try_emplace(key);
@@ -221,6 +275,7 @@ void AddEvent(const AuditEvent& e, int64_t ts_ms, std::map<ClientKey, ClientRow>
   } else if (event == "session" || event.empty()) {
     row.sessions++;
     if (bypass) row.bypass_sessions++;
+    if (e.ts) timeline->Add(ts_ms, bypass);
     if (e.outcome && !e.outcome->empty() && *e.outcome != Token(Outcome::kOk)) row.failed++;
   }
   if (judge != nullptr) judge->Judge(e, &row);
@@ -528,61 +583,6 @@ std::string PolicySummary(const std::vector<const ClientRow*>& rows, const Polic
   return out;
 }
 
-// Sessions and bypassing sessions over time, for the page's chart. Starts
-// per minute and coarsens (hour, then day) when the file spans too long.
-class Timeline {
- public:
-  void Add(int64_t ms, bool bypass) {
-    int64_t key = ms / step_ms_;
-    auto& b = buckets_[key];
-    b.first++;
-    if (bypass) b.second++;
-    if (buckets_.size() > 20'000 && step_ms_ < kDay) Coarsen(step_ms_ == kMinute ? kHour : kDay);
-  }
-  struct Bar {
-    int64_t start_ms;
-    uint64_t sessions, bypass;
-  };
-  // At most max_bars bars of equal width covering the whole span.
-  std::vector<Bar> Bars(size_t max_bars) const {
-    std::vector<Bar> out;
-    if (buckets_.empty()) return out;
-    const int64_t first = buckets_.begin()->first * step_ms_;
-    const int64_t last = buckets_.rbegin()->first * step_ms_ + step_ms_;
-    static const int64_t kWidths[] = {kMinute,      5 * kMinute, 15 * kMinute, kHour,   6 * kHour,
-                                      kDay,         7 * kDay,    30 * kDay,    365 * kDay};
-    int64_t width = kWidths[0];
-    for (int64_t w : kWidths) {
-      width = w;
-      if (w >= step_ms_ && static_cast<size_t>((last - first + w - 1) / w) <= max_bars) break;
-    }
-    const int64_t origin = first / width * width;
-    for (const auto& [key, counts] : buckets_) {
-      int64_t start = (key * step_ms_ - origin) / width * width + origin;
-      if (out.empty() || out.back().start_ms != start) out.push_back({start, 0, 0});
-      out.back().sessions += counts.first;
-      out.back().bypass += counts.second;
-    }
-    return out;
-  }
-  int64_t width_hint() const { return step_ms_; }
-
- private:
-  static constexpr int64_t kMinute = 60'000, kHour = 3'600'000, kDay = 86'400'000;
-  void Coarsen(int64_t step) {
-    std::map<int64_t, std::pair<uint64_t, uint64_t>> merged;
-    for (const auto& [key, counts] : buckets_) {
-      auto& m = merged[key * step_ms_ / step];
-      m.first += counts.first;
-      m.second += counts.second;
-    }
-    buckets_ = std::move(merged);
-    step_ms_ = step;
-  }
-  int64_t step_ms_ = kMinute;
-  std::map<int64_t, std::pair<uint64_t, uint64_t>> buckets_;
-};
-
 // Text for HTML, in an element or a quoted attribute. Client-supplied names
 // never become markup; control characters are shown as \u00XX.
 std::string Html(std::string_view s) {
@@ -723,6 +723,7 @@ std::string FormatHtml(const std::vector<const ClientRow*>& rows, uint64_t silen
   std::map<std::string, std::pair<size_t, size_t>> per_listener;  // listener -> (clients, bypassing)
   std::map<std::tuple<std::string, std::string, std::string>, size_t> index;
   uint64_t sessions = 0, bypass_sessions = 0;
+  size_t bypass_clients = 0;
   for (const ClientRow* r : rows) {
     auto& counts = per_listener[r->key.listener];
     counts.first++;
@@ -730,6 +731,7 @@ std::string FormatHtml(const std::vector<const ClientRow*>& rows, uint64_t silen
     bypass_sessions += r->bypass_sessions;
     if (!r->bypass) continue;
     counts.second++;
+    bypass_clients++;
     auto key = std::make_tuple(r->key.listener, r->key.application, r->key.client_library);
     auto& groups = by_listener[r->key.listener];
     auto [it, added] = index.try_emplace(key, groups.size());
@@ -754,8 +756,6 @@ std::string FormatHtml(const std::vector<const ClientRow*>& rows, uint64_t silen
     if (r->first_seen && (!g.first_seen || r->first_seen->ms < g.first_seen->ms)) g.first_seen = r->first_seen;
     if (r->last_seen && (!g.last_seen || r->last_seen->ms >= g.last_seen->ms)) g.last_seen = r->last_seen;
   }
-  size_t bypass_clients = 0;
-  for (const ClientRow* r : rows) bypass_clients += r->bypass ? 1 : 0;
 
   std::string out =
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -899,10 +899,7 @@ int RunReport(const ReportOptions& options, std::string* out, std::string* err) 
       silent++;
       continue;
     }
-    AddEvent(event, ts_ms, &rows, judge.get());
-    if (event.ts && Or(event.event) != "refused") {
-      timeline.Add(ts_ms, event.trust_bypass.value_or(!Or(event.bypass_reason).empty()));
-    }
+    AddEvent(event, ts_ms, &rows, judge.get(), &timeline);
   }
   if (reader.error() != 0) {
     *err += kPrefix + std::string("cannot read ") + options.path + ": " + strerror(reader.error()) + "\n";

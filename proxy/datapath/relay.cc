@@ -91,8 +91,7 @@ void Relay::RefuseProxyHeader(std::span<const uint8_t> sent) {
   std::copy(sent.begin(), sent.begin() + static_cast<ptrdiff_t>(sniff_prefix_len_), sniff_prefix_);
 }
 
-bool Relay::HoldForProxySniff(Direction* d, bool* ended) {
-  *ended = false;
+Relay::SniffStep Relay::SniffUpstream(Direction* d) {
   uint8_t probe[sizeof sniff_prefix_];
   size_t n = sniff_prefix_len_;
   std::copy(sniff_prefix_, sniff_prefix_ + n, probe);
@@ -104,17 +103,15 @@ bool Relay::HoldForProxySniff(Direction* d, bool* ended) {
       end.kind = RelayEnd::Kind::kProxyHeader;
       end.client_side = true;
       End(std::move(end));
-      *ended = true;
-      return true;
+      return SniffStep::kEnded;
     }
     case protocol::proxy_header::Sniff::kMaybe:
-      if (!d->src_eof) return true;
+      if (!d->src_eof) return SniffStep::kHold;
       [[fallthrough]];
-    case protocol::proxy_header::Sniff::kNo:
-      sniff_up_ = false;
-      return false;
+    case protocol::proxy_header::Sniff::kNo: break;
   }
-  return false;
+  sniff_up_ = false;
+  return SniffStep::kPass;
 }
 
 void Relay::End(RelayEnd end) {
@@ -225,10 +222,9 @@ bool Relay::PumpDirection(Direction* d) {
     }
     // Drain (the first upstream bytes only once they cannot be a PROXY header).
     if (d == &up_ && sniff_up_ && d->end > d->start) {
-      bool ended = false;
-      bool hold = HoldForProxySniff(d, &ended);
-      if (ended) return false;
-      if (hold) break;
+      const SniffStep step = SniffUpstream(d);
+      if (step == SniffStep::kEnded) return false;
+      if (step == SniffStep::kHold) break;
     }
     while (d->end > d->start) {
       tls::IoResult r = d->dst->Send(std::span<const uint8_t>(d->buf + d->start, d->end - d->start));

@@ -125,9 +125,10 @@ class Relay final : Watch::Handler {
   bool sniff_up_ = false;
   uint8_t sniff_prefix_[16] = {};
   size_t sniff_prefix_len_ = 0;
-  // The held upstream bytes may begin a PROXY header: true to keep holding.
-  // Ends the relay (false from PumpDirection's caller) when one is there.
-  bool HoldForProxySniff(Direction* d, bool* ended);
+  // Whether the upstream bytes may pass, must wait (they may still begin a
+  // PROXY header), or ended the relay (they do begin one).
+  enum class SniffStep { kPass, kHold, kEnded };
+  SniffStep SniffUpstream(Direction* d);
 };
 
 }  // namespace dbward::proxy

@@ -134,14 +134,17 @@ bool Session::RefuseProxyHeader(std::span<const uint8_t> first) {
   const auto sniff = protocol::proxy_header::SniffHeader(first);
   proxy_sniffed_ = sniff != protocol::proxy_header::Sniff::kMaybe;
   if (sniff != protocol::proxy_header::Sniff::kYes) return false;
-  Fail({Outcome::kRefused, Cause::kProxyUntrusted,
-        record_.via.empty()
-            ? "PROXY protocol header from " + record_.client_addr +
-                  ", which is not in proxy_protocol.trusted; add the balancer's address there"
-            : "a second PROXY protocol header, from the client " + record_.client_addr + " behind balancer " +
-                  record_.via + ": only the balancer's header is taken"},
-       {});
+  Fail(ProxyHeaderRefusal(), {});
   return true;
+}
+
+engine::Failure Session::ProxyHeaderRefusal() const {
+  return {Outcome::kRefused, Cause::kProxyUntrusted,
+          record_.via.empty()
+              ? "PROXY protocol header from " + record_.client_addr +
+                    ", which is not in proxy_protocol.trusted; add the balancer's address there"
+              : "a second PROXY protocol header, from the client " + record_.client_addr + " behind balancer " +
+                    record_.via + ": only the balancer's header is taken"};
 }
 
 // The handshake gate counts per client address, so it waits for the
@@ -933,13 +936,7 @@ void Session::OnRelayEnd(const RelayEnd& end) {
            {});
       return;
     case RelayEnd::Kind::kProxyHeader:
-      Fail({Outcome::kRefused, Cause::kProxyUntrusted,
-            record_.via.empty()
-                ? "PROXY protocol header from " + record_.client_addr +
-                      ", which is not in proxy_protocol.trusted; add the balancer's address there"
-                : "a second PROXY protocol header, from the client " + record_.client_addr + " behind balancer " +
-                      record_.via + ": only the balancer's header is taken"},
-           {});
+      Fail(ProxyHeaderRefusal(), {});
       return;
     case RelayEnd::Kind::kBackendRefusedUs:
       Fail({Outcome::kBackendTlsFailed, CauseOf(end.diagnosis.cause),

@@ -179,6 +179,8 @@ class Session final : engine::Driver, Connector::Callbacks, Relay::Callbacks, Wa
   void BeginProtocol();
   void TakeProxyHeader();
   bool RefuseProxyHeader(std::span<const uint8_t> first);
+  // The refusal of a PROXY header the client sent (before or in the relay).
+  engine::Failure ProxyHeaderRefusal() const;
   std::vector<uint8_t> relay_sniff_prefix_;  // client bytes handed to the relay before it checks
   void SendBackendProxyHeader();
   void LeaveHandshakeGate();

@@ -273,8 +273,7 @@ void AdminServer::Handle(Conn* conn) {
 int AdminServer::Started(std::string* body) const {
   std::string waiting;
   for (ListenerRuntime* l : listeners_) {
-    std::string why;
-    if (!l->BackendHealthy(&why) && why == ListenerRuntime::kBackendNotChecked) waiting += " " + l->config.name;
+    if (!l->BackendChecked()) waiting += " " + l->config.name;
   }
   if (waiting.empty()) {
     *body = "started\n";

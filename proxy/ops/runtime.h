@@ -101,7 +101,6 @@ struct ListenerRuntime {
   FailureLimiter auth_failures{5, 10'000};
   HandshakeGate handshakes;
 
-  static constexpr const char* kBackendNotChecked = "backend not checked yet";
   // What /readyz reports for the backend: the latest verdict from a session
   // or from the periodic check.
   void SetBackendHealth(bool ok, const std::string& reason) {
@@ -110,10 +109,15 @@ struct ListenerRuntime {
     backend_ok_ = ok;
     backend_reason_ = reason;
   }
+  // Whether a session or the periodic check has given a verdict yet.
+  bool BackendChecked() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return backend_known_;
+  }
   bool BackendHealthy(std::string* reason) const {
     std::lock_guard<std::mutex> lock(mu_);
     if (!backend_known_) {
-      *reason = kBackendNotChecked;
+      *reason = "backend not checked yet";
       return false;
     }
     *reason = backend_reason_;
