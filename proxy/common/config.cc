@@ -61,7 +61,7 @@ std::string ExpandScalar(const YAML::Node& n, const std::string& in) {
       continue;
     }
     size_t close = in.find('}', i + 2);
-    if (close == std::string::npos) Fail(n, "unterminated '${' in '" + in + "' (write $$ for a literal $)");
+    if (close == std::string::npos) Fail(n, "unterminated '${' (write $$ for a literal $)");  // the value itself may be a secret
     std::string body = in.substr(i + 2, close - i - 2);
     std::string name = body, fallback;
     bool has_default = false;
