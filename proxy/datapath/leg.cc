@@ -1,6 +1,7 @@
 #include "proxy/datapath/leg.h"
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +13,8 @@ Leg::~Leg() { Close(); }
 
 void Leg::Close() {
   tls_.reset();
+  ahead_.reset();
+  ahead_off_ = ahead_len_ = 0;
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;
@@ -25,9 +28,43 @@ tls::IoResult Leg::Read(std::span<uint8_t> out) {
     unread_.erase(unread_.begin(), unread_.begin() + static_cast<ptrdiff_t>(n));
     return tls::IoResult::Ok(n);
   }
+  if (ahead_off_ < ahead_len_) {
+    size_t n = std::min(out.size(), ahead_len_ - ahead_off_);
+    std::copy_n(ahead_.get() + ahead_off_, n, out.data());
+    ahead_off_ += n;
+    if (ahead_off_ == ahead_len_) {
+      ahead_.reset();
+      ahead_off_ = ahead_len_ = 0;
+    }
+    return tls::IoResult::Ok(n);
+  }
+  if (read_ahead_ && tls_ && out.size() < kReadAhead) return ReadAhead(out);
   for (;;) {
     ssize_t n = ::recv(fd_, out.data(), out.size(), 0);
     if (n > 0) return tls::IoResult::Ok(static_cast<size_t>(n));
+    if (n == 0) return tls::IoResult::Eof();
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return tls::IoResult::WantRead();
+    return tls::IoResult::Error(errno);
+  }
+}
+
+tls::IoResult Leg::ReadAhead(std::span<uint8_t> out) {
+  // One scratch area per thread: what is left over after out is filled is
+  // copied to a block of exactly its size.
+  thread_local uint8_t scratch[kReadAhead];
+  iovec iov[2] = {{out.data(), out.size()}, {scratch, sizeof scratch}};
+  for (;;) {
+    ssize_t n = ::readv(fd_, iov, 2);
+    if (n > 0) {
+      size_t got = static_cast<size_t>(n);
+      if (got <= out.size()) return tls::IoResult::Ok(got);
+      ahead_len_ = got - out.size();
+      ahead_off_ = 0;
+      ahead_ = std::make_unique_for_overwrite<uint8_t[]>(ahead_len_);
+      std::copy_n(scratch, ahead_len_, ahead_.get());
+      return tls::IoResult::Ok(out.size());
+    }
     if (n == 0) return tls::IoResult::Eof();
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return tls::IoResult::WantRead();

@@ -36,14 +36,30 @@ class Leg final : public tls::Io {
   // that announced direct TLS) are handed back and read again first.
   void Unread(std::span<const uint8_t> bytes) { unread_.insert(unread_.end(), bytes.begin(), bytes.end()); }
   tls::Connection* tls() const { return tls_.get(); }
+  // In the relay: a small read BoringSSL asks for (a record header, the
+  // rest of a short record) takes up to kReadAhead bytes from the socket in
+  // the same recv, so a short record costs one recv instead of two. Only
+  // ciphertext is ever kept back, and only until BoringSSL asks for it.
+  void EnableReadAhead() { read_ahead_ = true; }
+  // Input that readiness on the socket will not announce: ciphertext read
+  // ahead, or records BoringSSL holds.
+  bool HasBufferedInput() const { return ahead_off_ < ahead_len_ || (tls_ && tls_->HasBufferedInput()); }
+  static constexpr size_t kReadAhead = 8192;
   // TDS login-only encryption: after LOGIN7 the leg goes back to plaintext
   // without a close_notify, exactly as the protocol says.
   void DetachTls() { tls_.reset(); }
 
  private:
+  tls::IoResult ReadAhead(std::span<uint8_t> out);
+
   int fd_ = -1;
   std::unique_ptr<tls::Connection> tls_;
   std::vector<uint8_t> unread_;
+  bool read_ahead_ = false;
+  // Ciphertext read ahead and not yet asked for; freed once taken, so an
+  // idle leg holds none.
+  std::unique_ptr<uint8_t[]> ahead_;
+  size_t ahead_off_ = 0, ahead_len_ = 0;
 };
 
 }  // namespace dbward::proxy

@@ -166,7 +166,7 @@ bool Relay::PumpDirection(Direction* d) {
     // side gets one large write instead of one per record.
     while (!d->src_eof && !drained && d->src_wait == Wait::kNone &&
            (d->buf == nullptr || BufferPool::kBufferSize - d->end >= kMinReadRoom)) {
-      if (!d->src_readable && (d->src->tls() == nullptr || !d->src->tls()->HasBufferedInput())) {
+      if (!d->src_readable && !d->src->HasBufferedInput()) {
         d->src_wait = Wait::kRead;
         break;
       }
@@ -178,7 +178,7 @@ bool Relay::PumpDirection(Direction* d) {
         moved = true;
         tls::Connection* t = d->src->tls();
         bool short_read = t == nullptr ? r.n < room
-                                       : r.n < kMaxTlsPlaintextRecord && r.n < room && !t->HasBufferedInput();
+                                       : r.n < kMaxTlsPlaintextRecord && r.n < room && !d->src->HasBufferedInput();
         if (short_read) {
           drained = true;
           d->src_readable = false;

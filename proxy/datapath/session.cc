@@ -877,6 +877,8 @@ void Session::StartRelay() {
   } else {
     uv_timer_stop(&timer_);
   }
+  client_.EnableReadAhead();
+  backend_.EnableReadAhead();
   relay_ = std::make_unique<Relay>(worker_->pool(), client_, backend_, client_watch_, backend_watch_,
                                    static_cast<Relay::Callbacks&>(*this));
   relay_->SetGoodbye(engine_->Goodbye());
