@@ -17,6 +17,8 @@ packages=(
   prometheus
   # a real browser for the report page test
   chromium
+  # the container image, built from deploy/Dockerfile on a base made here
+  podman buildah mmdebstrap uidmap
   postgresql postgresql-client pgbouncer
   mariadb-server mariadb-client sysbench
   freetds-bin

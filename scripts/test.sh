@@ -46,6 +46,16 @@ if [[ ${DBWARD_SKIP_SANITIZE:-0} != 1 ]]; then
   echo "== sanitizer pass (ASan + UBSan, end-to-end suite): $(( $(date +%s) - start )) s, of which build ${built} s"
 fi
 
+# The container image, built from deploy/Dockerfile and run (tests/container_test.sh):
+# a skip (exit 77, reason printed) only without podman, which install-deps installs.
+if [[ ${DBWARD_SKIP_CONTAINER:-0} != 1 ]]; then
+  start=$(date +%s)
+  crc=0
+  DBWARD_BINARY=$build/dbward CONTAINER_WORK=$build/container "$root/tests/container_test.sh" || crc=$?
+  ((crc == 0 || crc == 77)) || exit "$crc"
+  echo "== container image: $(( $(date +%s) - start )) s"
+fi
+
 if [[ ${DBWARD_SKIP_FUZZ:-0} != 1 ]]; then
   start=$(date +%s)
   FUZZ_BUILD_DIR=${FUZZ_BUILD_DIR:-$root/build-fuzz} "$root/tests/fuzz/run.sh" "${FUZZ_SECONDS:-15}"

@@ -43,8 +43,16 @@ command -v openssl > /dev/null || die "openssl is not installed (Debian package:
 [[ -x $DBWARD_BINARY ]] || die "dbward binary '$DBWARD_BINARY' not found or not executable; build it (bash scripts/build.sh) or set DBWARD_BINARY"
 [[ -d $root/deploy ]] || die "$root/deploy does not exist"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/dbward-deploy-check.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+if [[ -n ${DEPLOY_CHECK_KEEP:-} ]]; then
+  # tests/container_test.sh keeps the generated configurations (and their
+  # throwaway certificates) to check them again inside the built image; it
+  # reads DEPLOY_CHECK_KEEP/configs.txt, one "label<TAB>path" per line.
+  rm -rf "$DEPLOY_CHECK_KEEP" && mkdir -p "$DEPLOY_CHECK_KEEP"
+  tmp=$(cd "$DEPLOY_CHECK_KEEP" && pwd)
+else
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/dbward-deploy-check.XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
+fi
 export DEPLOY_CHECK_TMP="$tmp"
 
 python3 - <<'PYTHON'
@@ -306,6 +314,8 @@ def check_dbward_config(label, text, filename="dbward.yaml"):
     path = os.path.join(d, filename)
     with open(path, "w") as f:
         f.write(text)
+    with open(os.path.join(TMP, "configs.txt"), "a") as f:
+        f.write(f"{label}\t{path}\n")
     r = run([DBWARD, "check-config", path])
     if r.returncode == 0:
         ok(f"{label}: dbward check-config accepts it")
@@ -473,7 +483,7 @@ def check_dbward_container(where, c, pod, objects):
     # Probes hit the admin listener, which must listen on the Pod IP.
     admin = cfg.get("admin") or {}
     hp = host_port(admin.get("listen")) if isinstance(admin, dict) else None
-    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+    for probe, path in (("startupProbe", "/startup"), ("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
         pr = c.get(probe) or {}
         check(((pr.get("httpGet") or {}).get("path")) == path, f"{where}: {probe} is GET {path}")
         check(hp is not None and probe_port(pr, c) == hp[1],
@@ -481,6 +491,23 @@ def check_dbward_container(where, c, pod, objects):
     if hp is not None:
         check(hp[0] in ("0.0.0.0", "::", "*"),
               f"{where}: admin listens on all addresses (the kubelet probes the Pod IP), got {hp[0]}")
+
+    # The image and the manifest agree: the user the Dockerfile sets, the
+    # admin port it exposes, and a root file system dbward never writes to.
+    with open(os.path.join(DEPLOY, "Dockerfile")) as f:
+        dockerfile_text = f.read()
+    image_users = re.findall(r"^USER\s+(\S+)", dockerfile_text, re.M)
+    image_ports = [p.split("/")[0] for l in re.findall(r"^EXPOSE\s+(.+)$", dockerfile_text, re.M) for p in l.split()]
+    uid = effective(c, pod, "runAsUser")
+    check(image_users and str(uid) == image_users[-1].split(":")[0],
+          f"{where}: runAsUser {uid} is the image's USER ({image_users[-1] if image_users else 'none'})")
+    ports = [p.get("containerPort") for p in c.get("ports") or []]
+    check(hp is not None and hp[1] in ports and str(hp[1]) in image_ports,
+          f"{where}: the admin port {hp[1] if hp else '?'} is a containerPort {ports} and EXPOSEd by the image {image_ports}")
+    audit = str((cfg.get("log") or {}).get("audit", "stdout"))
+    if audit not in ("stdout", "stderr", "off"):
+        check(resolve_mount(audit, mounts, volumes, objects)[0] is not None,
+              f"{where}: the audit file {audit} is on a mounted volume (the root file system is read-only)")
 
     drain = duration_seconds(cfg.get("drain_timeout", "30s"))
     grace = pod.get("terminationGracePeriodSeconds", 30)
