@@ -159,7 +159,7 @@ int RunServer(const Config& config) {
   }
   std::vector<std::unique_ptr<Worker>> workers;
   for (int i = 0; i < config.workers; i++) {
-    auto w = std::make_unique<Worker>(i, raw);
+    auto w = std::make_unique<Worker>(i, config.workers, raw);
     if (!w->Bind(&error)) {
       LOG_ERROR("{}", error);
       Audit().Close();

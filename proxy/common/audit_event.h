@@ -45,6 +45,7 @@ namespace dbward::proxy {
   X(backend_cipher, kString, "the backend leg's cipher suite")                                    \
   X(backend_verified, kBool, "the backend certificate was validated")                             \
   X(backend_verify, kString, "full (chain and name) or ca (chain only)")                          \
+  X(backend_warm, kBool, "warm_backends: the backend leg was made and verified before the client came")   \
   X(outcome, kString, "how the session ended")                                                    \
   X(error, kString, "the explanation, with the fix")                                              \
   X(cause, kString, "the reason in a word")                                                       \

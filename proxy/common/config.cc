@@ -429,7 +429,7 @@ ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
   CheckKeys(n, "listener",
             {"name", "protocol", "listen", "backend", "backend_tls", "client_tls", "timeouts",
              "max_connections", "plaintext_clients", "rsa_key_file", "client_encryption", "canary", "routing", "scram", "max_handshakes",
-             "max_handshakes_per_client", "policy", "proxy_protocol", "backend_proxy_protocol"});
+             "max_handshakes_per_client", "policy", "proxy_protocol", "backend_proxy_protocol", "warm_backends"});
   ListenerConfig l;
   l.pos = PosOf(n);
   for (const char* required : {"name", "protocol", "listen", "backend", "backend_tls"}) {
@@ -612,6 +612,33 @@ ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
     } else if (v != "off") {
       Fail(n["backend_proxy_protocol"], "backend_proxy_protocol must be v2 or off (v1 carries no TLS facts)");
     }
+  }
+  if (n["warm_backends"]) {
+    const YAML::Node& w = n["warm_backends"];
+    if (l.protocol != Protocol::kPostgres) {
+      Fail(w, "warm_backends is for protocol: postgres (a MySQL greeting or a TDS PRELOGIN answer is "
+              "made for one client, so those legs cannot be made ready in advance yet)");
+    }
+    if (!w.IsMap()) Fail(w, "warm_backends must be a mapping, e.g. warm_backends: {count: 4, max_age: 20s}");
+    CheckKeys(w, "warm_backends", {"count", "max_age"});
+    WarmBackendsConfig wb;
+    wb.pos = PosOf(w);
+    if (!w["count"]) Fail(w, "warm_backends needs count: how many verified backend legs to keep ready (1 to 256)");
+    wb.count = static_cast<uint32_t>(Unsigned(w["count"], "warm_backends.count", 1, 256));
+    if (w["max_age"]) {
+      wb.max_age_ms = Duration(w["max_age"], "warm_backends.max_age");
+      // PostgreSQL closes a connection that has not authenticated within
+      // authentication_timeout (60 s by default; 1 s to 600 s).
+      if (wb.max_age_ms < 1000 || wb.max_age_ms > 600'000) {
+        Fail(w["max_age"], "warm_backends.max_age must be between 1s and 10m, and below the server's "
+                           "authentication_timeout (PostgreSQL's default is 60s)");
+      }
+    }
+    if (l.backend_proxy_protocol) {
+      Fail(w, "warm_backends cannot be combined with backend_proxy_protocol: the PROXY header names the client, "
+              "and a warm leg is opened before there is one");
+    }
+    l.warm_backends = wb;
   }
   if (n["routing"]) {
     const YAML::Node& r = n["routing"];

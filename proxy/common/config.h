@@ -104,6 +104,14 @@ struct RoutingConfig {
   Position pos;
 };
 
+// postgres: backend legs kept connected, TLS-upgraded and verified before
+// any client asks, each handed to the next client (warm_backends).
+struct WarmBackendsConfig {
+  uint32_t count = 0;          // per listener, shared out among the workers
+  uint64_t max_age_ms = 20'000;  // recycled before PostgreSQL's authentication_timeout (60 s)
+  Position pos;
+};
+
 struct ListenerConfig {
   std::string name;
   Protocol protocol = Protocol::kTcp;
@@ -131,6 +139,7 @@ struct ListenerConfig {
   std::optional<CanaryConfig> canary;
   std::optional<ProxyProtocolConfig> proxy_protocol;  // inbound headers; off unless present
   bool backend_proxy_protocol = false;  // send a PROXY v2 header (with TLS facts) to the backend
+  std::optional<WarmBackendsConfig> warm_backends;
   Position rsa_key_pos;
   Position pos;
 };

@@ -48,6 +48,9 @@ class Leg final : public tls::Io {
   // TDS login-only encryption: after LOGIN7 the leg goes back to plaintext
   // without a close_notify, exactly as the protocol says.
   void DetachTls() { tls_.reset(); }
+  // A warm backend leg changes hands: its TLS and its socket go to a session.
+  std::unique_ptr<tls::Connection> TakeTls() { return std::move(tls_); }
+  void ReleaseFd() { fd_ = -1; }
 
  private:
   tls::IoResult ReadAhead(std::span<uint8_t> out);

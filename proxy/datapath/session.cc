@@ -269,10 +269,38 @@ void Session::EndClientTls() { client_.DetachTls(); }
 
 void Session::ConnectBackend() {
   if (backend_leg_ != BackendLeg::kNone) return;
+  if (WarmPool* pool = worker_->warm(listener_); pool != nullptr && engine_->TakesWarmBackend()) {
+    if (std::optional<WarmHandoff> leg = pool->Take(tls_)) {
+      AdoptWarmBackend(std::move(*leg));
+      return;
+    }
+  }
   backend_leg_ = BackendLeg::kConnecting;
   // The connector keeps the time while it works, within the same deadline.
   uv_timer_stop(&timer_);
   connector_.Start(deadline_ms_);
+}
+
+void Session::AdoptWarmBackend(WarmHandoff leg) {
+  backend_.set_fd(leg.fd);
+  backend_watch_ = leg.watch;
+  backend_watch_->SetHandler(this);
+  leg.tls->set_io(&backend_);
+  const tls::Connection& conn = *leg.tls;
+  record_.backend_addr = leg.address;
+  record_.backend_server_name = leg.server_name;
+  record_.backend_tls_up = true;
+  record_.backend_verified = conn.verified();
+  record_.backend_tls_version = conn.version_name();
+  record_.backend_cipher = conn.cipher();
+  record_.backend_not_after = conn.PeerNotAfterUnix();
+  record_.backend_warm = true;
+  warm_ready_ = FactsOf(conn);
+  backend_.AttachTls(std::move(leg.tls));
+  backend_leg_ = BackendLeg::kOpen;
+  LOG_DEBUG("listener={} session={} took a warm backend leg to {}", listener_->config.name, record_.id,
+            record_.backend_addr);
+  ScheduleRepump();
 }
 
 void Session::RedirectBackend(const engine::BackendTarget& target) {
@@ -814,6 +842,12 @@ bool Session::AdvanceBackend(int* events) {
 void Session::Advance() {
   for (int round = 0; round < kMaxAdvanceRounds; round++) {
     if (phase_ == Phase::kClosed || phase_ == Phase::kRelaying) return;
+    if (warm_ready_ && phase_ == Phase::kHandshake) {
+      engine::TlsFacts facts = std::move(*warm_ready_);
+      warm_ready_.reset();
+      engine_->OnBackendWarm(record_.backend_addr, facts);
+      if (phase_ == Phase::kClosed) return;
+    }
     if (verifier_answer_ && phase_ == Phase::kHandshake) {
       VerifierAnswer a = std::move(*verifier_answer_);
       verifier_answer_.reset();

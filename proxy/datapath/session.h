@@ -22,6 +22,7 @@
 #include "proxy/datapath/leg.h"
 #include "proxy/datapath/relay.h"
 #include "proxy/datapath/session_record.h"
+#include "proxy/datapath/warm_pool.h"
 #include "proxy/datapath/watch.h"
 #include "proxy/engine/engine.h"
 #include "proxy/engine/tds_framing.h"
@@ -96,6 +97,10 @@ class Session final : engine::Driver, Connector::Callbacks, Relay::Callbacks, Wa
   void CanaryRejected(const std::string& how);
   void CheckClientCertificate(const tls::Connection& conn);
   void CloseBackend();
+  // A warm_backends leg instead of a connect: the engine hears of it from
+  // Advance, never inside its own ConnectBackend call.
+  void AdoptWarmBackend(WarmHandoff leg);
+  std::optional<engine::TlsFacts> warm_ready_;
   void ArmTimer(uint64_t ms);
   void ArmHandshakeDeadline();
   void OnTimer();

@@ -63,6 +63,7 @@ AuditEvent ToAuditEvent(const SessionRecord& r, const ListenerConfig& l) {
   }
   e.backend_verified = r.backend_tls_up && r.backend_verified;
   e.backend_verify = l.backend_tls.full_verify ? "full" : "ca";
+  if (l.warm_backends) e.backend_warm = r.backend_warm;
   e.outcome = Token(r.outcome);
   e.error = OrNull(r.error);
   if (r.cause) e.cause = Token(*r.cause);

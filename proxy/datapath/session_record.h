@@ -39,6 +39,7 @@ struct SessionRecord {
   bool backend_verified = false;
   std::string backend_tls_version, backend_cipher;
   int64_t backend_not_after = 0;  // Unix seconds; 0 when unknown
+  bool backend_warm = false;      // a warm_backends leg
 
   uint64_t bytes_up = 0, bytes_down = 0;
   uint64_t duration_ms = 0;

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -20,12 +21,20 @@ namespace {
 constexpr int kAcceptBatch = 64;
 }  // namespace
 
-Worker::Worker(int index, const std::vector<ListenerRuntime*>& listeners)
-    : index_(index), listeners_(listeners) {
+Worker::Worker(int index, int count, const std::vector<ListenerRuntime*>& listeners)
+    : index_(index), count_(count), listeners_(listeners) {
   uv_loop_init(&loop_);
 }
 
+WarmPool* Worker::warm(const ListenerRuntime* listener) {
+  for (size_t i = 0; i < listeners_.size() && i < warm_.size(); i++) {
+    if (listeners_[i] == listener) return warm_[i].get();
+  }
+  return nullptr;
+}
+
 Worker::~Worker() {
+  warm_.clear();
   for (auto& a : acceptors_) {
     if (a->fd >= 0) close(a->fd);
   }
@@ -58,6 +67,16 @@ void Worker::Start() {
     uv_timer_init(&loop_, &a->backoff);
     a->backoff.data = a.get();
     uv_poll_start(&a->poll, UV_READABLE, OnAccept);
+  }
+  for (ListenerRuntime* l : listeners_) {
+    std::unique_ptr<WarmPool> pool;
+    if (l->config.warm_backends) {
+      // count is per listener: each worker keeps its share, rounded up.
+      const uint32_t workers = static_cast<uint32_t>(std::max(count_, 1));
+      pool = std::make_unique<WarmPool>(&loop_, l, (l->config.warm_backends->count + workers - 1) / workers);
+      pool->Start();
+    }
+    warm_.push_back(std::move(pool));
   }
   accepting_ = true;
   thread_ = std::thread([this] { Run(); });
@@ -100,6 +119,9 @@ void Worker::MaybeFinish() {
 void Worker::StopAccepting() {
   if (!accepting_) return;
   accepting_ = false;
+  for (auto& pool : warm_) {
+    if (pool) pool->Stop();
+  }
   for (auto& a : acceptors_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&a->backoff), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&a->poll), [](uv_handle_t* h) {

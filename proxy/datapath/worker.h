@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "proxy/datapath/buffer_pool.h"
+#include "proxy/datapath/warm_pool.h"
 #include "proxy/ops/runtime.h"
 
 namespace dbward::proxy {
@@ -21,7 +22,8 @@ class Session;
 
 class Worker {
  public:
-  Worker(int index, const std::vector<ListenerRuntime*>& listeners);
+  // count: how many workers share the listeners (warm_backends are shared out).
+  Worker(int index, int count, const std::vector<ListenerRuntime*>& listeners);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -42,6 +44,8 @@ class Worker {
   void AddSession(Session* s);
   void RemoveSession(Session* s);
   size_t session_count() const { return sessions_count_.load(); }
+  // The listener's warm backend legs on this worker; null without warm_backends.
+  WarmPool* warm(const ListenerRuntime* listener);
 
  private:
   struct Acceptor {
@@ -59,7 +63,9 @@ class Worker {
   void Notify();
 
   int index_;
+  int count_;
   std::vector<ListenerRuntime*> listeners_;
+  std::vector<std::unique_ptr<WarmPool>> warm_;  // one per listener, null without warm_backends
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   uv_loop_t loop_;
   uv_async_t async_;

@@ -186,6 +186,12 @@ class Engine {
   virtual void OnBackendConnected(const std::string& address) = 0;
   // The backend's certificate validated and TLS is up.
   virtual void OnBackendTlsReady(const TlsFacts& facts) = 0;
+  // warm_backends: whether the backend leg may be one made before this
+  // client came, already past the protocol's TLS upgrade (PostgreSQL: TLS up
+  // and verified, the server waiting for a StartupMessage).
+  virtual bool TakesWarmBackend() const { return false; }
+  // Instead of OnBackendConnected and OnBackendTlsReady: such a leg.
+  virtual void OnBackendWarm(const std::string& /*address*/, const TlsFacts& /*facts*/) {}
   virtual void OnBackendData(ByteQueue& /*in*/) {}
   // The backend failed before the relay and dbward closed it. An engine
   // that can only report it later in its protocol (TDS answers LOGIN7 with

@@ -214,6 +214,14 @@ class PostgresEngine final : public Engine {
 
   void OnBackendTlsReady(const TlsFacts& facts) override {
     upgrade_->OnTlsReady();
+    BackendReady(facts);
+  }
+
+  bool TakesWarmBackend() const override { return true; }
+  void OnBackendWarm(const std::string& /*address*/, const TlsFacts& facts) override { BackendReady(facts); }
+
+  // The backend leg is verified TLS and the server waits for the first message.
+  void BackendReady(const TlsFacts& facts) {
     if (!cancel_.empty()) {
       driver_.SendToBackend(cancel_);
       facts_.note = "cancel request forwarded";

@@ -341,6 +341,17 @@ std::string AdminServer::RenderMetrics() const {
   labeled("sessions_outcome_total", "Finished sessions by outcome", "outcome", &ListenerMetrics::outcome);
   labeled("handshake_failures_total", "Sessions that failed before the relay, by cause", "cause",
           &ListenerMetrics::handshake_failures);
+  labeled("warm_backend_takes_total", "Sessions that found a warm verified backend leg (hit) or opened one (miss)",
+          "result", &ListenerMetrics::warm_takes);
+  labeled("warm_backend_recycled_total", "Warm backend legs closed unused, by why", "reason",
+          &ListenerMetrics::warm_recycled);
+  out << "# HELP dbward_warm_backends_ready Warm verified backend legs ready for the next client\n"
+         "# TYPE dbward_warm_backends_ready gauge\n";
+  for (const ListenerRuntime* l : listeners_) {
+    if (l->config.warm_backends) {
+      out << "dbward_warm_backends_ready{" << labels(l) << "} " << l->metrics.warm_ready.load() << "\n";
+    }
+  }
   out << "# HELP dbward_policy_violations_total Connections that broke a policy rule, by rule and action\n"
          "# TYPE dbward_policy_violations_total counter\n";
   for (const ListenerRuntime* l : listeners_) {

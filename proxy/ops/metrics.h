@@ -69,6 +69,11 @@ struct ListenerMetrics {
   LabeledCounter handshake_failures;  // failed set-ups by cause
   LabeledCounter policy;              // policy violations by "rule|action"
   Histogram handshake_seconds;        // accept -> relay start
+  // warm_backends: sessions that found a ready leg or not ("hit" | "miss"),
+  // legs closed unused by why, and legs ready now (all workers).
+  LabeledCounter warm_takes;
+  LabeledCounter warm_recycled;
+  std::atomic<int64_t> warm_ready{0};
   // The backend certificate seen last (Unix seconds of notAfter; 0: none yet).
   std::atomic<int64_t> backend_cert_not_after{0};
 

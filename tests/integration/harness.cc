@@ -199,10 +199,13 @@ std::vector<JsonFields> DbwardProcess::WaitAuditEvents(size_t n, std::chrono::mi
   }
 }
 
-bool DbwardProcess::WaitLog(const std::string& needle, std::chrono::milliseconds timeout) const {
+bool DbwardProcess::WaitLog(const std::string& needle, std::chrono::milliseconds timeout, size_t times) const {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    if (Log().find(needle) != std::string::npos) return true;
+    const std::string log = Log();
+    size_t seen = 0;
+    for (size_t at = log.find(needle); at != std::string::npos && seen < times; at = log.find(needle, at + 1)) seen++;
+    if (seen >= times) return true;
     if (std::chrono::steady_clock::now() > deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

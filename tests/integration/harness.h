@@ -56,8 +56,9 @@ class DbwardProcess {
   // Waits until at least n audit events exist.
   std::vector<JsonFields> WaitAuditEvents(size_t n, std::chrono::milliseconds timeout =
                                                          std::chrono::seconds(10)) const;
-  bool WaitLog(const std::string& needle, std::chrono::milliseconds timeout =
-                                              std::chrono::seconds(10)) const;
+  // Waits until the log holds needle at least times times.
+  bool WaitLog(const std::string& needle, std::chrono::milliseconds timeout = std::chrono::seconds(10),
+               size_t times = 1) const;
   long RssKb() const;
   const TempDir& dir() const { return dir_; }
 

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "harness.h"
@@ -603,6 +605,139 @@ TEST_F(PgTest, PgbenchSelectOnlyThroughDbward) {
   size_t ok = 0;
   for (auto& e : ev) ok += e["outcome"] == "ok";
   EXPECT_EQ(ok, ev.size()) << d.Log();
+}
+
+// warm_backends: legs connected, past SSLRequest and TLS-verified before the
+// client comes; connect-per-request clients take them.
+class PgWarmTest : public PgTest {
+ protected:
+  std::string WarmConfig(const std::string& warm, uint16_t admin) {
+    Options o;
+    o.extra = "    warm_backends: " + warm + "\n";
+    std::string c = Config(o);
+    c.replace(c.find("workers: 2"), 10, "workers: 1");  // one pool, so the test knows which legs it has
+    return "admin:\n  listen: 127.0.0.1:" + std::to_string(admin) + "\n" + c;
+  }
+  std::string Metrics(uint16_t admin) {
+    std::string out;
+    RunCommand({"curl", "-s", "http://127.0.0.1:" + std::to_string(admin) + "/metrics"}, &out);
+    return out;
+  }
+  // Ends the server processes behind dbward's connections (its warm legs:
+  // the test runs no session meanwhile) with SIGTERM, as pg_terminate_backend
+  // would; a process that has not logged in yet is not in pg_stat_activity.
+  int TerminateWarmLegs(const DbwardProcess& d, std::string* diag) {
+    std::string ss;
+    RunCommand({"ss", "-Htnp", "state", "established"}, &ss);
+    *diag = ss;
+    std::set<std::string> dbward_ports;  // dbward's ends of its connections to the server
+    std::istringstream lines(ss);
+    std::vector<std::pair<std::string, std::string>> server_side;  // (peer, process)
+    for (std::string line; std::getline(lines, line);) {
+      std::istringstream f(line);
+      std::string recvq, sendq, local, peer, process;
+      f >> recvq >> sendq >> local >> peer >> process;
+      if (peer == "127.0.0.1:" + std::to_string(port_) && process.find("pid=" + std::to_string(d.pid()) + ",") != std::string::npos) {
+        dbward_ports.insert(local);
+      }
+      if (local == "127.0.0.1:" + std::to_string(port_)) server_side.emplace_back(peer, process);
+    }
+    int n = 0;
+    for (auto& [peer, process] : server_side) {
+      if (!dbward_ports.count(peer)) continue;
+      size_t at = process.find("pid=");
+      if (at == std::string::npos) continue;
+      if (kill(atoi(process.c_str() + at + 4), SIGTERM) == 0) n++;
+    }
+    return n;
+  }
+  int PsqlMd5(const DbwardProcess& d, std::string* out) {
+    return Psql(d, "user=md5_user password=md5_pw sslmode=disable", kSslQuery, out);
+  }
+};
+
+TEST_F(PgWarmTest, ConnectPerRequestClientsTakeVerifiedWarmLegs) {
+  uint16_t admin = FreePort();
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(WarmConfig("{count: 2, max_age: 20s}", admin))) << d.Log();
+  ASSERT_TRUE(d.WaitLog("warm backend legs ready: 2 of 2")) << d.Log();
+  EXPECT_NE(Metrics(admin).find("dbward_warm_backends_ready{listener=\"pg\",protocol=\"postgres\"} 2"),
+            std::string::npos);
+  for (int i = 0; i < 3; i++) {
+    std::string out;
+    ASSERT_EQ(PsqlMd5(d, &out), 0) << out << d.Log();
+    EXPECT_EQ(out, "true|TLSv1.3\n");
+  }
+  auto ev = d.WaitAuditEvents(3);
+  ASSERT_EQ(ev.size(), 3u);
+  for (size_t i = 0; i < ev.size(); i++) {
+    EXPECT_EQ(ev[i]["outcome"], "ok") << ev[i]["error"];
+    EXPECT_EQ(ev[i]["user"], "md5_user");
+    EXPECT_EQ(ev[i]["backend_verified"], "true");
+    EXPECT_EQ(ev[i]["backend_tls"], "TLSv1.3");
+    EXPECT_EQ(ev[i]["backend_server_name"], "localhost");
+    EXPECT_FALSE(ev[i]["backend_addr"].empty());
+  }
+  // Two were ready before the first client came.
+  EXPECT_EQ(ev[0]["backend_warm"], "true");
+  EXPECT_EQ(ev[1]["backend_warm"], "true");
+  std::string m = Metrics(admin);
+  EXPECT_EQ(m.find("dbward_warm_backend_takes_total{listener=\"pg\",protocol=\"postgres\",result=\"hit\"} 0"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("dbward_warm_backend_takes_total{listener=\"pg\",protocol=\"postgres\",result=\"miss\"}"),
+            std::string::npos);
+}
+
+TEST_F(PgWarmTest, NoLegFromBeforeAReloadOrClosedByTheServerOrPastMaxAgeIsHandedOut) {
+  uint16_t admin = FreePort();
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(WarmConfig("{count: 1, max_age: 20s}", admin))) << d.Log();
+  ASSERT_TRUE(d.WaitLog("warm backend legs ready: 1 of 1")) << d.Log();
+  // A reload: the leg was verified with the material from before it.
+  kill(d.pid(), SIGHUP);
+  ASSERT_TRUE(d.WaitLog("reloaded TLS material")) << d.Log();
+  std::string out;
+  ASSERT_EQ(PsqlMd5(d, &out), 0) << out;
+  ASSERT_TRUE(d.WaitLog("warm backend leg closed unused (reload)")) << d.Log();
+  auto ev = d.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["backend_warm"], "false");
+  EXPECT_EQ(ev[0]["outcome"], "ok") << ev[0]["error"];
+  // The server ends the leg (as authentication_timeout or a restart would):
+  // the pool notices and makes another; the client never sees the dead one.
+  ASSERT_TRUE(d.WaitLog("warm backend legs ready: 1 of 1", std::chrono::seconds(10), 2)) << d.Log();
+  std::string diag;
+  ASSERT_EQ(TerminateWarmLegs(d, &diag), 1) << diag;
+  ASSERT_TRUE(d.WaitLog("warm backend leg closed unused (backend_closed)")) << d.Log();
+  ASSERT_EQ(PsqlMd5(d, &out), 0) << out;
+  EXPECT_EQ(out, "true|TLSv1.3\n");
+  ev = d.WaitAuditEvents(2);
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_EQ(ev[1]["outcome"], "ok") << ev[1]["error"];
+  std::string m = Metrics(admin);
+  EXPECT_NE(m.find("dbward_warm_backend_recycled_total{listener=\"pg\",protocol=\"postgres\",reason=\"reload\"} 1"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(
+      m.find("dbward_warm_backend_recycled_total{listener=\"pg\",protocol=\"postgres\",reason=\"backend_closed\"} 1"),
+      std::string::npos)
+      << m;
+}
+
+TEST_F(PgWarmTest, LegsAreRecycledAtMaxAge) {
+  uint16_t admin = FreePort();
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(WarmConfig("{count: 1, max_age: 1s}", admin))) << d.Log();
+  ASSERT_TRUE(d.WaitLog("warm backend leg closed unused (max_age)")) << d.Log();
+  ASSERT_TRUE(d.WaitLog("warm backend legs ready: 1 of 1", std::chrono::seconds(10), 2)) << d.Log();
+  std::string out;
+  ASSERT_EQ(PsqlMd5(d, &out), 0) << out;
+  EXPECT_EQ(out, "true|TLSv1.3\n");
+  auto ev = d.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["outcome"], "ok") << ev[0]["error"];
+  EXPECT_EQ(ev[0]["backend_warm"], "true") << "the leg made after the recycle";
 }
 
 }  // namespace

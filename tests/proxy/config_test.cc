@@ -898,6 +898,31 @@ TEST_F(ConfigEnvTest, DollarDollarIsALiteralDollarAndBadReferencesAreErrors) {
   EXPECT_NE(ParseError(With("${1BAD}")).find("is not an environment variable reference"), std::string::npos);
 }
 
+TEST(ConfigWarmBackendsTest, PostgresOnlyWithACountAndAMaxAgeBelowTheServersTimeouts) {
+  std::string pg = kMinimal;
+  pg.replace(pg.find("protocol: tcp"), 13, "protocol: postgres");
+  Config cfg = ParseOk(pg + "    warm_backends: {count: 4}\n");
+  ASSERT_TRUE(cfg.listeners[0].warm_backends);
+  EXPECT_EQ(cfg.listeners[0].warm_backends->count, 4u);
+  EXPECT_EQ(cfg.listeners[0].warm_backends->max_age_ms, 20'000u);
+  EXPECT_EQ(ParseOk(pg + "    warm_backends: {count: 1, max_age: 5s}\n").listeners[0].warm_backends->max_age_ms, 5000u);
+  EXPECT_FALSE(ParseOk(pg).listeners[0].warm_backends);
+  EXPECT_EQ(ParseError(std::string(kMinimal) + "    warm_backends: {count: 4}\n"),
+            "/etc/dbward/x.yaml:8:20: warm_backends is for protocol: postgres (a MySQL greeting or a TDS PRELOGIN "
+            "answer is made for one client, so those legs cannot be made ready in advance yet)");
+  EXPECT_EQ(ParseError(pg + "    warm_backends: {max_age: 5s}\n"),
+            "/etc/dbward/x.yaml:8:20: warm_backends needs count: how many verified backend legs to keep ready (1 to "
+            "256)");
+  EXPECT_NE(ParseError(pg + "    warm_backends: {count: 0}\n").find("warm_backends.count"), std::string::npos);
+  EXPECT_EQ(ParseError(pg + "    warm_backends: {count: 2, max_age: 500ms}\n"),
+            "/etc/dbward/x.yaml:8:40: warm_backends.max_age must be between 1s and 10m, and below the server's "
+            "authentication_timeout (PostgreSQL's default is 60s)");
+  EXPECT_EQ(ParseError(pg + "    backend_proxy_protocol: v2\n    warm_backends: {count: 2}\n"),
+            "/etc/dbward/x.yaml:9:20: warm_backends cannot be combined with backend_proxy_protocol: the PROXY header "
+            "names the client, and a warm leg is opened before there is one");
+  EXPECT_NE(ParseError(pg + "    warm_backends: {count: 2, size: 3}\n").find("size"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace dbward::proxy
 

@@ -90,6 +90,17 @@ TEST_F(PgEngineTest, PlaintextClientGetsAVerifiedTlsBackendLeg) {
   EXPECT_EQ(Suffix(d().to_backend, 8), Startup("app_user", "billing")) << "the startup message goes on as it came";
 }
 
+TEST_F(PgEngineTest, AWarmBackendLegTakesTheStartupMessageWithNoSslRequest) {
+  EXPECT_TRUE(h_.engine->TakesWarmBackend());
+  d().FromClient(Startup("app_user", "billing"));
+  EXPECT_EQ(Describe(h_.Take()), "connect");
+  // The leg was connected, upgraded and verified before this client came.
+  h_.engine->OnBackendWarm("10.0.0.5:5432", Facts());
+  d().Settle();
+  EXPECT_EQ(d().to_backend, Startup("app_user", "billing")) << "no SSLRequest: the leg is already TLS";
+  EXPECT_TRUE(d().backend_reading);
+}
+
 TEST_F(PgEngineTest, StartupSplitAtEveryOffsetGivesTheSameActions) {
   const Bytes startup = FromHex(kStartupOryxHex);
   for (size_t cut = 1; cut < startup.size(); cut++) {
