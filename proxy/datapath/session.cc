@@ -504,7 +504,7 @@ void Session::FailBackend(const Failure& f) {
   if (!backend_failed_) {
     backend_failed_ = true;
     Record(f);
-    if (engine_->OnBackendFailure(f)) {
+    if (engine_ && engine_->OnBackendFailure(f)) {
       // The engine goes on with the client alone, within the same deadline.
       if (phase_ == Phase::kHandshake) {
         ArmHandshakeDeadline();
@@ -513,7 +513,7 @@ void Session::FailBackend(const Failure& f) {
       return;
     }
   }
-  Fail(f, engine_->NativeError(f));
+  Fail(f, engine_ ? engine_->NativeError(f) : std::vector<uint8_t>{});
 }
 
 void Session::CloseBackend() {
@@ -915,8 +915,21 @@ void Session::StartRelay() {
   backend_.EnableReadAhead();
   relay_ = std::make_unique<Relay>(worker_->pool(), client_, backend_, client_watch_, backend_watch_,
                                    static_cast<Relay::Callbacks&>(*this));
-  relay_->SetGoodbye(engine_->Goodbye());
+  relay_->SetGoodbye(engine_->Goodbye());  // static data of the protocol
   if (listener_->config.proxy_protocol && !proxy_sniffed_) relay_->RefuseProxyHeader(relay_sniff_prefix_);
+  // Nothing from before the relay is needed any more but what the audit
+  // says: the engine and the staging go, so an idle session holds only its
+  // sockets, its TLS state and the relay.
+  record_.client = engine_->facts();
+  engine_.reset();
+  client_in_.Clear();
+  backend_in_.Clear();
+  std::vector<uint8_t>().swap(client_out_);
+  std::vector<uint8_t>().swap(backend_out_);
+  std::vector<uint8_t>().swap(relay_sniff_prefix_);
+  if (verifier_ticket_) verifier_ticket_->Cancel();
+  verifier_ticket_.reset();
+  verifier_answer_.reset();
   relay_->Start();
 }
 
@@ -1092,7 +1105,7 @@ void Session::OnHandleClosed(uv_handle_t* handle) {
 }
 
 void Session::EmitRecord() {
-  record_.client = engine_->facts();
+  if (engine_) record_.client = engine_->facts();  // after the relay started, the record has them
   // A raw tcp listener learns nothing from the protocol: a client that sent
   // a byte has spoken.
   if (listener_->config.protocol == Protocol::kTcp) {

@@ -33,7 +33,7 @@ std::vector<uint8_t> ByteQueue::TakeAll() {
 
 void ByteQueue::Clear() {
   OPENSSL_cleanse(buf_.data(), buf_.size());
-  buf_.clear();
+  std::vector<uint8_t>().swap(buf_);  // the memory goes too: an idle session keeps none
   start_ = 0;
 }
 
