@@ -1,0 +1,350 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317  # cleanup runs from a trap
+# What one session costs, for each path to one local PostgreSQL 15 (TLS only),
+# in one run, side by side:
+#
+#   direct         pgbench --(TLS, verify-full)--> postgres
+#   dbward-before  the same dbward configuration, another binary (DBWARD_BEFORE; optional)
+#   dbward         pgbench --(plaintext)--> dbward --(TLS, verify full)--> postgres
+#   dbward-warm    dbward with warm_backends: {count: 8, max_age: 20s}
+#   pgbouncer      session pool, server_tls_sslmode = verify-full
+#   stunnel        protocol = pgsql, verifyChain, checkHost
+#
+# (haproxy cannot do PostgreSQL's SSLRequest upgrade towards the server, so it
+# has no row here; bench/relay_throughput.sh compares it on raw TLS.)
+#
+# Figures, per path:
+#   lat c1 µs      pgbench -S -M prepared -c 1: average latency, and added vs direct
+#   TPS c8         -c 8 -j 2, and the ratio to direct
+#   CPU µs/tx      the proxy process's utime+stime during the -c 8 run / transactions
+#   syscalls/rt    strace -c -f on the proxy during -c 1 -t N (N round trips), total / N
+#   conn/s md5     pgbench -C -c 8 (a new connection per transaction), md5_user, and the ratio to direct
+#   conn lat µs    pgbench -C -c 1 latency (connect + one query), and added vs direct
+# and, for dbward, KiB per idle session: N idle plaintext clients relayed to a
+# TLS echo server (bench/tls_sink) through a tcp listener (RSS growth / N).
+#
+# Usage: bench/session_cost.sh BUILD_DIR     (dbward is BUILD_DIR/dbward)
+# Environment: BENCH_SECONDS=8, BENCH_ROUNDTRIPS=3000, BENCH_IDLE=10000,
+#   DBWARD_BEFORE=/path/to/older/dbward, BENCH_KEEP_TMP=1
+set -euo pipefail
+
+BUILD=${1:?usage: bench/session_cost.sh BUILD_DIR}
+BENCH_SECONDS=${BENCH_SECONDS:-8}
+BENCH_ROUNDTRIPS=${BENCH_ROUNDTRIPS:-3000}
+BENCH_IDLE=${BENCH_IDLE:-10000}
+BENCH_KEEP_TMP=${BENCH_KEEP_TMP:-0}
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DBWARD=${DBWARD:-$BUILD/dbward}
+DBWARD_BEFORE=${DBWARD_BEFORE:-}
+PGBOUNCER=${PGBOUNCER:-/usr/sbin/pgbouncer}
+STUNNEL=${STUNNEL:-/usr/bin/stunnel4}
+TLS_SINK=${TLS_SINK:-$BUILD/bench/tls_sink}
+
+BENCH_NAME=session_cost
+DB_SCRIPT=pg-server.sh
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
+for b in "$DBWARD" "$PGBOUNCER" "$STUNNEL" "$TLS_SINK"; do [[ -x $b ]] || die "$b not found"; done
+for c in pgbench psql strace python3 ss; do command -v $c > /dev/null || die "$c not found"; done
+# Each relayed session holds two descriptors in dbward: the idle count is
+# bounded by the hard limit.
+ulimit -n "$(ulimit -Hn)"
+max_idle=$((($(ulimit -n) - 300) / 2 - 200))  # 200 more open first, to warm up
+((BENCH_IDLE <= max_idle)) || { log "BENCH_IDLE $BENCH_IDLE is more than the open-file limit allows; using $max_idle"; BENCH_IDLE=$max_idle; }
+
+bench_init
+bench_pki
+bench_start_db PostgreSQL
+PGPORT=$DB_PORT
+su_psql() { psql -X -q -v ON_ERROR_STOP=1 -h "$TMP/db" -p "$PGPORT" -U postgres "$@"; }
+conninfo() { echo "host=$1 port=$2 dbname=app user=$3 gssencmode=disable connect_timeout=10 $4"; }
+DIRECT_TLS="sslmode=verify-full sslrootcert=$CA"
+PGPASSWORD=scram_pw pgbench -i -q -s 1 "$(conninfo localhost "$PGPORT" scram_user "hostaddr=127.0.0.1 $DIRECT_TLS")" \
+  > "$TMP/init.log" 2>&1 || { cat "$TMP/init.log" >&2; die "pgbench -i failed"; }
+su_psql -d app -c "GRANT SELECT ON ALL TABLES IN SCHEMA public TO md5_user" || die "granting md5_user SELECT failed"
+
+# dbward: one config per variant (its own process, so CPU and syscalls are its own).
+start_dbward() {  # NAME BINARY EXTRA_LISTENER_LINES
+  local name=$1 bin=$2 extra=$3 port
+  port=$(free_port)
+  mkdir -p "$TMP/$name"
+  cat > "$TMP/$name/dbward.yaml" <<EOF
+workers: 2
+listeners:
+  - name: pg
+    protocol: postgres
+    listen: 127.0.0.1:$port
+    backend: 127.0.0.1:$PGPORT
+    backend_tls:
+      verify: full
+      ca_file: $CA
+      server_name: localhost
+$extra
+log:
+  level: warn
+  audit: off
+EOF
+  "$bin" run --config "$TMP/$name/dbward.yaml" > "$TMP/$name/log" 2>&1 &
+  LIVE[$!]=$name
+  PID[$name]=$!
+  PORT[$name]=$port
+  wait_listen "$port" "$!" "$name" "$TMP/$name/log"
+}
+declare -A PID PORT
+PATHS=(direct)
+if [[ -n $DBWARD_BEFORE ]]; then
+  start_dbward dbward-before "$DBWARD_BEFORE" ""
+  PATHS+=(dbward-before)
+fi
+start_dbward dbward "$DBWARD" ""
+start_dbward dbward-warm "$DBWARD" "    warm_backends: {count: 8, max_age: 20s}"
+PATHS+=(dbward dbward-warm)
+
+# pgbouncer (session pool; md5_user from an auth_file)
+PGB=$TMP/pgbouncer
+mkdir -p "$PGB"
+PORT[pgbouncer]=$(free_port)
+MD5_SECRET=$(su_psql -d postgres -Atc "select passwd from pg_shadow where usename = 'md5_user'")
+printf '"md5_user" "%s"\n' "$MD5_SECRET" > "$PGB/userlist.txt"
+cat > "$PGB/pgbouncer.ini" <<EOF
+[databases]
+app = host=127.0.0.1 port=$PGPORT dbname=app
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = ${PORT[pgbouncer]}
+unix_socket_dir =
+auth_type = md5
+auth_file = $PGB/userlist.txt
+pool_mode = session
+max_client_conn = 200
+default_pool_size = 20
+server_tls_sslmode = verify-full
+server_tls_ca_file = $CA
+logfile = $PGB/pgbouncer.log
+log_connections = 0
+log_disconnections = 0
+EOF
+chown -R postgres: "$PGB"
+if [[ $(id -u) -eq 0 ]]; then PGB_USER=(-u postgres); else PGB_USER=(); fi
+"$PGBOUNCER" "${PGB_USER[@]}" "$PGB/pgbouncer.ini" > "$PGB/stdout.log" 2>&1 &
+LIVE[$!]=pgbouncer
+PID[pgbouncer]=$!
+wait_listen "${PORT[pgbouncer]}" "$!" pgbouncer "$PGB/stdout.log"
+
+# stunnel
+ST=$TMP/stunnel
+mkdir -p "$ST"
+PORT[stunnel]=$(free_port)
+cat > "$ST/stunnel.conf" <<EOF
+foreground = yes
+pid =
+debug = warning
+output = $ST/stunnel.log
+[pg]
+client = yes
+accept = 127.0.0.1:${PORT[stunnel]}
+connect = 127.0.0.1:$PGPORT
+protocol = pgsql
+verifyChain = yes
+CAfile = $CA
+checkHost = localhost
+EOF
+"$STUNNEL" "$ST/stunnel.conf" > "$ST/stdout.log" 2>&1 &
+LIVE[$!]=stunnel
+PID[stunnel]=$!
+wait_listen "${PORT[stunnel]}" "$!" stunnel "$ST/stdout.log"
+PATHS+=(pgbouncer stunnel)
+
+target() {  # PATH -> conninfo
+  case $1 in
+    direct) conninfo localhost "$PGPORT" md5_user "hostaddr=127.0.0.1 $DIRECT_TLS" ;;
+    *) conninfo 127.0.0.1 "${PORT[$1]}" md5_user "sslmode=disable" ;;
+  esac
+}
+pgb() {  # PATH OUT ARGS...: pgbench -S -M prepared, md5_user
+  local path=$1 out=$2
+  shift 2
+  PGPASSWORD=md5_pw timeout 120 pgbench -S -n -M prepared "$@" "$(target "$path")" > "$out" 2>&1 ||
+    { log "pgbench $* through $path failed:"; cat "$out" >&2; FAILED=1; return 1; }
+}
+field() { sed -n "s/^$1 = \([0-9.]*\).*/\1/p" "$2" | head -1; }
+
+declare -A LAT1 TPS8 CPU8 SYS CONN CLAT
+for p in "${PATHS[@]}"; do
+  log "measuring $p"
+  pgb "$p" "$TMP/$p.c1" -c 1 -j 1 -T "$BENCH_SECONDS" && LAT1[$p]=$(awk -v l="$(field 'latency average' "$TMP/$p.c1")" 'BEGIN { printf "%.1f", l * 1000 }')
+  pid=${PID[$p]:-}
+  t0=0
+  [[ -n $pid ]] && t0=$(cpu_ticks "$pid")
+  if pgb "$p" "$TMP/$p.c8" -c 8 -j 2 -T "$BENCH_SECONDS"; then
+    TPS8[$p]=$(field tps "$TMP/$p.c8")
+    if [[ -n $pid ]]; then
+      t1=$(cpu_ticks "$pid")
+      n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$TMP/$p.c8")
+      CPU8[$p]=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$n" 'BEGIN { printf "%.1f", d / hz * 1e6 / n }')
+    fi
+  fi
+  if [[ -n $pid ]]; then
+    # One connection, N round trips, every syscall of every proxy thread.
+    strace -c -f -q -p "$pid" -o "$TMP/$p.strace" &
+    sp=$!
+    # Counting starts once strace is attached to the process.
+    for _ in $(seq 100); do
+      [[ $(awk '/^TracerPid:/ { print $2 }' "/proc/$pid/status") != 0 ]] && break
+      sleep 0.05
+    done
+    pgb "$p" "$TMP/$p.st" -c 1 -j 1 -t "$BENCH_ROUNDTRIPS" || true
+    kill -INT "$sp"
+    wait "$sp" 2> /dev/null || true
+    total=$(awk '$NF == "total" { print $4 }' "$TMP/$p.strace")
+    # pgbench -t N: N transactions after a connect; the connect's syscalls are
+    # spread over them, which is why N is large.
+    SYS[$p]=$(awk -v t="$total" -v n="$BENCH_ROUNDTRIPS" 'BEGIN { if (t > 0) printf "%.2f", t / n; else print "-" }')
+  fi
+  pgb "$p" "$TMP/$p.C8" -C -c 8 -j 2 -T "$BENCH_SECONDS" && CONN[$p]=$(field tps "$TMP/$p.C8")
+  pgb "$p" "$TMP/$p.C1" -C -c 1 -j 1 -T "$BENCH_SECONDS" && CLAT[$p]=$(awk -v l="$(field 'latency average' "$TMP/$p.C1")" 'BEGIN { printf "%.0f", l * 1000 }')
+done
+
+# KiB per idle session: plaintext clients through a tcp listener to a TLS echo server.
+"$TLS_SINK" --listen 127.0.0.1:0 --cert "$CERTS/server.pem" --key "$CERTS/server.key" --mode echo > "$TMP/sink.out" 2> "$TMP/sink.err" &
+LIVE[$!]=tls_sink
+for _ in $(seq 50); do grep -q "listening on" "$TMP/sink.out" && break; sleep 0.1; done
+SINK_PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$TMP/sink.out")
+idle_kib() {  # NAME BINARY
+  local name=$1 bin=$2 port
+  port=$(free_port)
+  mkdir -p "$TMP/$name"
+  cat > "$TMP/$name/idle.yaml" <<EOF
+workers: 2
+listeners:
+  - name: idle
+    protocol: tcp
+    listen: 127.0.0.1:$port
+    backend: 127.0.0.1:$SINK_PORT
+    backend_tls:
+      ca_file: $CA
+      server_name: localhost
+    max_connections: $((BENCH_IDLE + 1000))
+    max_handshakes: $((BENCH_IDLE + 1000))
+    max_handshakes_per_client: $((BENCH_IDLE + 1000))
+log:
+  level: warn
+  audit: off
+EOF
+  "$bin" run --config "$TMP/$name/idle.yaml" > "$TMP/$name/idle.log" 2>&1 &
+  local pid=$!
+  LIVE[$pid]=$name-idle
+  wait_listen "$port" "$pid" "$name-idle" "$TMP/$name/idle.log"
+  python3 - "$port" "$BENCH_IDLE" "$pid" <<'PY'
+import socket, sys
+port, n, pid = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+def rss():
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+# A first batch warms the allocator and the pools, as a running proxy is.
+socks = []
+def open_some(k):
+    for _ in range(k):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"x")
+        socks.append(s)
+    for s in socks[-k:]:
+        assert s.recv(1) == b"x"
+open_some(200)
+before = rss()
+open_some(n)  # each has had its byte echoed: relaying, then idle
+after = rss()
+print(f"{(after - before) / n:.1f}")
+PY
+  kill "$pid"
+}
+IDLE_AFTER=$(idle_kib dbward "$DBWARD")
+IDLE_BEFORE=""
+[[ -n $DBWARD_BEFORE ]] && IDLE_BEFORE=$(idle_kib dbward-before "$DBWARD_BEFORE")
+
+# KiB per idle session with TLS on both legs: node-postgres clients over TLS to
+# dbward's own certificate, logged in and idle. PostgreSQL's max_connections
+# (100) bounds how many; pgbouncer's pool and the warm legs are let go first.
+NODE_PG=$REPO/tests/integration/node/node_modules/pg
+IDLE_PG=${BENCH_IDLE_PG:-80}
+kill "${PID[pgbouncer]}" "${PID[dbward-warm]}" 2> /dev/null || true
+pg_idle_kib() {  # NAME BINARY
+  local name=$1 bin=$2 port
+  port=$(free_port)
+  mkdir -p "$TMP/$name"
+  cat > "$TMP/$name/pgidle.yaml" <<YAML
+workers: 2
+listeners:
+  - name: pgidle
+    protocol: postgres
+    listen: 127.0.0.1:$port
+    backend: 127.0.0.1:$PGPORT
+    backend_tls:
+      ca_file: $CA
+      server_name: localhost
+    client_tls:
+      cert_file: $CERTS/proxy.pem
+      key_file: $CERTS/proxy.key
+log:
+  level: warn
+  audit: off
+YAML
+  "$bin" run --config "$TMP/$name/pgidle.yaml" > "$TMP/$name/pgidle.log" 2>&1 &
+  local pid=$!
+  LIVE[$pid]=$name-pgidle
+  wait_listen "$port" "$pid" "$name-pgidle" "$TMP/$name/pgidle.log"
+  node - "$NODE_PG" "$port" "$IDLE_PG" "$pid" <<'JS'
+const [pgPath, port, n, pid] = process.argv.slice(2);
+const { Client } = require(pgPath);
+const fs = require('fs');
+const rss = () => +/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1];
+(async () => {
+  const clients = [];
+  const open = async (k) => {
+    for (let i = 0; i < k; i++) {
+      const c = new Client({ host: '127.0.0.1', port: +port, user: 'md5_user', password: 'md5_pw', database: 'app',
+                             ssl: { rejectUnauthorized: false } });
+      await c.connect();
+      await c.query('select 1');
+      clients.push(c);
+    }
+  };
+  await open(5);  // warms the allocator and the pools
+  const before = rss();
+  await open(+n);
+  console.log(((rss() - before) / +n).toFixed(1));
+  await Promise.all(clients.map((c) => c.end()));
+})().catch((e) => { console.log('FAIL ' + e.message); process.exit(1); });
+JS
+  kill "$pid"
+}
+if [[ -d $NODE_PG ]] && command -v node > /dev/null; then
+  PGIDLE_AFTER=$(pg_idle_kib dbward "$DBWARD")
+  PGIDLE_BEFORE=""
+  [[ -n $DBWARD_BEFORE ]] && PGIDLE_BEFORE=$(pg_idle_kib dbward-before "$DBWARD_BEFORE")
+else
+  PGIDLE_AFTER="(node-postgres is not installed: cd tests/integration/node && npm ci)"
+  PGIDLE_BEFORE=""
+fi
+
+# ---------------------------------------------------------------- report
+printf '\npgbench -S -M prepared, md5_user, %s s per run, %s CPUs; PostgreSQL 15 TLS-only on 127.0.0.1\n' "$BENCH_SECONDS" "$(nproc)"
+printf '%-14s %9s %8s %9s %6s %10s %12s %9s %6s %11s %8s\n' path "lat c1 µs" added "TPS c8" "×dir" "CPU µs/tx" syscalls/rt "conn/s" "×dir" "conn lat µs" added
+d_lat=${LAT1[direct]:-0}; d_tps=${TPS8[direct]:-0}; d_conn=${CONN[direct]:-0}; d_clat=${CLAT[direct]:-0}
+for p in "${PATHS[@]}"; do
+  awk -v p="$p" -v l="${LAT1[$p]:--}" -v dl="$d_lat" -v t="${TPS8[$p]:--}" -v dt="$d_tps" -v c="${CPU8[$p]:--}" \
+    -v s="${SYS[$p]:--}" -v cn="${CONN[$p]:--}" -v dc="$d_conn" -v cl="${CLAT[$p]:--}" -v dcl="$d_clat" 'BEGIN {
+      added = (l == "-" || p == "direct") ? "-" : sprintf("%+.1f", l - dl)
+      tr = (t == "-" || dt == 0) ? "-" : sprintf("%.2f", t / dt)
+      cr = (cn == "-" || dc == 0) ? "-" : sprintf("%.2f", cn / dc)
+      cadd = (cl == "-" || p == "direct") ? "-" : sprintf("%+d", cl - dcl)
+      printf "%-14s %9s %8s %9.0f %6s %10s %12s %9.0f %6s %11s %8s\n", p, l, added, t, tr, c, s, cn, cr, cl, cadd
+    }'
+done
+printf '\nKiB per idle session (plaintext client -> dbward -> TLS backend, %s sessions): %s' "$BENCH_IDLE" "$IDLE_AFTER"
+[[ -n $IDLE_BEFORE ]] && printf ' (before: %s)' "$IDLE_BEFORE"
+printf '\nKiB per idle session (TLS client -> dbward -> TLS backend, %s logged-in PostgreSQL sessions): %s' "$IDLE_PG" "$PGIDLE_AFTER"
+[[ -n $PGIDLE_BEFORE ]] && printf ' (before: %s)' "$PGIDLE_BEFORE"
+printf '\npgbouncer connect-per-request reuses pooled server connections (no backend TLS handshake).\n'
+exit "$FAILED"
