@@ -270,7 +270,7 @@ void Session::EndClientTls() { client_.DetachTls(); }
 void Session::ConnectBackend() {
   if (backend_leg_ != BackendLeg::kNone) return;
   if (WarmPool* pool = worker_->warm(listener_); pool != nullptr && engine_->TakesWarmBackend()) {
-    if (std::optional<WarmHandoff> leg = pool->Take(tls_)) {
+    if (std::optional<WarmHandoff> leg = pool->Take()) {
       AdoptWarmBackend(std::move(*leg));
       return;
     }

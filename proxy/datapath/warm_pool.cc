@@ -340,8 +340,11 @@ void WarmPool::Refill() {
   }
 }
 
-std::optional<WarmHandoff> WarmPool::Take(const std::shared_ptr<const TlsMaterial>& material) {
+std::optional<WarmHandoff> WarmPool::Take() {
   if (stopped_) return std::nullopt;
+  // Legs are judged against the material in force now (a session that began
+  // before a reload still gets a leg verified after it, never one before).
+  const std::shared_ptr<const TlsMaterial> material = listener_->tls();
   const uint64_t now = uv_now(loop_);
   const uint64_t max_age = listener_->config.warm_backends->max_age_ms;
   // The oldest ready leg first, so none waits longer than it must.

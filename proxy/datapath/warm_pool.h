@@ -44,8 +44,9 @@ class WarmPool {
   WarmPool& operator=(const WarmPool&) = delete;
 
   void Start();
-  // A ready leg built with material, or nothing (a miss); counts either way.
-  std::optional<WarmHandoff> Take(const std::shared_ptr<const TlsMaterial>& material);
+  // A ready leg verified with the listener's current TLS material, or
+  // nothing (a miss); counts either way.
+  std::optional<WarmHandoff> Take();
   // Closes every leg and stops refilling (drain and shutdown).
   void Stop();
   // Loop handles still open (the worker waits for them before it ends).
