@@ -47,9 +47,16 @@ class Leg final : public tls::Io {
   static constexpr size_t kReadAhead = 8192;
   // TDS login-only encryption: after LOGIN7 the leg goes back to plaintext
   // without a close_notify, exactly as the protocol says.
-  void DetachTls() { tls_.reset(); }
+  // Both happen before the relay, so no ciphertext is read ahead yet.
+  void DetachTls() {
+    tls_.reset();
+    read_ahead_ = false;
+  }
   // A warm backend leg changes hands: its TLS and its socket go to a session.
-  std::unique_ptr<tls::Connection> TakeTls() { return std::move(tls_); }
+  std::unique_ptr<tls::Connection> TakeTls() {
+    read_ahead_ = false;
+    return std::move(tls_);
+  }
   void ReleaseFd() { fd_ = -1; }
 
  private:

@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <ctime>
 
+#include <fmt/format.h>
+
 #include "proxy/common/log.h"
 #include "proxy/common/tls_text.h"
 #include "proxy/datapath/connector.h"
@@ -267,56 +269,69 @@ void WarmPool::Recycle(size_t index, const char* reason) {
 void WarmPool::OnTick() {
   const uint64_t now = uv_now(loop_);
   const WarmBackendsConfig& cfg = *listener_->config.warm_backends;
+  const uint64_t handshake_ms = listener_->config.timeouts.handshake_ms;
   const std::shared_ptr<const TlsMaterial> current = listener_->tls();
-  uint64_t next = UINT64_MAX;
+  // One failure (or many in the same tick) is one step of the backoff.
+  std::string failure;
   for (size_t i = 0; i < legs_.size();) {
     Leg& leg = *legs_[i];
     if (leg.state() == Leg::State::kFailed) {
       if (leg.failure() == "backend_closed") {
+        // Closed by the server before max_age: a restart, or a server (or a
+        // balancer) whose own limit is shorter than max_age. Not retried at
+        // once, or such a server would see a connection storm.
+        failure = fmt::format("the server closed a warm leg {} s after it was ready, before warm_backends.max_age "
+                              "({} s); if that is its authentication_timeout, set max_age below it",
+                              (now - leg.ready_ms()) / 1000, cfg.max_age_ms / 1000);
         Recycle(i, "backend_closed");
         continue;
       }
-      if (backoff_ms_ == 0) {
-        LOG_WARN("listener={} warm backend leg failed: {}; sessions connect on their own meanwhile",
-                 listener_->config.name, leg.failure());
-      }
-      backoff_ms_ = backoff_ms_ == 0 ? kFirstBackoffMs : std::min(backoff_ms_ * 2, kMaxBackoffMs);
-      next_attempt_ms_ = now + backoff_ms_;
+      failure = leg.failure();
       legs_.erase(legs_.begin() + static_cast<ptrdiff_t>(i));
       continue;
     }
     if (leg.state() == Leg::State::kReady) {
-      if (backoff_ms_ != 0) {
-        LOG_INFO("listener={} warm backend legs ready again", listener_->config.name);
-        backoff_ms_ = 0;
-      }
       if (now >= leg.born_ms() + cfg.max_age_ms) {
         Recycle(i, "max_age");
+        // A leg that lived its whole age: the backend is fine again.
+        backoff_ms_ = 0;
         continue;
       }
       if (leg.material() != current) {
         Recycle(i, "reload");
         continue;
       }
-      next = std::min(next, leg.born_ms() + cfg.max_age_ms);
-    } else if (now >= leg.born_ms() + listener_->config.timeouts.handshake_ms) {
+    } else if (now >= leg.born_ms() + handshake_ms) {
       // The connector keeps its own deadline; the upgrade and TLS steps are
       // bounded here.
+      failure = "no answer to SSLRequest or the TLS handshake within timeouts.handshake";
       legs_[i]->Close();
       legs_.erase(legs_.begin() + static_cast<ptrdiff_t>(i));
-      if (backoff_ms_ == 0) {
-        LOG_WARN("listener={} warm backend leg timed out after timeouts.handshake", listener_->config.name);
-      }
-      backoff_ms_ = backoff_ms_ == 0 ? kFirstBackoffMs : std::min(backoff_ms_ * 2, kMaxBackoffMs);
-      next_attempt_ms_ = now + backoff_ms_;
       continue;
-    } else {
-      next = std::min(next, leg.born_ms() + listener_->config.timeouts.handshake_ms);
     }
     i++;
   }
+  if (!failure.empty()) {
+    if (backoff_ms_ == 0) {
+      LOG_WARN("listener={} warm backend leg: {}; sessions connect on their own meanwhile", listener_->config.name,
+               failure);
+    }
+    backoff_ms_ = backoff_ms_ == 0 ? kFirstBackoffMs : std::min(backoff_ms_ * 2, kMaxBackoffMs);
+    next_attempt_ms_ = now + backoff_ms_;
+  }
   if (!stopped_) Refill();
-  if (!stopped_ && legs_.size() < target_ && next_attempt_ms_ > now) next = std::min(next, next_attempt_ms_);
+  // The next wake-up, once the legs Refill made are counted too: each
+  // ready leg's max_age, each unready one's deadline, the next attempt;
+  // at once for a leg that already failed (a connect refused inside Refill).
+  uint64_t next = UINT64_MAX;
+  for (const auto& leg : legs_) {
+    switch (leg->state()) {
+      case Leg::State::kReady: next = std::min(next, leg->born_ms() + cfg.max_age_ms); break;
+      case Leg::State::kFailed: next = now; break;
+      default: next = std::min(next, leg->born_ms() + handshake_ms); break;
+    }
+  }
+  if (legs_.size() < target_ && next_attempt_ms_ > now) next = std::min(next, next_attempt_ms_);
   const int64_t ready = static_cast<int64_t>(ready_count());
   if (ready != ready_reported_) {
     LOG_DEBUG("listener={} warm backend legs ready: {} of {}", listener_->config.name, ready, target_);
@@ -324,7 +339,8 @@ void WarmPool::OnTick() {
   listener_->metrics.warm_ready.fetch_add(ready - ready_reported_, std::memory_order_relaxed);
   ready_reported_ = ready;
   if (next != UINT64_MAX && timer_ != nullptr && !stopped_) {
-    uv_timer_start(timer_, [](uv_timer_t* t) { static_cast<WarmPool*>(t->data)->OnTick(); }, next - now, 0);
+    uv_timer_start(timer_, [](uv_timer_t* t) { static_cast<WarmPool*>(t->data)->OnTick(); },
+                   next > now ? next - now : 0, 0);
   }
 }
 
@@ -366,6 +382,10 @@ std::optional<WarmHandoff> WarmPool::Take() {
     } else {
       out = leg.Hand();
       legs_.erase(legs_.begin() + static_cast<ptrdiff_t>(i));
+      if (backoff_ms_ != 0) {
+        LOG_INFO("listener={} warm backend legs in use again", listener_->config.name);
+        backoff_ms_ = 0;
+      }
     }
   }
   listener_->metrics.warm_takes.Inc(out ? "hit" : "miss");

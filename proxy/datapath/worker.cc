@@ -71,10 +71,15 @@ void Worker::Start() {
   for (ListenerRuntime* l : listeners_) {
     std::unique_ptr<WarmPool> pool;
     if (l->config.warm_backends) {
-      // count is per listener: each worker keeps its share, rounded up.
+      // count is per listener, shared out: worker i keeps count / workers,
+      // and one more while i < count % workers.
       const uint32_t workers = static_cast<uint32_t>(std::max(count_, 1));
-      pool = std::make_unique<WarmPool>(&loop_, l, (l->config.warm_backends->count + workers - 1) / workers);
-      pool->Start();
+      const uint32_t count = l->config.warm_backends->count;
+      const uint32_t share = count / workers + (static_cast<uint32_t>(index_) < count % workers ? 1 : 0);
+      if (share > 0) {
+        pool = std::make_unique<WarmPool>(&loop_, l, share);
+        pool->Start();
+      }
     }
     warm_.push_back(std::move(pool));
   }

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "harness.h"
+#include "tls_backend.h"
 
 namespace dbward::testing {
 namespace {
@@ -723,6 +724,33 @@ TEST_F(PgWarmTest, NoLegFromBeforeAReloadOrClosedByTheServerOrPastMaxAgeIsHanded
       m.find("dbward_warm_backend_recycled_total{listener=\"pg\",protocol=\"postgres\",reason=\"backend_closed\"} 1"),
       std::string::npos)
       << m;
+}
+
+// A server that takes the TCP connection and never answers SSLRequest: the
+// leg is bounded by timeouts.handshake, said once, and retried with backoff;
+// a client still gets the server's own failure in its words.
+TEST_F(PgWarmTest, ALegTheServerNeverAnswersTimesOutAndIsSaid) {
+  TlsBackend::Options bo;
+  bo.mode = TlsBackend::Mode::kSilent;
+  TlsBackend silent(bo);
+  std::string error;
+  ASSERT_TRUE(silent.Start(&error)) << error;
+  Options o;
+  o.backend_port = silent.port();
+  o.extra = "    warm_backends: {count: 1}\n    timeouts:\n      handshake: 500ms\n";
+  std::string c = Config(o);
+  c.replace(c.find("workers: 2"), 10, "workers: 1");
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(c)) << d.Log();
+  ASSERT_TRUE(d.WaitLog("warm backend leg: no answer to SSLRequest or the TLS handshake within timeouts.handshake; "
+                        "sessions connect on their own meanwhile"))
+      << d.Log();
+  std::string out;
+  EXPECT_NE(Psql(d, "user=md5_user password=md5_pw sslmode=disable", "select 1", &out), 0);
+  auto ev = d.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["backend_warm"], "false");
+  EXPECT_NE(ev[0]["outcome"], "ok");
 }
 
 TEST_F(PgWarmTest, LegsAreRecycledAtMaxAge) {
