@@ -115,6 +115,11 @@ std::unique_ptr<Connection> Connection::NewClient(std::shared_ptr<Context> ctx,
   std::unique_ptr<Connection> conn(new Connection(ctx, ssl, io));
   conn->server_name_ = server_name;
   SSL_set_connect_state(ssl);
+  // Once the handshake is done, the configuration copied into the SSL (the
+  // verify parameters, the cipher and curve lists) is freed: an idle backend
+  // leg keeps only what the handshake derived. Nothing asks a client
+  // connection for its configuration afterwards.
+  SSL_set_shed_handshake_config(ssl, 1);
   SSL_set_ex_data(ssl, ConnIndex(), conn.get());
   SSL_set_verify(ssl, SSL_VERIFY_PEER, VerifyCallback);
   SSL_set_cert_cb(ssl, CertCallback, conn.get());
