@@ -65,6 +65,7 @@ base_size=$(podman image inspect --format '{{.Size}}' docker.io/library/debian:1
 
 # ------------------------------------------------------------------- build it
 start=$SECONDS
+previous=$(podman image inspect --format '{{.Id}}' "$image" 2> /dev/null || true)
 if podman build --isolation=chroot --pull=never --layers=false \
   --ignorefile "$root/deploy/Dockerfile.dockerignore" \
   -f "$root/deploy/Dockerfile" -t "$image" "$root" > "$work/build.log" 2>&1; then
@@ -73,6 +74,10 @@ else
   tail -40 "$work/build.log"
   fail "podman build -f deploy/Dockerfile failed (log: $work/build.log)"
   exit 1
+fi
+# The image of the previous run is untagged now: remove it, so runs do not pile up.
+if [[ -n $previous && $previous != "$(podman image inspect --format '{{.Id}}' "$image")" ]]; then
+  podman rmi "$previous" > /dev/null 2>&1 || true
 fi
 
 # ----------------------------------------------------------- image metadata
