@@ -63,6 +63,16 @@ PGPASSWORD=scram_pw pgbench -i -q -s 1 "$(conninfo localhost "$PGPORT" scram_use
   > "$TMP/init.log" 2>&1 || { cat "$TMP/init.log" >&2; die "pgbench -i failed"; }
 su_psql -d app -c "GRANT SELECT ON ALL TABLES IN SCHEMA public TO md5_user" || die "granting md5_user SELECT failed"
 
+# run_dbward LABEL BINARY CONFIG PORT: starts it, waits until PORT listens;
+# its pid lands in RUN_PID (a function's output would be read in a subshell).
+run_dbward() {
+  local label=$1 bin=$2 config=$3 port=$4
+  "$bin" run --config "$config" > "${config%.yaml}.log" 2>&1 &
+  RUN_PID=$!
+  LIVE[$RUN_PID]=$label
+  wait_listen "$port" "$RUN_PID" "$label" "${config%.yaml}.log"
+}
+
 # dbward: one config per variant (its own process, so CPU and syscalls are its own).
 start_dbward() {  # NAME BINARY EXTRA_LISTENER_LINES
   local name=$1 bin=$2 extra=$3 port
@@ -84,11 +94,9 @@ log:
   level: warn
   audit: off
 EOF
-  "$bin" run --config "$TMP/$name/dbward.yaml" > "$TMP/$name/log" 2>&1 &
-  LIVE[$!]=$name
-  PID[$name]=$!
+  run_dbward "$name" "$bin" "$TMP/$name/dbward.yaml" "$port"
+  PID[$name]=$RUN_PID
   PORT[$name]=$port
-  wait_listen "$port" "$!" "$name" "$TMP/$name/log"
 }
 declare -A PID PORT
 PATHS=(direct)
@@ -231,10 +239,8 @@ log:
   level: warn
   audit: off
 EOF
-  "$bin" run --config "$TMP/$name/idle.yaml" > "$TMP/$name/idle.log" 2>&1 &
-  local pid=$!
-  LIVE[$pid]=$name-idle
-  wait_listen "$port" "$pid" "$name-idle" "$TMP/$name/idle.log"
+  run_dbward "$name-idle" "$bin" "$TMP/$name/idle.yaml" "$port"
+  local pid=$RUN_PID
   python3 - "$port" "$BENCH_IDLE" "$pid" <<'PY'
 import socket, sys
 port, n, pid = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
@@ -290,10 +296,8 @@ log:
   level: warn
   audit: off
 YAML
-  "$bin" run --config "$TMP/$name/pgidle.yaml" > "$TMP/$name/pgidle.log" 2>&1 &
-  local pid=$!
-  LIVE[$pid]=$name-pgidle
-  wait_listen "$port" "$pid" "$name-pgidle" "$TMP/$name/pgidle.log"
+  run_dbward "$name-pgidle" "$bin" "$TMP/$name/pgidle.yaml" "$port"
+  local pid=$RUN_PID
   node - "$NODE_PG" "$port" "$IDLE_PG" "$pid" <<'JS'
 const [pgPath, port, n, pid] = process.argv.slice(2);
 const { Client } = require(pgPath);

@@ -494,10 +494,7 @@ def check_dbward_container(where, c, pod, objects):
 
     # The image and the manifest agree: the user the Dockerfile sets, the
     # admin port it exposes, and a root file system dbward never writes to.
-    with open(os.path.join(DEPLOY, "Dockerfile")) as f:
-        dockerfile_text = f.read()
-    image_users = re.findall(r"^USER\s+(\S+)", dockerfile_text, re.M)
-    image_ports = [p.split("/")[0] for l in re.findall(r"^EXPOSE\s+(.+)$", dockerfile_text, re.M) for p in l.split()]
+    image_users, image_ports = IMAGE_USERS, IMAGE_PORTS
     uid = effective(c, pod, "runAsUser")
     check(image_users and str(uid) == image_users[-1].split(":")[0],
           f"{where}: runAsUser {uid} is the image's USER ({image_users[-1] if image_users else 'none'})")
@@ -534,6 +531,12 @@ def check_container(where, c, pod, is_init):
     sp = effective(c, pod, "seccompProfile") or {}
     check(sp.get("type") in ("RuntimeDefault", "Localhost"), f"{where}: seccompProfile RuntimeDefault")
 
+
+# What the image says about itself, for the manifests to agree with (read once).
+with open(os.path.join(DEPLOY, "Dockerfile")) as f:
+    _dockerfile_text = f.read()
+IMAGE_USERS = re.findall(r"^USER\s+(\S+)", _dockerfile_text, re.M)
+IMAGE_PORTS = [p.split("/")[0] for l in re.findall(r"^EXPOSE\s+(.+)$", _dockerfile_text, re.M) for p in l.split()]
 
 k8s_files = [p for p in docs_by_file if os.sep + "kubernetes" + os.sep in p]
 for path in k8s_files:

@@ -24,7 +24,8 @@ constexpr uint64_t kMaxBackoffMs = 30'000;
 // (engine/upgrade.h, as a session does it), the verified TLS handshake.
 class WarmPool::Leg final : Connector::Callbacks, Watch::Handler, engine::UpgradeSink {
  public:
-  enum class State { kConnecting, kUpgrading, kTlsHandshake, kReady, kFailed, kGone };
+  // kClosed: the server ended a ready leg (failure() is empty then).
+  enum class State { kConnecting, kUpgrading, kTlsHandshake, kReady, kFailed, kClosed, kGone };
 
   Leg(uv_loop_t* loop, WarmPool* pool, std::shared_ptr<const TlsMaterial> material)
       : pool_(pool),
@@ -121,8 +122,7 @@ class WarmPool::Leg final : Connector::Callbacks, Watch::Handler, engine::Upgrad
   void OnSocketEvent(Watch* /*watch*/, int status, int /*events*/) override {
     if (state_ == State::kReady) {
       if (status < 0 || !Alive()) {
-        state_ = State::kFailed;
-        failure_ = "backend_closed";
+        state_ = State::kClosed;
         pool_->Poke();
       } else {
         watch_->Want(UV_READABLE);
@@ -275,17 +275,17 @@ void WarmPool::OnTick() {
   std::string failure;
   for (size_t i = 0; i < legs_.size();) {
     Leg& leg = *legs_[i];
+    if (leg.state() == Leg::State::kClosed) {
+      // Closed by the server before max_age: a restart, or a server (or a
+      // balancer) whose own limit is shorter than max_age. Not retried at
+      // once, or such a server would see a connection storm.
+      failure = fmt::format("the server closed a warm leg {} s after it was ready, before warm_backends.max_age "
+                            "({} s); if that is its authentication_timeout, set max_age below it",
+                            (now - leg.ready_ms()) / 1000, cfg.max_age_ms / 1000);
+      Recycle(i, "backend_closed");
+      continue;
+    }
     if (leg.state() == Leg::State::kFailed) {
-      if (leg.failure() == "backend_closed") {
-        // Closed by the server before max_age: a restart, or a server (or a
-        // balancer) whose own limit is shorter than max_age. Not retried at
-        // once, or such a server would see a connection storm.
-        failure = fmt::format("the server closed a warm leg {} s after it was ready, before warm_backends.max_age "
-                              "({} s); if that is its authentication_timeout, set max_age below it",
-                              (now - leg.ready_ms()) / 1000, cfg.max_age_ms / 1000);
-        Recycle(i, "backend_closed");
-        continue;
-      }
       failure = leg.failure();
       legs_.erase(legs_.begin() + static_cast<ptrdiff_t>(i));
       continue;
@@ -327,7 +327,8 @@ void WarmPool::OnTick() {
   for (const auto& leg : legs_) {
     switch (leg->state()) {
       case Leg::State::kReady: next = std::min(next, leg->born_ms() + cfg.max_age_ms); break;
-      case Leg::State::kFailed: next = now; break;
+      case Leg::State::kFailed:
+      case Leg::State::kClosed: next = now; break;
       default: next = std::min(next, leg->born_ms() + handshake_ms); break;
     }
   }

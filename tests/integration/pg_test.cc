@@ -612,12 +612,15 @@ TEST_F(PgTest, PgbenchSelectOnlyThroughDbward) {
 // client comes; connect-per-request clients take them.
 class PgWarmTest : public PgTest {
  protected:
-  std::string WarmConfig(const std::string& warm, uint16_t admin) {
+  // admin 0: no admin listener; backend_port 0: the test server.
+  std::string WarmConfig(const std::string& warm, uint16_t admin, uint16_t backend_port = 0,
+                         const std::string& extra = "") {
     Options o;
-    o.extra = "    warm_backends: " + warm + "\n";
+    o.backend_port = backend_port;
+    o.extra = "    warm_backends: " + warm + "\n" + extra;
     std::string c = Config(o);
     c.replace(c.find("workers: 2"), 10, "workers: 1");  // one pool, so the test knows which legs it has
-    return "admin:\n  listen: 127.0.0.1:" + std::to_string(admin) + "\n" + c;
+    return admin == 0 ? c : "admin:\n  listen: 127.0.0.1:" + std::to_string(admin) + "\n" + c;
   }
   std::string Metrics(uint16_t admin) {
     std::string out;
@@ -735,13 +738,9 @@ TEST_F(PgWarmTest, ALegTheServerNeverAnswersTimesOutAndIsSaid) {
   TlsBackend silent(bo);
   std::string error;
   ASSERT_TRUE(silent.Start(&error)) << error;
-  Options o;
-  o.backend_port = silent.port();
-  o.extra = "    warm_backends: {count: 1}\n    timeouts:\n      handshake: 500ms\n";
-  std::string c = Config(o);
-  c.replace(c.find("workers: 2"), 10, "workers: 1");
   DbwardProcess d;
-  ASSERT_TRUE(d.Start(c)) << d.Log();
+  ASSERT_TRUE(d.Start(WarmConfig("{count: 1}", 0, silent.port(), "    timeouts:\n      handshake: 500ms\n")))
+      << d.Log();
   ASSERT_TRUE(d.WaitLog("warm backend leg: no answer to SSLRequest or the TLS handshake within timeouts.handshake; "
                         "sessions connect on their own meanwhile"))
       << d.Log();
