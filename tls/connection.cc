@@ -11,6 +11,9 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <ctime>
+
+#include "tls/session_cache.h"
 
 namespace dbward::tls {
 
@@ -106,7 +109,7 @@ Connection::~Connection() { SSL_free(ssl_); }
 
 std::unique_ptr<Connection> Connection::NewClient(std::shared_ptr<Context> ctx,
                                                   const std::string& server_name, Io* io,
-                                                  std::string* error) {
+                                                  std::string* error, bool offer_session) {
   SSL* ssl = SSL_new(ctx->ssl_ctx());
   if (ssl == nullptr) {
     *error = "SSL_new failed";
@@ -141,10 +144,31 @@ std::unique_ptr<Connection> Connection::NewClient(std::shared_ptr<Context> ctx,
     *error = "invalid SNI name '" + server_name + "'";
     return nullptr;
   }
+  if (SessionCache* cache = ctx->sessions(); cache != nullptr && offer_session) {
+    if (bssl::UniquePtr<SSL_SESSION> session = cache->Take(server_name, static_cast<int64_t>(::time(nullptr)))) {
+      conn->offered_session_ = SSL_set_session(ssl, session.get()) == 1;
+    }
+  }
   BIO* bio = BIO_new(BioGlue::Method());
   BIO_set_data(bio, conn.get());
   SSL_set_bio(ssl, bio, bio);
   return conn;
+}
+
+int KeepClientSession(SSL* ssl, SSL_SESSION* session) {
+  auto* conn = static_cast<Connection*>(SSL_get_ex_data(ssl, ConnIndex()));
+  SessionCache* cache = conn != nullptr ? conn->ctx_->sessions() : nullptr;
+  // Only a verified handshake yields a session; the check is kept in case
+  // a future BoringSSL hands one out earlier.
+  if (cache == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) return 0;
+  cache->Put(conn->server_name_, bssl::UniquePtr<SSL_SESSION>(session));
+  return 1;  // the cache owns the reference
+}
+
+Connection::Resumption Connection::resumption() const {
+  if (ctx_->sessions() == nullptr) return Resumption::kOff;
+  if (!offered_session_) return Resumption::kNoSession;
+  return SSL_session_reused(ssl_) ? Resumption::kResumed : Resumption::kRejected;
 }
 
 std::unique_ptr<Connection> Connection::NewServer(std::shared_ptr<Context> ctx, Io* io,

@@ -34,13 +34,20 @@ int VerifyChain(X509_STORE_CTX* store, const Context* context);
 // The same with the pins given (normalized, as Context::spki_pins()).
 int VerifyChainWithPins(X509_STORE_CTX* store, const std::vector<std::string>& pins);
 
+// The new-session callback of a client context with resume_sessions: keeps
+// the session in the context's SessionCache under the connection's server
+// name.
+int KeepClientSession(SSL* ssl, SSL_SESSION* session);
+
 class Connection {
  public:
   // server_name: DNS name (checked against SANs and sent as SNI) or IP literal
   // (checked against IP SANs, no SNI).
+  // offer_session: with a context that keeps sessions, offer a cached one
+  // (false for a check that must see the server's certificate itself).
   static std::unique_ptr<Connection> NewClient(std::shared_ptr<Context> ctx,
                                                const std::string& server_name, Io* io,
-                                               std::string* error);
+                                               std::string* error, bool offer_session = true);
   static std::unique_ptr<Connection> NewServer(std::shared_ptr<Context> ctx, Io* io,
                                                std::string* error);
   ~Connection();
@@ -69,6 +76,15 @@ class Connection {
   std::string cipher() const;
   std::string alpn() const;
   bool verified() const { return verified_; }
+  // Client, after the handshake: what became of session resumption.
+  enum class Resumption : uint8_t {
+    kOff,        // the context keeps no sessions
+    kNoSession,  // none was cached for this server name: a full handshake
+    kResumed,    // the server took the offered session: no certificate was sent,
+                 // it was validated when the session was made
+    kRejected,   // the server ignored the offered session: a full handshake
+  };
+  Resumption resumption() const;
   CertSummary PeerCertificate() const;
   // Server side: the client's certificate, verified (the handshake fails
   // for one that does not verify); absent when the client sent none.
@@ -105,8 +121,7 @@ class Connection {
   IoResult MapResult(int ret);
   static int VerifyCallback(int ok, X509_STORE_CTX* store);
   friend int VerifyChainWithPins(X509_STORE_CTX* store, const std::vector<std::string>& pins);
-// The same with the pins given (normalized, as Context::spki_pins()).
-int VerifyChainWithPins(X509_STORE_CTX* store, const std::vector<std::string>& pins);
+  friend int KeepClientSession(SSL* ssl, SSL_SESSION* session);
   static int CertCallback(SSL* ssl, void* arg);
   friend struct BioGlue;
 
@@ -118,6 +133,7 @@ int VerifyChainWithPins(X509_STORE_CTX* store, const std::vector<std::string>& p
   bool verified_ = false;
   bool shutdown_sent_ = false;
   bool cert_requested_ = false;
+  bool offered_session_ = false;
   bool io_eof_ = false;
   bool truncated_ = false;
   int io_error_ = 0;

@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "tls/connection.h"
+#include "tls/session_cache.h"
 
 namespace dbward::tls {
 namespace {
@@ -324,6 +325,8 @@ bool RequestClientCertificates(SSL_CTX* ctx, const std::string& ca_file, LoadErr
   return true;
 }
 
+Context::Context(SSL_CTX* ctx, bool client) : ctx_(ctx), client_(client) {}
+
 Context::~Context() { SSL_CTX_free(ctx_); }
 
 std::shared_ptr<Context> Context::NewClient(const ClientOptions& o, LoadError* error) {
@@ -379,6 +382,13 @@ std::shared_ptr<Context> Context::NewClient(const ClientOptions& o, LoadError* e
   out->trust_ = std::move(trust);
   out->pins_ = std::move(pins);
   out->crl_file_ = o.crl_file;
+  if (o.resume_sessions) {
+    // Sessions go to the Context's own cache, keyed by server name, never
+    // to BoringSSL's internal one (a client has none to look up anyway).
+    out->sessions_ = std::make_unique<SessionCache>();
+    SSL_CTX_set_session_cache_mode(out->ctx_, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+    SSL_CTX_sess_set_new_cb(out->ctx_, KeepClientSession);
+  }
   // Chain validation as always, then the pins: they can only add a reason to
   // refuse.
   SSL_CTX_set_cert_verify_callback(

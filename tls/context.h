@@ -12,6 +12,8 @@
 
 namespace dbward::tls {
 
+class SessionCache;
+
 enum class VerifyMode {
   kFull,  // chain to a trusted CA, validity, EKU serverAuth, and hostname or IP SAN
   kCa,    // everything but the name check
@@ -33,6 +35,9 @@ struct ClientOptions {
   KeyPair client_cert;          // optional client certificate
   uint16_t min_version = 0x0303;  // TLS1_2_VERSION
   std::vector<std::string> alpn;
+  // Keep the sessions of verified handshakes and offer them again to the
+  // same server name (SessionCache). Off for servers that never resume.
+  bool resume_sessions = false;
 };
 
 struct ServerOptions {
@@ -93,9 +98,11 @@ class Context {
   const std::string& crl_file() const { return crl_file_; }
   // Server: client certificates are asked for.
   bool asks_client_cert() const { return asks_client_cert_; }
+  // Client with resume_sessions: the sessions to offer; null otherwise.
+  SessionCache* sessions() const { return sessions_.get(); }
 
  private:
-  Context(SSL_CTX* ctx, bool client) : ctx_(ctx), client_(client) {}
+  Context(SSL_CTX* ctx, bool client);
   SSL_CTX* ctx_;
   bool client_;
   VerifyMode verify_ = VerifyMode::kFull;
@@ -103,6 +110,7 @@ class Context {
   std::vector<std::string> pins_;
   std::string crl_file_;
   bool asks_client_cert_ = false;
+  std::unique_ptr<SessionCache> sessions_;
 };
 
 // Makes a server SSL_CTX ask for client certificates issued by the CAs in

@@ -148,8 +148,10 @@ Attempt ProbeBackend(const Target& target, const std::shared_ptr<tls::Context>& 
         PreloginFramingIo prelogin(&socket);
         bool framed = sink.transport() == TlsTransport::kTdsPrelogin;
         std::string error;
+        // A check sees the server's certificate as it is now: it never
+        // resumes a session (it may still leave one for sessions to resume).
         conn = tls::Connection::NewClient(ctx, target.server_name, framed ? static_cast<tls::Io*>(&prelogin) : &socket,
-                                          &error);
+                                          &error, /*offer_session=*/false);
         if (!conn) {
           a.diagnosis.cause = tls::FailureCause::kTlsOther;
           a.diagnosis.detail = error;

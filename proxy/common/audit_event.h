@@ -38,7 +38,7 @@ namespace dbward::proxy {
   X(application, kString, "from the protocol's login message")                                    \
   X(client_library, kString, "the client's driver, where the protocol names it")                  \
   X(client_host, kString, "the client's host name, where the protocol names it")                  \
-  X(client_identity, kString, "the verified client certificate's subject (CN, or the first SAN)")   \
+  X(client_identity, kString, "the verified client certificate's identity (first URI SAN, else CN, else first DNS SAN)")   \
   X(client_protocol_version, kString, "the protocol version the client asked for")                \
   X(tds_prelogin, kBool, "tds: the client began with PRELOGIN (false: LOGIN7 first, e.g. jTDS ssl=off)") \
   X(backend_tls, kString, "the backend leg's TLS version")                                        \
@@ -46,6 +46,7 @@ namespace dbward::proxy {
   X(backend_verified, kBool, "the backend certificate was validated")                             \
   X(backend_verify, kString, "full (chain and name) or ca (chain only)")                          \
   X(backend_warm, kBool, "warm_backends: the backend leg was made and verified before the client came")   \
+  X(backend_resumed, kBool, "session_resumption: the backend leg resumed a TLS session verified earlier") \
   X(outcome, kString, "how the session ended")                                                    \
   X(error, kString, "the explanation, with the fix")                                              \
   X(cause, kString, "the reason in a word")                                                       \

@@ -181,7 +181,7 @@ uint16_t TlsVersion(const YAML::Node& n) {
 BackendTlsConfig ParseBackendTls(const YAML::Node& n, const std::string& dir) {
   CheckKeys(n, "backend_tls",
             {"verify", "ca_file", "server_name", "cert_file", "key_file", "key_password_file",
-             "min_version", "direct", "tds_strict", "pin_spki", "crl_file"});
+             "min_version", "direct", "tds_strict", "pin_spki", "crl_file", "session_resumption"});
   BackendTlsConfig t;
   t.pos = PosOf(n);
   if (n["verify"]) {
@@ -561,6 +561,20 @@ ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
   }
   if (l.require_client_encryption && !l.client_tls) {
     Fail(n["client_encryption"], "client_encryption: require needs client_tls (dbward's certificate for clients)");
+  }
+  {
+    const YAML::Node& bt = n["backend_tls"];
+    if (bt["session_resumption"]) {
+      l.backend_tls.session_resumption = Bool(bt["session_resumption"], "backend_tls.session_resumption");
+      if (l.backend_tls.session_resumption && l.protocol == Protocol::kPostgres) {
+        Fail(bt["session_resumption"],
+             "backend_tls.session_resumption does nothing for protocol: postgres: PostgreSQL turns TLS session "
+             "resumption off (no session tickets, no session cache), so every backend leg is a full handshake; "
+             "remove the key (warm_backends takes the handshake off the client's path instead)");
+      }
+    } else {
+      l.backend_tls.session_resumption = l.protocol == Protocol::kMysql || l.protocol == Protocol::kTds;
+    }
   }
   if (l.backend_tls.direct && l.protocol != Protocol::kPostgres) {
     Fail(n["backend_tls"]["direct"], "backend_tls.direct is for protocol: postgres (PostgreSQL 17 direct TLS)");

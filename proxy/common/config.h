@@ -37,6 +37,10 @@ struct BackendTlsConfig {
   // Stronger trust, never weaker: each only adds a reason to refuse.
   std::vector<std::string> pin_spki;  // base64 SHA-256 SPKI pins (sha256// prefix optional); any one matches
   std::string crl_file;               // PEM CRLs of the backend certificate's issuer; reloaded
+  // Offer the TLS session of an earlier verified handshake to the same
+  // server name (mysql and tds: on unless turned off; tcp: opt-in;
+  // postgres: refused, PostgreSQL never resumes).
+  bool session_resumption = false;
   Position pos, ca_pos, cert_pos, key_pos, password_pos, pin_pos, crl_pos;
 };
 

@@ -773,6 +773,7 @@ bool Session::AdvanceBackend(int* events) {
         record_.backend_tls_version = conn->version_name();
         record_.backend_cipher = conn->cipher();
         record_.backend_not_after = conn->PeerNotAfterUnix();
+        record_.backend_resumption = conn->resumption();
         backend_leg_ = BackendLeg::kOpen;
         engine_->OnBackendTlsReady(FactsOf(*conn));
         return true;

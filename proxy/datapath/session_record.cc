@@ -64,6 +64,9 @@ AuditEvent ToAuditEvent(const SessionRecord& r, const ListenerConfig& l) {
   e.backend_verified = r.backend_tls_up && r.backend_verified;
   e.backend_verify = l.backend_tls.full_verify ? "full" : "ca";
   if (l.warm_backends) e.backend_warm = r.backend_warm;
+  if (r.backend_tls_up && r.backend_resumption != tls::Connection::Resumption::kOff) {
+    e.backend_resumed = r.backend_resumption == tls::Connection::Resumption::kResumed;
+  }
   e.outcome = Token(r.outcome);
   e.error = OrNull(r.error);
   if (r.cause) e.cause = Token(*r.cause);
@@ -93,6 +96,14 @@ void RecordMetrics(const SessionRecord& r, ListenerRuntime& l) {
     for (BypassReason reason : r.Bypass().Reasons()) m.trust_bypass.Inc(Token(reason));
   }
   m.outcome.Inc(Token(r.outcome));
+  if (r.backend_tls_up) {
+    switch (r.backend_resumption) {
+      case tls::Connection::Resumption::kOff: break;
+      case tls::Connection::Resumption::kNoSession: m.backend_resumption.Inc("miss"); break;
+      case tls::Connection::Resumption::kResumed: m.backend_resumption.Inc("hit"); break;
+      case tls::Connection::Resumption::kRejected: m.backend_resumption.Inc("rejected"); break;
+    }
+  }
   bool verified = r.backend_tls_up && r.backend_verified;
   if (verified) {
     m.backend_verified_total.fetch_add(1, std::memory_order_relaxed);

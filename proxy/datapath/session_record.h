@@ -10,6 +10,7 @@
 #include "proxy/common/records.h"
 #include "proxy/engine/engine.h"
 #include "tls/canary.h"
+#include "tls/connection.h"
 
 namespace dbward::proxy {
 
@@ -40,6 +41,8 @@ struct SessionRecord {
   std::string backend_tls_version, backend_cipher;
   int64_t backend_not_after = 0;  // Unix seconds; 0 when unknown
   bool backend_warm = false;      // a warm_backends leg
+  // backend_tls.session_resumption: whether the (last) backend leg resumed
+  tls::Connection::Resumption backend_resumption = tls::Connection::Resumption::kOff;
 
   uint64_t bytes_up = 0, bytes_down = 0;
   uint64_t duration_ms = 0;

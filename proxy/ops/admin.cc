@@ -343,6 +343,10 @@ std::string AdminServer::RenderMetrics() const {
           &ListenerMetrics::handshake_failures);
   labeled("warm_backend_takes_total", "Sessions that found a warm verified backend leg (hit) or opened one (miss)",
           "result", &ListenerMetrics::warm_takes);
+  labeled("backend_tls_resumptions_total",
+          "Backend TLS legs that resumed a session verified earlier (hit), had none to offer (miss), or were refused "
+          "it (rejected)",
+          "result", &ListenerMetrics::backend_resumption);
   labeled("warm_backend_recycled_total", "Warm backend legs closed unused, by why", "reason",
           &ListenerMetrics::warm_recycled);
   out << "# HELP dbward_warm_backends_ready Warm verified backend legs ready for the next client\n"

@@ -38,6 +38,9 @@ void ListenerMetrics::DeclareSeries(const ListenerConfig& listener) {
                   Cause::kVerifyFailed, Cause::kRevoked, Cause::kCrl, Cause::kPinMismatch}) {
     handshake_failures.Declare(Token(c));
   }
+  if (listener.backend_tls.session_resumption) {
+    for (const char* r : {"hit", "miss", "rejected"}) backend_resumption.Declare(r);
+  }
   if (listener.warm_backends) {
     for (const char* r : {"hit", "miss"}) warm_takes.Declare(r);
     for (const char* r : {"max_age", "backend_closed", "reload", "certificate_expired", "shutdown"}) warm_recycled.Declare(r);

@@ -74,6 +74,10 @@ struct ListenerMetrics {
   LabeledCounter warm_takes;
   LabeledCounter warm_recycled;
   std::atomic<int64_t> warm_ready{0};
+  // backend_tls.session_resumption: backend legs that resumed a session
+  // ("hit"), had none cached ("miss"), or offered one the server did not
+  // take ("rejected").
+  LabeledCounter backend_resumption;
   // The backend certificate seen last (Unix seconds of notAfter; 0: none yet).
   std::atomic<int64_t> backend_cert_not_after{0};
 

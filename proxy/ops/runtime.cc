@@ -91,6 +91,7 @@ bool BuildTlsMaterial(const Config& config, const ListenerConfig& l, const TlsMa
   co.min_version = b.min_version;
   if (l.protocol == Protocol::kPostgres && b.direct) co.alpn = {"postgresql"};
   if (l.protocol == Protocol::kTds && b.tds_strict) co.alpn = {"tds/8.0"};
+  co.resume_sessions = b.session_resumption;
   co.client_cert.cert_file = b.cert_file;
   co.client_cert.key_file = b.key_file;
   std::string msg;

@@ -105,6 +105,52 @@ TEST_F(MysqlTest, TlsClientVerifyingDbwardCertificate) {
   EXPECT_EQ(ev[0]["outcome"], "ok") << ev[0]["error"];
 }
 
+// TLS session resumption towards MariaDB (on by default for mysql): the
+// first backend leg is a full, verified handshake; the next ones resume its
+// session, so they skip the server's certificate and signature.
+TEST_F(MysqlTest, BackendLegsResumeTheSessionOfAVerifiedHandshake) {
+  uint16_t admin = FreePort();
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start("admin:\n  listen: 127.0.0.1:" + std::to_string(admin) + "\n" + Config({}))) << d.Log();
+  for (int i = 0; i < 3; i++) {
+    std::string out;
+    ASSERT_EQ(Cli(d.port(), {"-u", "native_user", "-pnative_pw", "--skip-ssl", "app"}, kSslVersion, &out), 0) << out;
+    EXPECT_EQ(out, "Ssl_version\tTLSv1.3\n");
+    ASSERT_EQ(d.WaitAuditEvents(static_cast<size_t>(i + 1)).size(), static_cast<size_t>(i + 1));
+  }
+  auto ev = d.WaitAuditEvents(3);
+  ASSERT_EQ(ev.size(), 3u);
+  EXPECT_EQ(ev[0]["backend_resumed"], "false");
+  EXPECT_EQ(ev[1]["backend_resumed"], "true") << d.Log();
+  EXPECT_EQ(ev[2]["backend_resumed"], "true");
+  for (auto& e : ev) {
+    EXPECT_EQ(e["outcome"], "ok") << e["error"];
+    EXPECT_EQ(e["backend_verified"], "true");
+  }
+  std::string m;
+  RunCommand({"curl", "-s", "http://127.0.0.1:" + std::to_string(admin) + "/metrics"}, &m);
+  const std::string prefix = "dbward_backend_tls_resumptions_total{listener=\"my\",protocol=\"mysql\",result=";
+  EXPECT_NE(m.find(prefix + "\"miss\"} 1\n"), std::string::npos) << m;
+  EXPECT_NE(m.find(prefix + "\"hit\"} 2\n"), std::string::npos) << m;
+  EXPECT_NE(m.find(prefix + "\"rejected\"} 0\n"), std::string::npos) << m;
+}
+
+TEST_F(MysqlTest, SessionResumptionCanBeTurnedOff) {
+  Options o;
+  std::string c = Config(o);
+  c.insert(c.find("      server_name:"), "      session_resumption: false\n");
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(c)) << d.Log();
+  for (int i = 0; i < 2; i++) {
+    std::string out;
+    ASSERT_EQ(Cli(d.port(), {"-u", "native_user", "-pnative_pw", "--skip-ssl", "app"}, kSslVersion, &out), 0) << out;
+  }
+  auto ev = d.WaitAuditEvents(2);
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_EQ(ev[1]["backend_resumed"], "null");
+  EXPECT_EQ(ev[1]["outcome"], "ok") << ev[1]["error"];
+}
+
 TEST_F(MysqlTest, Ed25519PassesThrough) {
   DbwardProcess d;
   ASSERT_TRUE(d.Start(Config({}))) << d.Log();

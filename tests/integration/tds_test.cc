@@ -183,6 +183,33 @@ INSTANTIATE_TEST_SUITE_P(Matrix, TdsModeTest, ::testing::ValuesIn(AllModes()),
                            return Name(info.param.client) + (info.param.strict_backend ? "_Tds8Backend" : "_Tds7Backend");
                          });
 
+// TLS session resumption towards the server (on by default for tds): TDS
+// 7.x carries TLS 1.2 inside PRELOGIN packets, and the second leg resumes
+// the first one's session (session ID, as Schannel does it). The fixture's
+// TDS 8.0 side sends no TLS 1.3 tickets: nothing to resume, a full handshake.
+TEST_F(TdsTest, BackendLegsResumeTheSessionOfAVerifiedHandshake) {
+  for (bool strict : {false, true}) {
+    SCOPED_TRACE(strict ? "TDS 8.0 backend" : "TDS 7.x backend");
+    auto fixture = StartFixture(strict);
+    DbwardProcess d;
+    ASSERT_TRUE(d.Start(Config(fixture->port(), strict))) << d.Log();
+    for (int i = 0; i < 2; i++) {
+      std::string out;
+      EXPECT_EQ(Tsql(d.port(), "require", "SELECT 1\ngo\n", &out), 0) << out;
+      EXPECT_NE(out.find("\n1\n(1 row affected)"), std::string::npos) << out;
+      ASSERT_EQ(d.WaitAuditEvents(static_cast<size_t>(i + 1)).size(), static_cast<size_t>(i + 1));
+    }
+    auto ev = d.WaitAuditEvents(2);
+    ASSERT_EQ(ev.size(), 2u);
+    EXPECT_EQ(ev[0]["backend_resumed"], "false");
+    EXPECT_EQ(ev[1]["backend_resumed"], strict ? "false" : "true") << d.Log();
+    for (auto& e : ev) {
+      EXPECT_EQ(e["outcome"], "ok") << e["error"];
+      EXPECT_EQ(e["backend_verified"], "true");
+    }
+  }
+}
+
 TEST_F(TdsTest, RequireClientEncryptionUpgradesLoginOnlyClients) {
   auto fixture = StartFixture(false);
   DbwardProcess d;

@@ -247,7 +247,7 @@ TEST(ConfigErrorTest, UnknownKeyInBackendTls) {
   const std::string prefix =
       "/etc/dbward/x.yaml:8:7: unknown key 'verify_depth' in backend_tls (allowed: ca_file, ";
   EXPECT_EQ(error.substr(0, prefix.size()), prefix);
-  EXPECT_PRED_FORMAT2(testing::IsSubstring, " min_version, pin_spki, server_name, tds_strict, verify)",
+  EXPECT_PRED_FORMAT2(testing::IsSubstring, " min_version, pin_spki, server_name, session_resumption, tds_strict, verify)",
                       error);
   EXPECT_EQ(error.back(), ')');
 }
@@ -921,6 +921,28 @@ TEST(ConfigWarmBackendsTest, PostgresOnlyWithACountAndAMaxAgeBelowTheServersTime
             "/etc/dbward/x.yaml:9:20: warm_backends cannot be combined with backend_proxy_protocol: the PROXY header "
             "names the client, and a warm leg is opened before there is one");
   EXPECT_NE(ParseError(pg + "    warm_backends: {count: 2, size: 3}\n").find("size"), std::string::npos);
+}
+
+TEST(ConfigSessionResumptionTest, OnForMysqlAndTdsOptInForTcpRefusedForPostgres) {
+  auto with = [](const char* protocol, const std::string& extra) {
+    std::string c = kMinimal;
+    c.replace(c.find("protocol: tcp"), 13, std::string("protocol: ") + protocol);
+    return c + extra;
+  };
+  EXPECT_TRUE(ParseOk(with("mysql", "")).listeners[0].backend_tls.session_resumption);
+  EXPECT_TRUE(ParseOk(with("tds", "")).listeners[0].backend_tls.session_resumption);
+  EXPECT_FALSE(ParseOk(with("tcp", "")).listeners[0].backend_tls.session_resumption);
+  EXPECT_FALSE(ParseOk(with("postgres", "")).listeners[0].backend_tls.session_resumption);
+  EXPECT_TRUE(ParseOk(with("tcp", "      session_resumption: true\n")).listeners[0].backend_tls.session_resumption);
+  EXPECT_FALSE(ParseOk(with("mysql", "      session_resumption: false\n")).listeners[0].backend_tls.session_resumption);
+  EXPECT_FALSE(
+      ParseOk(with("postgres", "      session_resumption: false\n")).listeners[0].backend_tls.session_resumption);
+  EXPECT_EQ(ParseError(with("postgres", "      session_resumption: true\n")),
+            "/etc/dbward/x.yaml:8:27: backend_tls.session_resumption does nothing for protocol: postgres: PostgreSQL "
+            "turns TLS session resumption off (no session tickets, no session cache), so every backend leg is a full "
+            "handshake; remove the key (warm_backends takes the handshake off the client's path instead)");
+  EXPECT_NE(ParseError(with("mysql", "      session_resumption: maybe\n")).find("x.yaml:8:27: backend_tls.session_resumption"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 #include "tls/connection.h"
+#include "tls/session_cache.h"
 
 #include "proxy/common/tls_text.h"
 #include "tests/test_certs.h"
@@ -10,6 +11,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <ctime>
 #include <deque>
 #include <fstream>
 #include <memory>
@@ -673,4 +675,154 @@ TEST_F(ClientIdentityTest, UnreadableClientCaIsALoadError) {
 }
 
 }  // namespace
+// Session resumption towards backends: a session is kept only from a
+// verified handshake, offered again to the same server name, and belongs to
+// one client context (a reload builds a new one).
+class ResumptionTest : public TlsConnectionTest {
+ protected:
+  // One connection over fresh pipes: handshake, then one byte from the
+  // server, so the client reads the TLS 1.3 tickets that follow the handshake.
+  void Once(std::shared_ptr<Context> client_ctx, const std::string& name, std::shared_ptr<Context> server_ctx) {
+    to_server_ = Pipe{};
+    to_client_ = Pipe{};
+    client_hs_ = server_hs_ = HS::kWantRead;
+    Connect(std::move(client_ctx), name, std::move(server_ctx));
+    if (client_hs_ != HS::kDone || server_hs_ != HS::kDone) return;
+    const std::vector<uint8_t> byte = {42};
+    std::vector<uint8_t> got;
+    ASSERT_NO_FATAL_FAILURE(Transfer(server_.get(), client_.get(), byte, &got));
+    ASSERT_EQ(got, byte);
+  }
+
+  std::shared_ptr<Context> ResumingClient() {
+    ClientOptions o;
+    o.resume_sessions = true;
+    return ClientCtx(o);
+  }
+
+  // dbward's own server contexts send no tickets; a backend does.
+  std::shared_ptr<Context> TicketServer(uint16_t max_version = TLS1_3_VERSION) {
+    std::shared_ptr<Context> s = ServerCtx();
+    if (s == nullptr) return s;
+    SSL_CTX_clear_options(s->ssl_ctx(), SSL_OP_NO_TICKET);
+    SSL_CTX_set_max_proto_version(s->ssl_ctx(), max_version);
+    return s;
+  }
+};
+
+TEST_F(ResumptionTest, Tls13SecondHandshakeResumesAVerifiedSession) {
+  std::shared_ptr<Context> client = ResumingClient();
+  std::shared_ptr<Context> server = TicketServer();
+  ASSERT_NE(client->sessions(), nullptr);
+  Once(client, "localhost", server);
+  ASSERT_EQ(client_hs_, HS::kDone);
+  EXPECT_EQ(client_->resumption(), Connection::Resumption::kNoSession);
+  EXPECT_TRUE(client_->verified());
+  // BoringSSL's server sends two tickets: both are kept.
+  EXPECT_EQ(client->sessions()->size(), 2u);
+
+  Once(client, "localhost", server);
+  ASSERT_EQ(client_hs_, HS::kDone);
+  EXPECT_EQ(client_->resumption(), Connection::Resumption::kResumed);
+  EXPECT_TRUE(SSL_session_reused(client_->ssl()));
+  // The certificate was validated when the session was made; it is still
+  // there to be audited.
+  EXPECT_TRUE(client_->verified());
+  EXPECT_EQ(client_->PeerCertificate().subject, "CN=localhost");
+  EXPECT_GT(client_->PeerNotAfterUnix(), 0);
+  // A TLS 1.3 ticket is used once: one left, plus the resumed handshake's new ones.
+  EXPECT_GE(client->sessions()->size(), 1u);
+}
+
+TEST_F(ResumptionTest, Tls12SessionsResumeToo) {
+  std::shared_ptr<Context> client = ResumingClient();
+  std::shared_ptr<Context> server = TicketServer(TLS1_2_VERSION);
+  Once(client, "localhost", server);
+  ASSERT_EQ(client_hs_, HS::kDone);
+  EXPECT_EQ(client_->version(), TLS1_2_VERSION);
+  EXPECT_EQ(client_->resumption(), Connection::Resumption::kNoSession);
+  Once(client, "localhost", server);
+  ASSERT_EQ(client_hs_, HS::kDone);
+  EXPECT_EQ(client_->resumption(), Connection::Resumption::kResumed);
+  EXPECT_TRUE(client_->verified());
+  // A TLS 1.2 session may be offered again: it stays.
+  EXPECT_EQ(client->sessions()->size(), 1u);
+}
+
+TEST_F(ResumptionTest, ANewContextStartsEmptyAsAReloadDoes) {
+  std::shared_ptr<Context> server = TicketServer();
+  Once(ResumingClient(), "localhost", server);
+  ASSERT_EQ(client_hs_, HS::kDone);
+  Once(ResumingClient(), "localhost", server);
+  ASSERT_EQ(client_hs_, HS::kDone);
+  EXPECT_EQ(client_->resumption(), Connection::Resumption::kNoSession);
+  EXPECT_FALSE(SSL_session_reused(client_->ssl()));
+}
+
+TEST_F(ResumptionTest, SessionsAreKeptPerServerName) {
+  std::shared_ptr<Context> client = ResumingClient();
+  std::shared_ptr<Context> server = TicketServer();
+  Once(client, "localhost", server);
+  ASSERT_EQ(client_hs_, HS::kDone);
+  // server.pem also names 127.0.0.1; a session made for "localhost" is not
+  // offered to it.
+  Once(client, "127.0.0.1", server);
+  ASSERT_EQ(client_hs_, HS::kDone) << client_->failure_detail();
+  EXPECT_EQ(client_->resumption(), Connection::Resumption::kNoSession);
+}
+
+TEST_F(ResumptionTest, AServerThatRefusesTheSessionIsVerifiedInFull) {
+  std::shared_ptr<Context> client = ResumingClient();
+  Once(client, "localhost", TicketServer());
+  ASSERT_EQ(client_hs_, HS::kDone);
+  // Another server context has other ticket keys: it cannot resume.
+  Once(client, "localhost", TicketServer());
+  ASSERT_EQ(client_hs_, HS::kDone);
+  EXPECT_EQ(client_->resumption(), Connection::Resumption::kRejected);
+  EXPECT_FALSE(SSL_session_reused(client_->ssl()));
+  EXPECT_TRUE(client_->verified());
+}
+
+TEST_F(ResumptionTest, AFailedVerificationLeavesNoSession) {
+  ClientOptions o;
+  o.resume_sessions = true;
+  o.ca_file = Path("other-ca.pem");
+  std::shared_ptr<Context> client = ClientCtx(o);
+  Once(client, "localhost", TicketServer());
+  ASSERT_EQ(client_hs_, HS::kFailed);
+  EXPECT_EQ(client->sessions()->size(), 0u);
+}
+
+TEST_F(ResumptionTest, ACheckThatMustSeeTheCertificateDoesNotOffer) {
+  std::shared_ptr<Context> client = ResumingClient();
+  std::shared_ptr<Context> server = TicketServer();
+  Once(client, "localhost", server);
+  ASSERT_EQ(client_hs_, HS::kDone);
+  to_server_ = Pipe{};
+  to_client_ = Pipe{};
+  client_hs_ = server_hs_ = HS::kWantRead;
+  std::string error;
+  client_ = Connection::NewClient(client, "localhost", &client_io_, &error, /*offer_session=*/false);
+  ASSERT_NE(client_, nullptr) << error;
+  server_ = Connection::NewServer(server, &server_io_, &error);
+  Pump();
+  ASSERT_EQ(client_hs_, HS::kDone);
+  EXPECT_FALSE(SSL_session_reused(client_->ssl()));
+  EXPECT_EQ(client_->resumption(), Connection::Resumption::kNoSession);
+}
+
+TEST_F(ResumptionTest, OldSessionsAreNotOffered) {
+  std::shared_ptr<Context> client = ResumingClient();
+  Once(client, "localhost", TicketServer(TLS1_2_VERSION));
+  ASSERT_EQ(client_hs_, HS::kDone);
+  SessionCache* cache = client->sessions();
+  ASSERT_EQ(cache->size(), 1u);
+  const int64_t now = static_cast<int64_t>(::time(nullptr));
+  EXPECT_NE(cache->Take("localhost", now), nullptr);
+  EXPECT_EQ(cache->Take("elsewhere", now), nullptr);
+  // Past the cache's own limit, whatever lifetime the server gave it: dropped.
+  EXPECT_EQ(cache->Take("localhost", now + SessionCache::kMaxAgeSeconds + 1), nullptr);
+  EXPECT_EQ(cache->size(), 0u);
+}
+
 }  // namespace dbward::tls
