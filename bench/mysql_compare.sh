@@ -5,6 +5,7 @@
 #
 #   direct   sysbench --(TLS, --mysql-ssl=on)--> mariadb
 #   dbward   sysbench --(plaintext)--> dbward (protocol: mysql) --(TLS, verify full)--> mariadb
+#   dbward-noresume  the same with backend_tls.session_resumption: false (connect rows only)
 #   stunnel  measured only if this stunnel has `protocol = mysql` (probed at
 #            start-up; Debian's stunnel 5.x has none, so it is reported as a note)
 #
@@ -153,6 +154,17 @@ LIVE[$DBW_PID]=dbward
 wait_listen "$DBW_PORT" "$DBW_PID" dbward "$TMP/dbward/dbward.log"
 log "dbward pid $DBW_PID on 127.0.0.1:$DBW_PORT"
 
+# The same dbward with backend TLS session resumption off: every backend leg
+# a full handshake, as before session_resumption existed.
+DBW2_PORT=$(free_port)
+mkdir -p "$TMP/dbward-noresume"
+sed -e "s/127.0.0.1:$DBW_PORT/127.0.0.1:$DBW2_PORT/" -e "s|      server_name: localhost|      server_name: localhost\n      session_resumption: false|" \
+  -e "s|$TMP/dbward/audit.log|$TMP/dbward-noresume/audit.log|" "$TMP/dbward/dbward.yaml" > "$TMP/dbward-noresume/dbward.yaml"
+"$DBWARD" run --config "$TMP/dbward-noresume/dbward.yaml" > "$TMP/dbward-noresume/dbward.log" 2>&1 &
+DBW2_PID=$!
+LIVE[$DBW2_PID]=dbward-noresume
+wait_listen "$DBW2_PORT" "$DBW2_PID" dbward-noresume "$TMP/dbward-noresume/dbward.log"
+
 # stunnel: only if it has a mysql protocol mode (Debian's 5.x has not).
 ST_PID=""
 ST_PORT=""
@@ -205,9 +217,12 @@ measure() {
   case $path in
     direct)  port=$MYPORT; ssl=on ;;
     dbward)  port=$DBW_PORT; ssl=off; pid=$DBW_PID ;;
+    dbward-noresume) port=$DBW2_PORT; ssl=off; pid=$DBW2_PID ;;
     stunnel) port=$ST_PORT; ssl=off; pid=$ST_PID ;;
   esac
   if [[ $mode == reconnect ]]; then extra=(--reconnect=1); fi
+  local test=oltp_read_only
+  if [[ $mode == connect ]]; then test=$TMP/connect.lua; fi
   label="$path/$mode"
   log "run $label (${BENCH_SECONDS}s)"
   out=$TMP/run.$path.$mode.log
@@ -216,7 +231,7 @@ measure() {
     t0=$(cpu_ticks "$pid")
   fi
   rc=0
-  sb "$port" "$ssl" oltp_read_only --tables="$BENCH_TABLES" --table-size="$BENCH_TABLE_SIZE" \
+  sb "$port" "$ssl" "$test" --tables="$BENCH_TABLES" --table-size="$BENCH_TABLE_SIZE" \
     --threads="$BENCH_THREADS" --time="$BENCH_SECONDS" --forced-shutdown=15 "${extra[@]}" run > "$out" 2>&1 || rc=$?
   if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
     t1=$(cpu_ticks "$pid")
@@ -241,12 +256,25 @@ PATHS=(direct dbward)
 [[ -n $ST_PID ]] && PATHS+=(stunnel)
 T_START=$SECONDS
 for path in "${PATHS[@]}"; do measure "$path" persistent; done
+# Connect per request: each event connects (TLS direct, plaintext to the
+# proxies), runs SELECT 1 and disconnects; tps = connections per second.
+cat > "$TMP/connect.lua" <<'EOF'
+function event()
+  local con = sysbench.sql.driver():connect()
+  con:query("SELECT 1")
+  con:disconnect()
+end
+EOF
+for path in direct dbward dbward-noresume; do measure "$path" connect; done
 if sysbench oltp_read_only help 2>&1 | grep -q -- '--reconnect'; then
   for path in "${PATHS[@]}"; do measure "$path" reconnect; done
 else
   NOTES+=("reconnect set: skipped, $(sysbench --version) has no --reconnect option")
 fi
 
+RESUMED=$(grep -c '"backend_resumed":true' "$TMP/dbward/audit.log" || true)
+TOTAL=$(grep -c '"event":"session"' "$TMP/dbward/audit.log" || true)
+NOTES+=("connect rows: tps = connections per second (connect, SELECT 1, disconnect); dbward resumed the backend TLS session on $RESUMED of its $TOTAL backend legs; dbward-noresume has session_resumption: false")
 # dbward's own view of the backend leg, from its audit log.
 if [[ -s $TMP/dbward/audit.log ]]; then
   DBW_LEG=$(grep -m1 '"outcome":"ok"' "$TMP/dbward/audit.log" |

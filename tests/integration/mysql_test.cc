@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -133,6 +134,15 @@ TEST_F(MysqlTest, BackendLegsResumeTheSessionOfAVerifiedHandshake) {
   EXPECT_NE(m.find(prefix + "\"miss\"} 1\n"), std::string::npos) << m;
   EXPECT_NE(m.find(prefix + "\"hit\"} 2\n"), std::string::npos) << m;
   EXPECT_NE(m.find(prefix + "\"rejected\"} 0\n"), std::string::npos) << m;
+  // A reload builds a new backend context: its first leg verifies in full.
+  kill(d.pid(), SIGHUP);
+  ASSERT_TRUE(d.WaitLog("reloaded TLS material")) << d.Log();
+  std::string out;
+  ASSERT_EQ(Cli(d.port(), {"-u", "native_user", "-pnative_pw", "--skip-ssl", "app"}, kSslVersion, &out), 0) << out;
+  ev = d.WaitAuditEvents(4);
+  ASSERT_EQ(ev.size(), 4u);
+  EXPECT_EQ(ev[3]["backend_resumed"], "false") << d.Log();
+  EXPECT_EQ(ev[3]["outcome"], "ok") << ev[3]["error"];
 }
 
 TEST_F(MysqlTest, SessionResumptionCanBeTurnedOff) {
