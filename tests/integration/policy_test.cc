@@ -3,7 +3,9 @@
 // date, and require proof of validation (a canary refused, or a client
 // certificate); client certificates with allow-lists; SPKI pins and CRLs
 // on the backend leg; HAProxy in front of dbward (PROXY v2 in) and behind it
-// (PROXY v2 out); `report --policy` on the audit file those runs wrote.
+// (PROXY v2 out); `report --policy` on the audit file those runs wrote. Each
+// scenario runs for PostgreSQL (psql), MySQL (mariadb) and TDS (tsql, jTDS,
+// tedious) wherever the protocol has it.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -15,6 +17,8 @@
 #include <thread>
 
 #include "harness.h"
+#include "mysql8_backend.h"
+#include "tls_backend.h"
 #include "protocol/proxy_header.h"
 #include "tests/fixtures/tds_server.h"
 
@@ -443,6 +447,22 @@ TEST_F(PolicyPgTest, HaproxyInFrontSendsProxyV2AndTheAuditHasTheOriginalClient) 
   EXPECT_NE(ev[2]["error"].find("does not begin with a PROXY protocol header"), std::string::npos) << ev[2]["error"];
 }
 
+TEST_F(PolicyPgTest, HaproxyProxyV1AlsoCarriesTheOriginalClient) {
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(Listener("pg", "postgres", port_, "    proxy_protocol: {trusted: [127.0.0.3/32]}\n"))))
+      << d.Log();
+  Haproxy haproxy;
+  ASSERT_TRUE(haproxy.Start(d.port(), "", "send-proxy source 127.0.0.3")) << haproxy.Log();
+  std::string out;
+  ASSERT_EQ(Psql(haproxy.port(), "user=md5_user password=md5_pw sslmode=disable", &out), 0) << out << d.Log();
+  auto ev = d.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u) << d.Log();
+  EXPECT_EQ(ev[0]["outcome"], "ok") << ev[0]["error"];
+  EXPECT_EQ(ev[0]["client"].rfind("127.0.0.1:", 0), 0u) << ev[0]["client"];
+  EXPECT_EQ(ev[0]["via"].rfind("127.0.0.3:", 0), 0u) << ev[0]["via"];
+  EXPECT_FALSE(haproxy.WaitLine("seen " + ev[0]["client"] + " ").empty()) << haproxy.Log();
+}
+
 TEST_F(PolicyPgTest, BackendProxyProtocolV2ReachesHaproxyWithTheClientAndTlvs) {
   // dbward -> HAProxy (accept-proxy) -> PostgreSQL: the TLS to PostgreSQL
   // passes through HAProxy and is still verified by dbward.
@@ -493,6 +513,72 @@ TEST_F(PolicyPgTest, ClientCaAndCrlReloadWhenTheirFilesChange) {
   }
   EXPECT_NE(Psql(d.port(), with("rogue-client"), &out), 0);
   EXPECT_NE(out.find("could not be checked for revocation: CRL has expired"), std::string::npos) << out;
+}
+
+TEST_F(PolicyPgTest, RevokedBackendCertificateIsRefusedAndTheClientIsTold) {
+  // A stand-in PostgreSQL (SSLRequest, then TLS) with the revoked
+  // certificate, and the real server with a good one; the same CRL for both.
+  TlsBackend::Options o;
+  o.cert = Cert("revoked.pem");
+  o.key = Cert("revoked.key");
+  o.pg_ssl_request = true;
+  TlsBackend revoked(o);
+  std::string error;
+  ASSERT_TRUE(revoked.Start(&error)) << error;
+  const std::string crl = "      crl_file: " + Cert("ca.crl") + "\n";
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(Listener("revoked", "postgres", revoked.port(), "", true, crl) +
+                                 Listener("good", "postgres", port_, "", true, crl)),
+                      2))
+      << d.Log();
+  std::string out;
+  EXPECT_NE(Psql(d.port(0), "user=md5_user password=md5_pw sslmode=disable", &out), 0);
+  EXPECT_NE(out.find("has been revoked"), std::string::npos) << out;
+  EXPECT_EQ(revoked.bytes_received(), 0u) << "no StartupMessage reaches a revoked server";
+  ASSERT_EQ(Psql(d.port(1), "user=md5_user password=md5_pw sslmode=disable", &out), 0) << out;
+  auto ev = d.WaitAuditEvents(2);
+  ASSERT_EQ(ev.size(), 2u) << d.Log();
+  JsonFields& bad = ev[0]["listener"] == "revoked" ? ev[0] : ev[1];
+  JsonFields& ok = ev[0]["listener"] == "revoked" ? ev[1] : ev[0];
+  EXPECT_EQ(bad["outcome"], "backend_tls_failed");
+  EXPECT_EQ(bad["cause"], "revoked");
+  EXPECT_EQ(bad["backend_verified"], "false");
+  EXPECT_NE(bad["error"].find("it is on the CRL in " + Cert("ca.crl")), std::string::npos) << bad["error"];
+  EXPECT_EQ(ok["outcome"], "ok") << ok["error"];
+}
+
+TEST_F(PolicyPgTest, ReportPolicyPreviewsEnforcementOnARealAuditFile) {
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(Listener("pg", "postgres", port_, "")))) << d.Log();
+  std::string out;
+  ASSERT_EQ(Psql(d.port(), "user=md5_user password=md5_pw sslmode=disable application_name=cron-export", &out), 0)
+      << out;
+  ASSERT_EQ(Psql(d.port(), "user=md5_user password=md5_pw sslmode=require application_name=web", &out), 0) << out;
+  ASSERT_EQ(d.WaitAuditEvents(2).size(), 2u) << d.Log();
+  std::string policy_yaml = Config(Listener("pg", "postgres", port_,
+                                            "    policy:\n"
+                                            "      - name: tls-only\n"
+                                            "        match: {}\n"
+                                            "        require: tls\n"));
+  std::string audit = d.dir().path() + "/audit.jsonl";
+  policy_yaml.replace(policy_yaml.find("${AUDIT}"), 8, audit);
+  TempDir dir;
+  std::string policy = dir.Write("policy.yaml", policy_yaml);
+  ASSERT_EQ(RunCommand({DBWARD_BINARY, "report", audit, "--policy", policy, "--format", "json"}, &out), 0) << out;
+  size_t cron = out.find("\"application\":\"cron-export\"");
+  ASSERT_NE(cron, std::string::npos) << out;
+  std::string cron_row = out.substr(cron, out.find('\n', cron) - cron);
+  EXPECT_NE(cron_row.find("\"policy_rules\":[\"policy[1] (tls-only)\"],\"would_deny\":1,\"would_warn\":0"),
+            std::string::npos)
+      << out;
+  size_t web = out.find("\"application\":\"web\"");
+  ASSERT_NE(web, std::string::npos) << out;
+  std::string web_row = out.substr(web, out.find('\n', web) - web);
+  EXPECT_NE(web_row.find("\"would_deny\":0,\"would_warn\":0"), std::string::npos) << web_row;
+  ASSERT_EQ(RunCommand({DBWARD_BINARY, "report", audit, "--policy", policy}, &out), 0) << out;
+  EXPECT_NE(out.find("1 clients would be denied (1 sessions), 0 warned (0 sessions), of 2 sessions judged"),
+            std::string::npos)
+      << out;
 }
 
 // --- PROXY protocol on a tcp listener (dbward never reads that protocol) --
@@ -628,6 +714,224 @@ TEST_F(PolicyMysqlTest, WarnAndDenyRulesWithTheErrorTheClientPrints) {
   EXPECT_EQ(ev[2]["policy_action"], "allow");
 }
 
+TEST_F(PolicyMysqlTest, DateSwitchedRulesWarnBeforeAndDenyAfter) {
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(Listener("my", "mysql", port_,
+                                      "    policy:\n"
+                                      "      - name: past\n"
+                                      "        match: {users: [native_user]}\n"
+                                      "        require: tls\n"
+                                      "        from: 2020-01-15\n"
+                                      "      - name: future\n"
+                                      "        match: {}\n"
+                                      "        require: tls\n"
+                                      "        from: 2999-01-15\n"))))
+      << d.Log();
+  std::string out;
+  EXPECT_NE(Cli(d.port(), {"-u", "native_user", "-pnative_pw", "--skip-ssl", "app"}, &out), 0);
+  EXPECT_NE(out.find("ERROR 3159 (HY000): dbward: listener my: policy[1] (past) requires tls, this connection is "
+                     "plaintext"),
+            std::string::npos)
+      << out;
+  ASSERT_EQ(Cli(d.port(), {"-u", "ed_user", "-ped_pw", "--skip-ssl", "app"}, &out), 0) << out;
+  auto ev = d.WaitAuditEvents(2);
+  ASSERT_EQ(ev.size(), 2u) << d.Log();
+  EXPECT_EQ(ev[0]["policy_action"], "deny");
+  EXPECT_EQ(ev[0]["cause"], "policy_denied");
+  EXPECT_EQ(ev[1]["outcome"], "ok") << ev[1]["error"];
+  EXPECT_EQ(ev[1]["policy_rule"], "policy[2] (future)");
+  EXPECT_EQ(ev[1]["policy_action"], "warn");
+  EXPECT_TRUE(d.WaitLog("policy[2] (future) requires tls, this connection is plaintext (denied from 2999-01-15)"))
+      << d.Log();
+}
+
+// One listener per client kind: canary memory is per listener and address.
+TEST_F(PolicyMysqlTest, ValidatedRuleLetsACanaryRefusingClientInAndKeepsAnUnverifyingTlsClientOut) {
+  const std::string rule =
+      "    canary: {sample: 0}\n"
+      "    policy:\n"
+      "      - name: proven\n"
+      "        match: {}\n"
+      "        require: validated\n";
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(Listener("strict", "mysql", port_, rule) + Listener("lax", "mysql", port_, rule)), 2))
+      << d.Log();
+  const std::vector<std::string> verify = {"-u", "native_user", "-pnative_pw", "--ssl", "--ssl-ca=" + Cert("ca.pem"),
+                                           "--ssl-verify-server-cert", "app"};
+  std::string out;
+  EXPECT_NE(Cli(d.port(0), verify, &out), 0);  // refuses the canary
+  ASSERT_EQ(Cli(d.port(0), verify, &out), 0) << out;
+  for (int i = 0; i < 2; i++) {
+    EXPECT_NE(Cli(d.port(1), {"-u", "native_user", "-pnative_pw", "--ssl", "app"}, &out), 0);
+    EXPECT_NE(out.find("dbward: listener lax: policy[1] (proven) requires validated, this connection is tls (the "
+                       "client accepted a test certificate it should have refused: it does not validate certificates)"),
+              std::string::npos)
+        << out;
+  }
+  auto ev = d.WaitAuditEvents(4);
+  ASSERT_EQ(ev.size(), 4u) << d.Log();
+  std::vector<JsonFields> strict, lax;
+  for (auto& e : ev) (e["listener"] == "strict" ? strict : lax).push_back(e);
+  ASSERT_EQ(strict.size(), 2u);
+  ASSERT_EQ(lax.size(), 2u);
+  EXPECT_EQ(strict[0]["outcome"], "canary_rejected");
+  EXPECT_EQ(strict[1]["outcome"], "ok") << strict[1]["error"];
+  EXPECT_EQ(strict[1]["canary"], "remembered");
+  EXPECT_EQ(strict[1]["validates"], "true");
+  EXPECT_EQ(strict[1]["policy_action"], "allow");
+  for (auto& e : lax) {
+    EXPECT_EQ(e["outcome"], "refused");
+    EXPECT_EQ(e["cause"], "policy_denied");
+    EXPECT_EQ(e["canary"], "untrusted");
+    EXPECT_EQ(e["validates"], "false");
+  }
+}
+
+TEST_F(PolicyMysqlTest, ClientCertificatesIdentifyAndGateClients) {
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(Listener("my", "mysql", port_,
+                                      "      ca_file: " + Cert("client-ca.pem") + "\n" +
+                                          "      verify: optional\n"
+                                          "      allow:\n"
+                                          "        uri: [\"spiffe://dbward.test/ns/reports/*\"]\n"
+                                          "    policy:\n"
+                                          "      - name: reports\n"
+                                          "        match: {identities: [\"spiffe://dbward.test/ns/reports/*\"]}\n"
+                                          "        require: validated\n"
+                                          "      - name: others\n"
+                                          "        match: {}\n"
+                                          "        require: validated\n"))))
+      << d.Log();
+  auto with = [&](const std::string& name) {
+    return std::vector<std::string>{"-u", "native_user", "-pnative_pw", "--ssl", "--ssl-cert=" + Cert(name + ".pem"),
+                                    "--ssl-key=" + Cert(name + ".key"), "app"};
+  };
+  std::string out;
+  ASSERT_EQ(Cli(d.port(), with("app-client"), &out), 0) << out;
+  EXPECT_NE(Cli(d.port(), with("intruder-client"), &out), 0);
+  EXPECT_NE(out.find("is valid but not in client_tls.allow"), std::string::npos) << out;
+  EXPECT_NE(Cli(d.port(), {"-u", "native_user", "-pnative_pw", "--ssl", "app"}, &out), 0);
+  EXPECT_NE(out.find("policy[2] (others) requires validated, this connection is tls (not yet proven to validate "
+                     "certificates)"),
+            std::string::npos)
+      << out;
+  auto ev = d.WaitAuditEvents(3);
+  ASSERT_EQ(ev.size(), 3u) << d.Log();
+  EXPECT_EQ(ev[0]["outcome"], "ok") << ev[0]["error"];
+  EXPECT_EQ(ev[0]["client_identity"], "spiffe://dbward.test/ns/reports/sa/reader");
+  EXPECT_EQ(ev[0]["policy_rule"], "policy[1] (reports)");
+  EXPECT_EQ(ev[0]["policy_action"], "allow");
+  EXPECT_EQ(ev[1]["cause"], "client_cert_not_allowed");
+  EXPECT_EQ(ev[1]["client_identity"], "intruder");
+  EXPECT_EQ(ev[2]["cause"], "policy_denied");
+}
+
+TEST_F(PolicyMysqlTest, PinMismatchFailsClosedWithThePinInTheError) {
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(Listener("wrongpin", "mysql", port_, "", true,
+                                      "      pin_spki: [\"sha256//" + Pin("wrongname.spki") + "\"]\n") +
+                                 Listener("rightpin", "mysql", port_, "", true,
+                                          "      pin_spki: [" + Pin("wrongname.spki") + ", " + Pin("server.spki") +
+                                              "]\n")),
+                      2))
+      << d.Log();
+  std::string out;
+  EXPECT_NE(Cli(d.port(0), {"-u", "native_user", "-pnative_pw", "--skip-ssl", "app"}, &out), 0);
+  EXPECT_NE(out.find("its SPKI is sha256//" + Pin("server.spki") + ", backend_tls.pin_spki allows [sha256//" +
+                     Pin("wrongname.spki") + "]"),
+            std::string::npos)
+      << out;
+  ASSERT_EQ(Cli(d.port(1), {"-u", "native_user", "-pnative_pw", "--skip-ssl", "app"}, &out), 0) << out;
+  auto ev = d.WaitAuditEvents(2);
+  ASSERT_EQ(ev.size(), 2u) << d.Log();
+  JsonFields& bad = ev[0]["listener"] == "wrongpin" ? ev[0] : ev[1];
+  EXPECT_EQ(bad["outcome"], "backend_tls_failed");
+  EXPECT_EQ(bad["cause"], "pin_mismatch");
+  EXPECT_EQ(bad["backend_verified"], "false");
+}
+
+TEST_F(PolicyMysqlTest, RevokedBackendCertificateIsRefusedAndTheClientIsTold) {
+  // A MySQL 8 stand-in with the revoked certificate; the real MariaDB with
+  // a good one; the same CRL for both.
+  Mysql8Backend::Options o;
+  o.cert = Cert("revoked.pem");
+  o.key = Cert("revoked.key");
+  Mysql8Backend revoked(o);
+  std::string error;
+  ASSERT_TRUE(revoked.Start(&error)) << error;
+  const std::string crl = "      crl_file: " + Cert("ca.crl") + "\n";
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(Listener("revoked", "mysql", revoked.port(), "", true, crl) +
+                                 Listener("good", "mysql", port_, "", true, crl)),
+                      2))
+      << d.Log();
+  std::string out;
+  EXPECT_NE(Cli(d.port(0), {"-u", "native_user", "-pnative_pw", "--skip-ssl", "app"}, &out), 0);
+  EXPECT_NE(out.find("has been revoked"), std::string::npos) << out;
+  ASSERT_EQ(Cli(d.port(1), {"-u", "native_user", "-pnative_pw", "--skip-ssl", "app"}, &out), 0) << out;
+  auto ev = d.WaitAuditEvents(2);
+  ASSERT_EQ(ev.size(), 2u) << d.Log();
+  JsonFields& bad = ev[0]["listener"] == "revoked" ? ev[0] : ev[1];
+  JsonFields& ok = ev[0]["listener"] == "revoked" ? ev[1] : ev[0];
+  EXPECT_EQ(bad["outcome"], "backend_tls_failed");
+  EXPECT_EQ(bad["cause"], "revoked");
+  EXPECT_EQ(ok["outcome"], "ok") << ok["error"];
+}
+
+// MySQL's server speaks first: dbward reads the balancer's header, then
+// sends the greeting.
+TEST_F(PolicyMysqlTest, HaproxyInFrontSendsProxyV2AndTheAuditHasTheOriginalClient) {
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(Listener("my", "mysql", port_,
+                                      "    proxy_protocol: {trusted: [127.0.0.3/32]}\n"
+                                      "    policy:\n"
+                                      "      - name: balancer\n"
+                                      "        match: {clients: [127.0.0.3/32]}\n"
+                                      "        require: tls\n"
+                                      "      - name: clients\n"
+                                      "        match: {clients: [127.0.0.1/32]}\n"
+                                      "        require: plaintext\n"))))
+      << d.Log();
+  Haproxy haproxy;
+  ASSERT_TRUE(haproxy.Start(d.port(), "", "send-proxy-v2 source 127.0.0.3")) << haproxy.Log();
+  std::string out;
+  ASSERT_EQ(Cli(haproxy.port(), {"-u", "native_user", "-pnative_pw", "--skip-ssl", "app"}, &out), 0)
+      << out << d.Log();
+  auto ev = d.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u) << d.Log();
+  EXPECT_EQ(ev[0]["outcome"], "ok") << ev[0]["error"];
+  EXPECT_EQ(ev[0]["client"].rfind("127.0.0.1:", 0), 0u) << ev[0]["client"];
+  EXPECT_EQ(ev[0]["via"].rfind("127.0.0.3:", 0), 0u) << ev[0]["via"];
+  EXPECT_EQ(ev[0]["policy_rule"], "policy[2] (clients)");
+  EXPECT_FALSE(haproxy.WaitLine("seen " + ev[0]["client"] + " ").empty()) << haproxy.Log();
+}
+
+TEST_F(PolicyMysqlTest, ReportPolicyPreviewsEnforcementOnARealAuditFile) {
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(Listener("my", "mysql", port_, "")))) << d.Log();
+  std::string out;
+  ASSERT_EQ(Cli(d.port(), {"-u", "native_user", "-pnative_pw", "--skip-ssl", "app"}, &out), 0) << out;
+  ASSERT_EQ(Cli(d.port(), {"-u", "ed_user", "-ped_pw", "--ssl", "app"}, &out), 0) << out;
+  ASSERT_EQ(d.WaitAuditEvents(2).size(), 2u) << d.Log();
+  std::string policy_yaml = Config(Listener("my", "mysql", port_,
+                                            "    policy:\n"
+                                            "      - name: tls-only\n"
+                                            "        match: {}\n"
+                                            "        require: tls\n"));
+  std::string audit = d.dir().path() + "/audit.jsonl";
+  policy_yaml.replace(policy_yaml.find("${AUDIT}"), 8, audit);
+  TempDir dir;
+  std::string policy = dir.Write("policy.yaml", policy_yaml);
+  ASSERT_EQ(RunCommand({DBWARD_BINARY, "report", audit, "--policy", policy}, &out), 0) << out;
+  EXPECT_NE(out.find("1 clients would be denied (1 sessions), 0 warned (0 sessions), of 2 sessions judged"),
+            std::string::npos)
+      << out;
+  ASSERT_EQ(RunCommand({DBWARD_BINARY, "report", audit, "--policy", policy, "--format", "json"}, &out), 0) << out;
+  EXPECT_NE(out.find("\"policy_rules\":[\"policy[1] (tls-only)\"],\"would_deny\":1,\"would_warn\":0"),
+            std::string::npos)
+      << out;
+}
+
 // --- TDS: real clients against the TDS fixture ----------------------------
 
 class PolicyTdsTest : public ::testing::Test {
@@ -743,6 +1047,172 @@ TEST_F(PolicyTdsTest, RevokedBackendCertificateIsRefusedAndTheClientIsTold) {
   EXPECT_EQ(bad["cause"], "revoked");
   EXPECT_NE(bad["error"].find("it is on the CRL in " + Cert("ca.crl")), std::string::npos) << bad["error"];
   EXPECT_EQ(ok["outcome"], "ok") << ok["error"];
+}
+
+TEST_F(PolicyTdsTest, DateSwitchedRulesWarnBeforeAndDenyAfter) {
+  auto fixture = Fixture();
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(Listener("mssql", "tds", fixture->port(),
+                                      "    policy:\n"
+                                      "      - name: past\n"
+                                      "        match: {libraries: [\"jTDS*\"]}\n"
+                                      "        require: tls\n"
+                                      "        from: 2020-01-15\n"
+                                      "      - name: future\n"
+                                      "        match: {}\n"
+                                      "        require: tls\n"
+                                      "        from: 2999-01-15\n"))))
+      << d.Log();
+  std::string out;
+  EXPECT_NE(Jtds(d.port(), "ssl=off", &out), 0);
+  EXPECT_NE(out.find("policy[1] (past) requires tls, this connection is plaintext"), std::string::npos) << out;
+  ASSERT_EQ(Tsql(d.port(), "off", &out), 0) << out;
+  auto ev = d.WaitAuditEvents(2);
+  ASSERT_EQ(ev.size(), 2u) << d.Log();
+  EXPECT_EQ(ev[0]["policy_action"], "deny");
+  EXPECT_EQ(ev[0]["cause"], "policy_denied");
+  EXPECT_EQ(ev[1]["outcome"], "ok") << ev[1]["error"];
+  EXPECT_EQ(ev[1]["policy_rule"], "policy[2] (future)");
+  EXPECT_EQ(ev[1]["policy_action"], "warn");
+  EXPECT_TRUE(d.WaitLog("policy[2] (future) requires tls, this connection is plaintext (denied from 2999-01-15)"))
+      << d.Log();
+}
+
+TEST_F(PolicyTdsTest, ValidatedRuleLetsACanaryRefusingClientInAndKeepsTrustServerCertificateOut) {
+  auto fixture = Fixture();
+  const std::string rule =
+      "    canary: {sample: 0}\n"
+      "    policy:\n"
+      "      - name: proven\n"
+      "        match: {}\n"
+      "        require: validated\n";
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(Listener("strict", "tds", fixture->port(), rule) +
+                                 Listener("lax", "tds", fixture->port(), rule)),
+                      2))
+      << d.Log();
+  const std::string verify = ",\"encrypt\":true,\"ca\":\"" + Cert("ca.pem") + "\",\"serverName\":\"localhost\"";
+  EXPECT_NE(Tedious(d.port(0), verify).find("{\"ok\":false"), std::string::npos);  // refuses the canary
+  std::string out = Tedious(d.port(0), verify);
+  EXPECT_NE(out.find("{\"ok\":true"), std::string::npos) << out;
+  for (int i = 0; i < 2; i++) {
+    out = Tedious(d.port(1), ",\"encrypt\":true,\"trustServerCertificate\":true");
+    EXPECT_NE(out.find("dbward: listener lax: policy[1] (proven) requires validated, this connection is tls (the "
+                       "client accepted a test certificate it should have refused: it does not validate certificates)"),
+              std::string::npos)
+        << out;
+  }
+  auto ev = d.WaitAuditEvents(4);
+  ASSERT_EQ(ev.size(), 4u) << d.Log();
+  std::vector<JsonFields> strict, lax;
+  for (auto& e : ev) (e["listener"] == "strict" ? strict : lax).push_back(e);
+  ASSERT_EQ(strict.size(), 2u);
+  ASSERT_EQ(lax.size(), 2u);
+  EXPECT_EQ(strict[0]["outcome"], "canary_rejected");
+  EXPECT_EQ(strict[1]["outcome"], "ok") << strict[1]["error"];
+  EXPECT_EQ(strict[1]["canary"], "remembered");
+  EXPECT_EQ(strict[1]["validates"], "true");
+  EXPECT_EQ(strict[1]["policy_action"], "allow");
+  for (auto& e : lax) {
+    EXPECT_EQ(e["outcome"], "refused");
+    EXPECT_EQ(e["cause"], "policy_denied");
+    EXPECT_EQ(e["canary"], "untrusted");
+    EXPECT_EQ(e["validates"], "false");
+  }
+}
+
+// tedious sends a client certificate when the server asks for one (TLS 1.2
+// inside PRELOGIN); FreeTDS and jTDS cannot.
+TEST_F(PolicyTdsTest, ClientCertificatesIdentifyAndGateClients) {
+  auto fixture = Fixture();
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(Listener("mssql", "tds", fixture->port(),
+                                      "      ca_file: " + Cert("client-ca.pem") + "\n" +
+                                          "      verify: optional\n"
+                                          "      allow:\n"
+                                          "        uri: [\"spiffe://dbward.test/ns/reports/*\"]\n"
+                                          "    policy:\n"
+                                          "      - name: reports\n"
+                                          "        match: {identities: [\"spiffe://dbward.test/ns/reports/*\"]}\n"
+                                          "        require: validated\n"
+                                          "      - name: others\n"
+                                          "        match: {}\n"
+                                          "        require: validated\n"))))
+      << d.Log();
+  auto with = [&](const std::string& name) {
+    return ",\"encrypt\":true,\"trustServerCertificate\":true,\"clientCert\":\"" + Cert(name + ".pem") +
+           "\",\"clientKey\":\"" + Cert(name + ".key") + "\"";
+  };
+  std::string out = Tedious(d.port(), with("app-client"));
+  EXPECT_NE(out.find("{\"ok\":true"), std::string::npos) << out;
+  out = Tedious(d.port(), with("intruder-client"));
+  EXPECT_NE(out.find("is valid but not in client_tls.allow"), std::string::npos) << out;
+  out = Tedious(d.port(), ",\"encrypt\":true,\"trustServerCertificate\":true");
+  EXPECT_NE(out.find("policy[2] (others) requires validated, this connection is tls (not yet proven to validate "
+                     "certificates)"),
+            std::string::npos)
+      << out;
+  auto ev = d.WaitAuditEvents(3);
+  ASSERT_EQ(ev.size(), 3u) << d.Log();
+  EXPECT_EQ(ev[0]["outcome"], "ok") << ev[0]["error"];
+  EXPECT_EQ(ev[0]["client_identity"], "spiffe://dbward.test/ns/reports/sa/reader");
+  EXPECT_EQ(ev[0]["policy_rule"], "policy[1] (reports)");
+  EXPECT_EQ(ev[0]["policy_action"], "allow");
+  EXPECT_EQ(ev[1]["cause"], "client_cert_not_allowed");
+  EXPECT_EQ(ev[1]["client_identity"], "intruder");
+  EXPECT_EQ(ev[2]["cause"], "policy_denied");
+}
+
+TEST_F(PolicyTdsTest, PinMismatchFailsClosedWithThePinInTheError) {
+  auto fixture = Fixture();
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(Listener("wrongpin", "tds", fixture->port(), "", true,
+                                      "      pin_spki: [\"sha256//" + Pin("wrongname.spki") + "\"]\n") +
+                                 Listener("rightpin", "tds", fixture->port(), "", true,
+                                          "      pin_spki: [" + Pin("wrongname.spki") + ", " + Pin("server.spki") +
+                                              "]\n")),
+                      2))
+      << d.Log();
+  std::string out;
+  EXPECT_NE(Tsql(d.port(0), "off", &out), 0);
+  EXPECT_NE(out.find("its SPKI is sha256//" + Pin("server.spki") + ", backend_tls.pin_spki allows [sha256//" +
+                     Pin("wrongname.spki") + "]"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(fixture->logins_ok(), 0);
+  ASSERT_EQ(Tsql(d.port(1), "off", &out), 0) << out;
+  auto ev = d.WaitAuditEvents(2);
+  ASSERT_EQ(ev.size(), 2u) << d.Log();
+  JsonFields& bad = ev[0]["listener"] == "wrongpin" ? ev[0] : ev[1];
+  EXPECT_EQ(bad["outcome"], "backend_tls_failed");
+  EXPECT_EQ(bad["cause"], "pin_mismatch");
+  EXPECT_EQ(bad["backend_verified"], "false");
+}
+
+TEST_F(PolicyTdsTest, HaproxyInFrontSendsProxyV2AndTheAuditHasTheOriginalClient) {
+  auto fixture = Fixture();
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(Listener("mssql", "tds", fixture->port(),
+                                      "    proxy_protocol: {trusted: [127.0.0.3/32]}\n"
+                                      "    policy:\n"
+                                      "      - name: balancer\n"
+                                      "        match: {clients: [127.0.0.3/32]}\n"
+                                      "        require: tls\n"
+                                      "      - name: clients\n"
+                                      "        match: {clients: [127.0.0.1/32]}\n"
+                                      "        require: plaintext\n"))))
+      << d.Log();
+  Haproxy haproxy;
+  ASSERT_TRUE(haproxy.Start(d.port(), "", "send-proxy-v2 source 127.0.0.3")) << haproxy.Log();
+  std::string out;
+  ASSERT_EQ(Tsql(haproxy.port(), "off", &out), 0) << out << d.Log();
+  auto ev = d.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u) << d.Log();
+  EXPECT_EQ(ev[0]["outcome"], "ok") << ev[0]["error"];
+  EXPECT_EQ(ev[0]["client"].rfind("127.0.0.1:", 0), 0u) << ev[0]["client"];
+  EXPECT_EQ(ev[0]["via"].rfind("127.0.0.3:", 0), 0u) << ev[0]["via"];
+  EXPECT_EQ(ev[0]["policy_rule"], "policy[2] (clients)");
+  EXPECT_FALSE(haproxy.WaitLine("seen " + ev[0]["client"] + " ").empty()) << haproxy.Log();
 }
 
 // --- report --policy on a real audit file ---------------------------------

@@ -100,6 +100,16 @@ void TlsBackend::Serve(int fd) {
     }
     return;
   }
+  if (options_.pg_ssl_request) {
+    uint8_t request[8];
+    size_t got = 0;
+    while (got < sizeof request) {
+      ssize_t n = recv(fd, request + got, sizeof request - got, 0);
+      if (n <= 0) return;
+      got += static_cast<size_t>(n);
+    }
+    if (send(fd, "S", 1, MSG_NOSIGNAL) != 1) return;
+  }
   bssl::UniquePtr<SSL> ssl(SSL_new(static_cast<SSL_CTX*>(ctx_)));
   SSL_set_fd(ssl.get(), fd);
   if (SSL_accept(ssl.get()) != 1) {

@@ -30,6 +30,9 @@ class TlsBackend {
     std::string key;
     std::string client_ca;       // non-empty: require a client certificate from this CA
     uint16_t max_version = 0;    // 0: library default
+    // PostgreSQL's upgrade first: read the 8-byte SSLRequest, answer 'S',
+    // then TLS (a stand-in PostgreSQL with a chosen certificate).
+    bool pg_ssl_request = false;
   };
 
   explicit TlsBackend(Options options);
