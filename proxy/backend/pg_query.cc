@@ -22,6 +22,38 @@ namespace keys = tls::scram;
 
 constexpr size_t kMaxMessage = 1 << 20;
 
+// Received bytes that may hold a secret (the auth_query's DataRow carries
+// a SCRAM verifier): every byte is wiped before its memory is let go.
+class WipedBuffer {
+ public:
+  ~WipedBuffer() { OPENSSL_cleanse(buf_.data(), buf_.size()); }
+  std::span<const uint8_t> data() const { return std::span<const uint8_t>(buf_).subspan(start_); }
+  void Append(std::span<const uint8_t> bytes) {
+    size_t live = buf_.size() - start_;
+    if (start_ + live + bytes.size() > buf_.capacity()) {
+      std::vector<uint8_t> next;
+      next.reserve(std::max<size_t>(2 * (live + bytes.size()), 4096));
+      next.insert(next.end(), buf_.begin() + static_cast<ptrdiff_t>(start_), buf_.end());
+      OPENSSL_cleanse(buf_.data(), buf_.size());
+      buf_.swap(next);
+      start_ = 0;
+    }
+    buf_.insert(buf_.end(), bytes.begin(), bytes.end());
+  }
+  void Consume(size_t n) {
+    start_ += n;
+    if (start_ == buf_.size()) {
+      OPENSSL_cleanse(buf_.data(), buf_.size());
+      buf_.clear();
+      start_ = 0;
+    }
+  }
+
+ private:
+  std::vector<uint8_t> buf_;
+  size_t start_ = 0;
+};
+
 class Conversation {
  public:
   explicit Conversation(probe::OpenBackend* b) : b_(b) { in_.Append(b->leftover); }
@@ -46,6 +78,7 @@ class Conversation {
       pg::Result r = pg::DecodeMessage(in_.data(), kMaxMessage, &m);
       if (r.ok()) {
         *type = m.type;
+        OPENSSL_cleanse(body->data(), body->size());  // before assign can free it
         body->assign(m.body.begin(), m.body.end());
         in_.Consume(m.wire_length);
         return true;
@@ -62,6 +95,7 @@ class Conversation {
         return false;
       }
       in_.Append(std::span<const uint8_t>(buf, io.n));
+      OPENSSL_cleanse(buf, io.n);
     }
   }
 
@@ -70,7 +104,7 @@ class Conversation {
 
  private:
   probe::OpenBackend* b_;
-  engine::ByteQueue in_;
+  WipedBuffer in_;
   std::string error_;
 };
 
@@ -175,9 +209,15 @@ PgQueryResult RunPgQuery(const PgQuery& q, const std::shared_ptr<tls::Context>& 
   }
   const std::vector<uint8_t> end_point = open->conn->ServerEndPoint();
   bool sent_query = false;
+  // One body for every message, wiped when the conversation ends (a DataRow
+  // holds the verifier; Next wipes it before each reuse).
+  struct WipedBody {
+    std::vector<uint8_t> bytes;
+    ~WipedBody() { OPENSSL_cleanse(bytes.data(), bytes.size()); }
+  } wiped;
+  std::vector<uint8_t>& body = wiped.bytes;
   for (int steps = 0; steps < 10'000; steps++) {
     uint8_t type;
-    std::vector<uint8_t> body;
     if (!c.Next(&type, &body)) {
       result.error = c.error();
       return result;

@@ -18,7 +18,9 @@ uint64_t NowMs() {
 
 }  // namespace
 
-VerifierAnswer Classify(const std::optional<std::string>& secret, const std::string& user) {
+// secret: null when there is none. Taken by pointer so that no copy of it
+// is made on the way (an optional<string> argument would be one).
+VerifierAnswer Classify(const std::string* secret, const std::string& user) {
   VerifierAnswer a;
   if (!secret || secret->empty()) {
     a.kind = VerifierAnswer::Kind::kNone;
@@ -47,14 +49,14 @@ VerifierStore::~VerifierStore() = default;
 
 VerifierAnswer VerifierStore::FromFile(const std::string& user) const {
   std::shared_ptr<const TlsMaterial> m = listener_->tls();
-  if (!m->scram) return Classify(std::nullopt, user);
+  if (!m->scram) return Classify(nullptr, user);
   auto it = m->scram->file_verifiers.find(user);
   if (it == m->scram->file_verifiers.end()) {
     VerifierAnswer a;
     a.detail = "user " + user + " is not in scram.auth_file";
     return a;
   }
-  return Classify(it->second, user);
+  return Classify(&it->second, user);
 }
 
 std::shared_ptr<VerifierTicket> VerifierStore::Lookup(uv_loop_t* loop, const std::string& user,
@@ -134,7 +136,7 @@ void VerifierStore::Finished(Work* w) {
   } else {
     const auto& row = w->result.rows.front();
     // (name, secret) as PgBouncer's queries return them, or the secret alone.
-    std::optional<std::string> secret = row.empty() ? std::nullopt : row.back();
+    const std::string* secret = row.empty() || !row.back() ? nullptr : &*row.back();
     a = Classify(secret, w->user);
   }
   for (auto& row : w->result.rows) {

@@ -13,6 +13,9 @@ bool TakeQuoted(std::string_view* s, std::string* out) {
   while (i < s->size() && ((*s)[i] == ' ' || (*s)[i] == '\t')) i++;
   if (i >= s->size() || (*s)[i] != '"') return false;
   out->clear();
+  // The field is a secret: room for all of it first, so appending never
+  // moves it and leaves an unwiped copy behind.
+  out->reserve(s->size() - i);
   for (i++; i < s->size(); i++) {
     if ((*s)[i] != '"') {
       out->push_back((*s)[i]);
@@ -54,7 +57,11 @@ bool ParseAuthFile(const std::string& text, std::unordered_map<std::string, std:
       return fail(line, "expected two double-quoted fields: \"user\" \"SCRAM-SHA-256$...\"");
     }
     if (name.empty()) return fail(line, "empty user name");
-    if (!parsed.emplace(name, std::move(secret)).second) return fail(line, "user \"" + name + "\" is listed twice");
+    if (parsed.count(name) != 0) {
+      OPENSSL_cleanse(secret.data(), secret.size());
+      return fail(line, "user \"" + name + "\" is listed twice");
+    }
+    parsed.emplace(name, std::move(secret));
   }
   for (auto& [name, secret] : *users) OPENSSL_cleanse(secret.data(), secret.size());
   *users = std::move(parsed);

@@ -7,6 +7,10 @@
 #include <openssl/mem.h>
 #include <openssl/rand.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 
 #include <chrono>
 
@@ -17,20 +21,64 @@
 
 namespace dbward::proxy {
 
+namespace {
+
+// Reads a file that holds a secret straight into *out, sized once, so no
+// stream buffer or reallocation leaves a copy behind; false with errno set.
+bool ReadSecretFile(const std::string& path, std::string* out) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st {};
+  int e = 0;
+  if (fstat(fd, &st) != 0) {
+    e = errno;
+  } else if (S_ISDIR(st.st_mode)) {
+    e = EISDIR;
+  } else if (!S_ISREG(st.st_mode)) {
+    e = EINVAL;
+  } else if (st.st_size > (64 << 20)) {
+    e = EFBIG;
+  }
+  if (e != 0) {
+    close(fd);
+    errno = e;
+    return false;
+  }
+  out->assign(static_cast<size_t>(st.st_size), '\0');
+  size_t got = 0;
+  while (got < out->size()) {
+    ssize_t n = read(fd, out->data() + got, out->size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      OPENSSL_cleanse(out->data(), out->size());
+      out->clear();
+      close(fd);
+      errno = e;
+      return false;
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  close(fd);
+  out->resize(got);  // shrinking never moves the bytes
+  return true;
+}
+
+}  // namespace
+
 bool ReadPasswordFile(const std::string& path, std::string* out, std::string* error, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  std::string pw;
+  if (!ReadSecretFile(path, &pw)) {
     *error = "cannot read " + what + " " + path + ": " + strerror(errno);
     return false;
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string pw = ss.str();
   while (!pw.empty() && (pw.back() == '\n' || pw.back() == '\r')) pw.pop_back();
   if (pw.empty()) {
     *error = what + " " + path + " is empty";
     return false;
   }
+  OPENSSL_cleanse(out->data(), out->size());
   *out = std::move(pw);
   return true;
 }
@@ -179,15 +227,12 @@ bool BuildTlsMaterial(const Config& config, const ListenerConfig& l, const TlsMa
       return false;
     }
     if (!sc.auth_file.empty()) {
-      std::ifstream in(sc.auth_file, std::ios::binary);
-      if (!in) {
+      std::string text;
+      if (!ReadSecretFile(sc.auth_file, &text)) {
         *error = {config.path, sc.file_pos,
                   "listener " + l.name + ": cannot read scram.auth_file " + sc.auth_file + ": " + strerror(errno)};
         return false;
       }
-      std::stringstream ss;
-      ss << in.rdbuf();
-      std::string text = ss.str();
       int line = 0;
       bool ok = ParseAuthFile(text, &secrets->file_verifiers, &line, &msg);
       OPENSSL_cleanse(text.data(), text.size());
