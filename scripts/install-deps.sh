@@ -22,8 +22,9 @@ packages=(
   postgresql postgresql-client pgbouncer
   mariadb-server mariadb-client sysbench
   freetds-bin
-  # jTDS 1.3, the legacy Java driver; the JDK compiles its small test client
-  libjtds-java default-jdk-headless
+  # jTDS 1.3, the legacy Java driver, and pgJDBC (it sets application_name
+  # with a SET after login); the JDK compiles the small test client
+  libjtds-java libpostgresql-jdbc-java default-jdk-headless
 )
 
 missing=()

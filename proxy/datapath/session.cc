@@ -742,6 +742,13 @@ bool Session::AdvanceClient(int* events) {
     return false;
   }
   bool eof = r.kind == tls::IoResult::kEof;
+  if (eof && setup_complete_) {
+    // Logged in, the engine still watching the first answers: a client
+    // that says goodbye now ends a session like any other, and the relay
+    // (which sees the same end of stream) closes it as it would later.
+    HandOffToRelay();
+    return true;
+  }
   Fail(eof ? Failure{Outcome::kClientClosed, Cause::kClientEof,
                      "client closed the connection before the session was set up"}
            : Failure{Outcome::kReset, Cause::kClientRead, "client connection error: " + std::string(strerror(r.err))},
@@ -824,6 +831,11 @@ bool Session::AdvanceBackend(int* events) {
   if (r.blocked()) {
     *events |= EventFor(r.kind);
     return progress;
+  }
+  if (r.kind == tls::IoResult::kEof && setup_complete_) {
+    // As for the client above: the relay judges how the backend ended.
+    HandOffToRelay();
+    return true;
   }
   tls::Connection* t = backend_.tls();
   if (r.err == EPROTO && t != nullptr &&

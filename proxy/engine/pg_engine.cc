@@ -10,13 +10,12 @@
 // cannot survive the proxy; with `scram` (engine/pg_scram.h) dbward mediates
 // SCRAM itself, with channel binding on both legs, for users whose verifier
 // it can look up. After AuthenticationOk the engine reads the backend's
-// messages up to ReadyForQuery (ParameterStatus application_name), and, if
-// the client's first command sets application_name, up to its answer; then
-// the session is a relay.
+// messages for the ParameterStatus application_name -- the startup value,
+// and a later SET as JDBC drivers send one -- up to the ReadyForQuery that
+// answers the client's third command (or kMaxWatchedMessages), passing the
+// client's bytes on unread; then the session is a relay.
 #include <algorithm>
 #include <chrono>
-
-#include <cctype>
 
 #include "protocol/postgres.h"
 #include "protocol/preread.h"
@@ -34,21 +33,16 @@ namespace pg = protocol::pg;
 // is refused rather than buffered.
 constexpr size_t kMaxAuthMessage = 16 * 1024;
 // After login, how much of the backend's talk the engine reads before it
-// leaves the rest to the relay.
+// leaves the rest to the relay: ReadyForQuery messages (the one after login,
+// then one per client command: pgJDBC sends SET extra_float_digits, then
+// SET application_name), and messages of any kind.
+constexpr int kWatchedReadies = 4;
 constexpr int kMaxWatchedMessages = 64;
 
 uint64_t NowMs() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                    std::chrono::steady_clock::now().time_since_epoch())
                                    .count());
-}
-
-bool MentionsApplicationName(std::span<const uint8_t> sql) {
-  static const std::string kName = "application_name";
-  std::string lower;
-  lower.reserve(sql.size());
-  for (uint8_t c : sql) lower.push_back(static_cast<char>(tolower(c)));
-  return lower.find(kName) != std::string::npos;
 }
 
 std::vector<uint8_t> Error(const std::string& sqlstate, const std::string& message, const std::string& hint = "") {
@@ -85,7 +79,9 @@ class PostgresEngine final : public Engine {
       return;
     }
     if (phase_ == Phase::kWatch) {
-      WatchClient(in);
+      // The client's commands pass unread; only the answers are watched.
+      driver_.SendToBackend(in.data());
+      in.Consume(in.size());
       return;
     }
     if (phase_ != Phase::kFirstMessage) return;
@@ -454,13 +450,19 @@ class PostgresEngine final : public Engine {
     driver_.ReadClient(false);
   }
 
-  // After login: ParameterStatus (application_name) up to ReadyForQuery,
-  // and up to the answer of a first command that sets application_name.
+  // After login: ParameterStatus (application_name), whether from the
+  // startup message or a later SET, up to the kWatchedReadies-th
+  // ReadyForQuery; then the relay.
   void WatchBackend(ByteQueue& in) {
     size_t off = 0;
     while (off < in.size() && phase_ == Phase::kWatch) {
       pg::Message msg;
       pg::Result r = pg::DecodeMessage(in.data().subspan(off), 1 << 20, &msg);
+      if (r.need_more() && in.size() - off > kMaxAuthMessage) {
+        // A big row: the relay carries it, no need to hold it here.
+        HandOff(in, off);
+        return;
+      }
       if (r.need_more()) break;
       if (r.malformed() || ++watched_ > kMaxWatchedMessages) {
         // Not worth judging here: the relay carries it as it is.
@@ -473,33 +475,15 @@ class PostgresEngine final : public Engine {
       }
       off += msg.wire_length;
       if (msg.type == 'Z') {
-        if (set_watched_) {
+        if (++readies_ >= kWatchedReadies) {
           HandOff(in, off);
           return;
         }
-        ready_ = true;
-        driver_.ReadClient(true);
+        if (readies_ == 1) driver_.ReadClient(true);
       }
     }
     driver_.SendToClient(in.data().first(off));
     in.Consume(off);
-  }
-
-  void WatchClient(ByteQueue& in) {
-    pg::Message msg;
-    pg::Result r = pg::DecodeMessage(in.data(), 1 << 20, &msg);
-    if (r.need_more() && in.size() < 5) return;
-    bool sets_name = false;
-    if (r.ok() && (msg.type == 'Q' || msg.type == 'P')) sets_name = MentionsApplicationName(msg.body);
-    if (!sets_name) {
-      // Any other first command: nothing more to learn.
-      HandOffNow();
-      return;
-    }
-    set_watched_ = true;
-    driver_.SendToBackend(in.data().first(msg.wire_length));
-    in.Consume(msg.wire_length);
-    driver_.ReadClient(false);
   }
 
   void HandOff(ByteQueue& in, size_t off) {
@@ -575,8 +559,7 @@ class PostgresEngine final : public Engine {
   std::string database_;
   std::vector<uint8_t> backend_end_point_;
   int watched_ = 0;
-  bool ready_ = false;        // the first ReadyForQuery went to the client
-  bool set_watched_ = false;  // the client's first command sets application_name
+  int readies_ = 0;           // ReadyForQuery messages since login
   Phase phase_ = Phase::kFirstMessage;
   bool client_tls_ = false;
   bool direct_ = false;

@@ -85,6 +85,37 @@ TEST_F(PgTest, PlaintextClientReachesTlsOnlyServerOverVerifiedTls) {
   EXPECT_EQ(ReadFileText(d.dir().path() + "/audit.jsonl").find("scram_pw"), std::string::npos);
 }
 
+// pgJDBC (Debian's 42.5) sends no application_name in its StartupMessage
+// unless told the server is 9.0 or newer: it logs in, runs SET
+// extra_float_digits = 3, then SET application_name, both in the extended
+// protocol. The server's ParameterStatus carries the name into the audit.
+TEST_F(PgTest, PgJdbcSetsApplicationNameAfterLoginAndTheAuditHasIt) {
+  ASSERT_FALSE(std::string(DBWARD_PGJDBC_JAR).empty()) << "pgJDBC not found at configure time (libpostgresql-jdbc-java)";
+  ASSERT_FALSE(std::string(DBWARD_JAVA_CLASSES).empty()) << "no javac at configure time";
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config({}))) << d.Log();
+  auto jdbc = [&](const std::string& props, std::string* out) {
+    return RunCommand({"timeout", "60", "java", "-cp", std::string(DBWARD_PGJDBC_JAR) + ":" + DBWARD_JAVA_CLASSES,
+                       "JtdsClient", "jdbc:postgresql://127.0.0.1:" + std::to_string(d.port()) + "/app?" + props,
+                       "md5_user", "md5_pw", "SELECT current_setting('application_name')", "SELECT 2"},
+                      out);
+  };
+  std::string out;
+  ASSERT_EQ(jdbc("sslmode=disable&ApplicationName=orders-batch", &out), 0) << out;
+  EXPECT_EQ(out, "orders-batch\n2\n");
+  // The driver's default name, set the same way.
+  ASSERT_EQ(jdbc("sslmode=disable", &out), 0) << out;
+  EXPECT_EQ(out, "PostgreSQL JDBC Driver\n2\n");
+  auto ev = d.WaitAuditEvents(2);
+  ASSERT_EQ(ev.size(), 2u) << d.Log();
+  EXPECT_EQ(ev[0]["application"], "orders-batch");
+  EXPECT_EQ(ev[1]["application"], "PostgreSQL JDBC Driver");
+  for (auto& e : ev) {
+    EXPECT_EQ(e["outcome"], "ok") << e["error"];
+    EXPECT_EQ(e["user"], "md5_user");
+  }
+}
+
 TEST_F(PgTest, Md5UserWithSslmodeRequireUsesDbwardCertificate) {
   DbwardProcess d;
   ASSERT_TRUE(d.Start(Config({}))) << d.Log();

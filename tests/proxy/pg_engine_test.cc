@@ -379,39 +379,76 @@ TEST_F(PgEngineTest, OnlyChannelBindingOfferedFails) {
   EXPECT_EQ(d().failure->cause, Cause::kChannelBindingOnly);
 }
 
-TEST_F(PgEngineTest, AfterAuthenticationOkTheStartupParametersAreReadThenTheFirstCommandHandsOff) {
+TEST_F(PgEngineTest, AfterAuthenticationOkTheAnswersAreWatchedUntilTheThirdCommandIsAnswered) {
   ToAuthentication();
   const Bytes params = Concat(Concat(Message('S', std::string("client_encoding\0UTF8\0", 21)),
                                      Message('S', std::string("application_name\0psql\0", 22))),
                               Message('Z', "I"));
   d().FromBackend(Concat(Concat(Auth(pg::kAuthSasl + 1), Auth(pg::kAuthOk)), params));
   EXPECT_EQ(d().to_client, Concat(Concat(Auth(pg::kAuthSasl + 1), Auth(pg::kAuthOk)), params));
-  EXPECT_FALSE(d().handed_off) << "the first command may still set application_name";
   EXPECT_TRUE(h_.engine->facts().logged_in);
   EXPECT_EQ(h_.engine->facts().application, "psql");
-  // Any other first command: the relay takes over, the command with it.
+  // The client's commands go on unread; the answers are watched for a
+  // later application_name, three commands long.
   const Bytes query = Message('Q', std::string("SELECT 1\0", 9));
-  d().FromClient(query);
+  const Bytes answer = Concat(Message('C', std::string("SELECT 1\0", 9)), Message('Z', "I"));
+  for (int i = 0; i < 3; i++) {
+    EXPECT_FALSE(d().handed_off) << i;
+    d().FromClient(query);
+    EXPECT_EQ(Suffix(d().to_backend, d().to_backend.size() - query.size()), query) << i;
+    d().FromBackend(answer);
+    EXPECT_EQ(Suffix(d().to_client, d().to_client.size() - answer.size()), answer) << i;
+  }
   EXPECT_TRUE(d().handed_off);
-  EXPECT_EQ(d().relayed_up, query);
+  EXPECT_TRUE(d().relayed_up.empty()) << "nothing was held back for the relay";
+  EXPECT_EQ(h_.engine->facts().application, "psql");
 }
 
 TEST_F(PgEngineTest, ApplicationNameSetAfterStartupReachesTheAudit) {
   ToAuthentication();
   d().FromBackend(Concat(Auth(pg::kAuthOk), Message('Z', "I")));
+  // As pgJDBC does, in the extended protocol: SET extra_float_digits, then
+  // SET application_name; the server reports the new name in a
+  // ParameterStatus, whichever way the command was sent.
+  auto extended = [](const std::string& sql) {
+    std::string parse("\0", 1);
+    parse += sql + std::string("\0\0\0", 3);
+    return Concat(Concat(Concat(Message('P', parse), Message('B', std::string("\0\0\0\0\0\0\0", 7))),
+                         Message('E', std::string("\0\0\0\0\0", 5))),
+                  Message('S', ""));
+  };
+  const Bytes done = Concat(Concat(Concat(Message('1', ""), Message('2', "")), Message('C', std::string("SET\0", 4))),
+                            Message('Z', "I"));
+  d().FromClient(extended("SET extra_float_digits = 3"));
+  d().FromBackend(done);
   EXPECT_FALSE(d().handed_off);
-  // As JDBC drivers do: SET application_name once logged in.
-  const Bytes set = Message('Q', std::string("SET application_name = 'billing-batch'\0", 39));
-  d().FromClient(set);
-  EXPECT_FALSE(d().handed_off);
-  EXPECT_EQ(Suffix(d().to_backend, d().to_backend.size() - set.size()), set);
-  const Bytes answer = Concat(Concat(Message('C', std::string("SET\0", 4)),
-                                     Message('S', std::string("application_name\0billing-batch\0", 31))),
-                              Message('Z', "I"));
+  d().FromClient(extended("SET application_name = 'billing-batch'"));
+  const Bytes answer = Concat(Concat(Concat(Message('1', ""), Message('2', "")), Message('C', std::string("SET\0", 4))),
+                              Concat(Message('S', std::string("application_name\0billing-batch\0", 31)),
+                                     Message('Z', "I")));
   d().FromBackend(answer);
-  EXPECT_TRUE(d().handed_off);
   EXPECT_EQ(h_.engine->facts().application, "billing-batch");
   EXPECT_EQ(Suffix(d().to_client, d().to_client.size() - answer.size()), answer);
+  EXPECT_FALSE(d().handed_off);
+  d().FromClient(Message('Q', std::string("SELECT 1\0", 9)));
+  d().FromBackend(Concat(Message('C', std::string("SELECT 1\0", 9)), Message('Z', "I")));
+  EXPECT_TRUE(d().handed_off);
+}
+
+TEST_F(PgEngineTest, ABigFirstAnswerHandsOffToTheRelay) {
+  ToAuthentication();
+  d().FromBackend(Concat(Auth(pg::kAuthOk), Message('Z', "I")));
+  Bytes rows;
+  for (int i = 0; i < 100; i++) rows = Concat(rows, Message('D', std::string("\0\1\0\0\0\1x", 7)));
+  d().FromClient(Message('Q', std::string("SELECT x FROM t\0", 16)));
+  d().FromBackend(rows);
+  EXPECT_TRUE(d().handed_off) << "the watch reads a bounded number of messages";
+  EXPECT_FALSE(d().relayed_down.empty());
+  // Every byte still reaches the client: what the engine read, and the
+  // rest through the relay.
+  EXPECT_EQ(Concat(Suffix(d().to_client, d().to_client.size() - (rows.size() - d().relayed_down.size())),
+                   d().relayed_down),
+            rows);
 }
 
 TEST_F(PgEngineTest, AuthenticationMessagesSplitAtEveryOffset) {
@@ -428,8 +465,7 @@ TEST_F(PgEngineTest, AuthenticationMessagesSplitAtEveryOffset) {
     EXPECT_EQ(h.driver.to_client,
               Concat(Concat(pg::EncodeAuthenticationSasl({"SCRAM-SHA-256"}), Auth(pg::kAuthOk)), Message('Z', "I")))
         << cut;
-    h.driver.FromClient(Message('Q', std::string("SELECT 1\0", 9)));
-    EXPECT_TRUE(h.driver.handed_off) << cut;
+    EXPECT_TRUE(h.engine->facts().logged_in) << cut;
   }
 }
 
