@@ -131,6 +131,13 @@ TEST_F(PgMediationTest, WrongPasswordIsPostgresOwn28P01) {
   EXPECT_EQ(ev[0]["outcome"], "auth_failed");
   EXPECT_NE(ev[0]["error"].find("the backend was not asked"), std::string::npos) << ev[0]["error"];
   EXPECT_EQ(ev[0]["backend_verified"], "true");
+  // The SQLSTATE itself, as a driver sees it (libpq's message does not show it).
+  const std::string opts = "{\"host\":\"127.0.0.1\",\"port\":" + std::to_string(d.port()) +
+                           ",\"user\":\"scram_user\",\"password\":\"nope\",\"database\":\"app\",\"ssl\":{\"ca\":\"" +
+                           Cert("ca.pem") + "\",\"servername\":\"localhost\"}}";
+  EXPECT_NE(RunCommand({"timeout", "30", "node", SourceDir() + "/tests/integration/node/pg_client.js", opts}, &out), 0);
+  EXPECT_NE(out.find("\"code\":\"28P01\""), std::string::npos) << out;
+  EXPECT_NE(out.find("password authentication failed for user \\\"scram_user\\\""), std::string::npos) << out;
   ExpectNoSecrets(d, {"nope", "auth_pw"});
 }
 
@@ -151,18 +158,23 @@ TEST_F(PgMediationTest, RepeatedFailuresFromOneAddressAreRateLimited) {
 // The canary no longer breaks a libpq SCRAM client: dbward binds the client
 // leg to whatever certificate it presented, the canary included.
 TEST_F(PgMediationTest, CanariedLibpqClientsLogIn) {
-  DbwardProcess d;
-  ASSERT_TRUE(d.Start(Config(AuthQuery(), "    canary:\n      mode: untrusted\n      sample: 1.0\n"))) << d.Log();
-  std::string out;
-  EXPECT_EQ(Psql(d, "user=scram_user password=scram_pw sslmode=require", kTlsQuery, &out), 0) << out;
-  EXPECT_EQ(out, "true\n");
-  auto ev = d.WaitAuditEvents(1);
-  ASSERT_EQ(ev.size(), 1u);
-  EXPECT_EQ(ev[0]["outcome"], "ok");
-  EXPECT_EQ(ev[0]["canary"], "untrusted");
-  EXPECT_EQ(ev[0]["validates"], "false");
-  EXPECT_EQ(ev[0]["bypass_reason"], "accepted-untrusted-certificate");
-  EXPECT_EQ(ev[0]["note"], "SCRAM mediated: SCRAM-SHA-256-PLUS to the client, SCRAM-SHA-256-PLUS to the backend");
+  // Default channel_binding (prefer) and channel_binding=require, each the
+  // first client of its own dbward, so each gets the canary.
+  for (const std::string binding : {"", " channel_binding=require"}) {
+    SCOPED_TRACE(binding);
+    DbwardProcess d;
+    ASSERT_TRUE(d.Start(Config(AuthQuery(), "    canary:\n      mode: untrusted\n      sample: 1.0\n"))) << d.Log();
+    std::string out;
+    EXPECT_EQ(Psql(d, "user=scram_user password=scram_pw sslmode=require" + binding, kTlsQuery, &out), 0) << out;
+    EXPECT_EQ(out, "true\n");
+    auto ev = d.WaitAuditEvents(1);
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_EQ(ev[0]["outcome"], "ok");
+    EXPECT_EQ(ev[0]["canary"], "untrusted");
+    EXPECT_EQ(ev[0]["validates"], "false");
+    EXPECT_EQ(ev[0]["bypass_reason"], "accepted-untrusted-certificate");
+    EXPECT_EQ(ev[0]["note"], "SCRAM mediated: SCRAM-SHA-256-PLUS to the client, SCRAM-SHA-256-PLUS to the backend");
+  }
 }
 
 // Without mediation, a client that accepts the canary and then cannot log
@@ -226,6 +238,41 @@ TEST_F(PgMediationTest, PasswordChangeWhileRunning) {
   EXPECT_EQ(ev[0]["outcome"], "ok");
   EXPECT_EQ(ev[1]["outcome"], "ok");
   EXPECT_EQ(ev[2]["outcome"], "auth_failed");
+  Admin("drop role " + role);
+}
+
+// The same with auth_file: until the file has the new verifier, the new
+// password is refused (dbward checks it against the file, and the server's
+// new salt shows the file is stale); once the file is replaced, dbward
+// reloads it and the new password works, the old one no longer.
+TEST_F(PgMediationTest, PasswordChangeWhileRunningWithAnAuthFile) {
+  const std::string role = "pwfile_" + std::to_string(getpid());
+  Admin("drop role if exists " + role);
+  Admin("create role " + role + " login password 'first_pw'");
+  auto line = [&] {
+    return "\"" + role + "\" \"" + Admin("select rolpassword from pg_authid where rolname = '" + role + "'") + "\"\n";
+  };
+  const std::string file = dir_.Write("users.txt", line());
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config("    scram:\n      verifiers: auth_file\n      auth_file: " + file + "\n"))) << d.Log();
+  std::string out;
+  EXPECT_EQ(Psql(d, "user=" + role + " password=first_pw sslmode=require", kTlsQuery, &out), 0) << out;
+  Admin("alter role " + role + " password 'second_pw'");
+  EXPECT_NE(Psql(d, "user=" + role + " password=second_pw sslmode=require", kTlsQuery, &out), 0) << out;
+  // Replaced by a rename, as a Secret update does.
+  std::string next = dir_.Write("users.txt.new", line());
+  ASSERT_EQ(rename(next.c_str(), file.c_str()), 0);
+  ASSERT_TRUE(d.WaitLog("reloaded TLS material")) << d.Log();
+  EXPECT_EQ(Psql(d, "user=" + role + " password=second_pw sslmode=require", kTlsQuery, &out), 0) << out;
+  EXPECT_NE(Psql(d, "user=" + role + " password=first_pw sslmode=require", kTlsQuery, &out), 0) << out;
+  EXPECT_NE(out.find("password authentication failed"), std::string::npos) << out;
+  auto ev = d.WaitAuditEvents(4);
+  ASSERT_EQ(ev.size(), 4u);
+  EXPECT_EQ(ev[0]["outcome"], "ok");
+  EXPECT_NE(ev[1]["outcome"], "ok");
+  EXPECT_EQ(ev[2]["outcome"], "ok") << ev[2]["error"];
+  EXPECT_EQ(ev[2]["note"], "SCRAM mediated: SCRAM-SHA-256-PLUS to the client, SCRAM-SHA-256-PLUS to the backend");
+  EXPECT_EQ(ev[3]["outcome"], "auth_failed");
   Admin("drop role " + role);
 }
 

@@ -21,6 +21,6 @@ async function main() {
 }
 
 main().catch((e) => {
-  console.log(JSON.stringify({ ok: false, error: String(e.message || e) }));
+  console.log(JSON.stringify({ ok: false, error: String(e.message || e), code: e.code || null }));
   process.exit(1);
 });
