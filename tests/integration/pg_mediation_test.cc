@@ -9,6 +9,9 @@
 #include <string>
 
 #include "harness.h"
+#include "protocol/scram.h"
+#include "tls/scram_keys.h"
+#include "tls_backend.h"
 
 namespace dbward::testing {
 namespace {
@@ -274,6 +277,59 @@ TEST_F(PgMediationTest, PasswordChangeWhileRunningWithAnAuthFile) {
   EXPECT_EQ(ev[2]["note"], "SCRAM mediated: SCRAM-SHA-256-PLUS to the client, SCRAM-SHA-256-PLUS to the backend");
   EXPECT_EQ(ev[3]["outcome"], "auth_failed");
   Admin("drop role " + role);
+}
+
+// A scripted PostgreSQL over real TLS, to see the backend leg from the
+// server's side: dbward chose SCRAM-SHA-256-PLUS and bound it to this
+// server's certificate; a server that cannot sign as the verifier says is
+// caught as an impostor, and the client never logs in.
+TEST_F(PgMediationTest, AScriptedBackendSeesPlusBoundToItsCertificateAndAnImpostorIsCaught) {
+  for (bool fake : {false, true}) {
+    SCOPED_TRACE(fake ? "impostor" : "honest");
+    TlsBackend::Options o;
+    o.mode = TlsBackend::Mode::kPgScram;
+    o.cert = Cert("server.pem");
+    o.key = Cert("server.key");
+    o.scram_password = "scripted_pw";
+    o.fake_server_signature = fake;
+    TlsBackend backend(o);
+    std::string error;
+    ASSERT_TRUE(backend.Start(&error)) << error;
+    // The verifier dbward holds for the user: the scripted server's salt and
+    // count, derived from the same password.
+    const std::vector<uint8_t> salt = {'d', 'b', 'w', 'a', 'r', 'd', '-', 's', 'a', 'l', 't', '!'};
+    tls::scram::DerivedKeys k = tls::scram::DeriveKeys("scripted_pw", salt, 4096);
+    const std::string verifier = "SCRAM-SHA-256$4096:" + protocol::scram::Base64Encode(salt) + "$" +
+                                 protocol::scram::Base64Encode(k.stored_key.span()) + ":" +
+                                 protocol::scram::Base64Encode(k.server_key.span());
+    const std::string file = dir_.Write("scripted-users.txt", "\"scripted\" \"" + verifier + "\"\n");
+    std::string config = Config("    scram:\n      verifiers: auth_file\n      auth_file: " + file + "\n");
+    config.replace(config.find("127.0.0.1:" + std::to_string(port_)), 10 + std::to_string(port_).size(),
+                   "127.0.0.1:" + std::to_string(backend.port()));
+    DbwardProcess d;
+    ASSERT_TRUE(d.Start(config)) << d.Log();
+    std::string out;
+    int rc = Psql(d, "user=scripted password=scripted_pw sslmode=require channel_binding=require", "select 1", &out);
+    TlsBackend::ScramSeen seen = backend.last_scram();
+    EXPECT_EQ(seen.mechanism, "SCRAM-SHA-256-PLUS");
+    EXPECT_EQ(seen.gs2_header, "p=tls-server-end-point,,");
+    EXPECT_TRUE(seen.binding_matched) << "dbward bound the backend leg to the backend's own certificate";
+    EXPECT_TRUE(seen.proof_ok) << "dbward proved the client's ClientKey to the server";
+    auto ev = d.WaitAuditEvents(1);
+    ASSERT_EQ(ev.size(), 1u) << d.Log();
+    if (!fake) {
+      EXPECT_EQ(rc, 0) << out;
+      EXPECT_EQ(out, "1\n");
+      EXPECT_EQ(ev[0]["outcome"], "ok") << ev[0]["error"];
+      EXPECT_EQ(ev[0]["note"], "SCRAM mediated: SCRAM-SHA-256-PLUS to the client, SCRAM-SHA-256-PLUS to the backend");
+    } else {
+      EXPECT_NE(rc, 0) << out;
+      EXPECT_EQ(ev[0]["cause"], "scram_server_signature") << ev[0]["error"];
+      EXPECT_NE(out.find("dbward"), std::string::npos) << out;
+    }
+    ExpectNoSecrets(d, {"scripted_pw", protocol::scram::Base64Encode(k.stored_key.span()),
+                        protocol::scram::Base64Encode(k.server_key.span())});
+  }
 }
 
 TEST_F(PgMediationTest, NodePostgresAndPgbenchKeepWorking) {

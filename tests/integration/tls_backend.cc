@@ -11,6 +11,11 @@
 
 #include <cstring>
 
+#include "protocol/postgres.h"
+#include "protocol/scram.h"
+#include "tls/cert_info.h"
+#include "tls/scram_keys.h"
+
 namespace dbward::testing {
 
 TlsBackend::TlsBackend(Options options) : options_(std::move(options)) {}
@@ -100,7 +105,7 @@ void TlsBackend::Serve(int fd) {
     }
     return;
   }
-  if (options_.pg_ssl_request) {
+  if (options_.pg_ssl_request || options_.mode == Mode::kPgScram) {
     uint8_t request[8];
     size_t got = 0;
     while (got < sizeof request) {
@@ -127,6 +132,12 @@ void TlsBackend::Serve(int fd) {
       X509_NAME_oneline(X509_get_subject_name(peer.get()), name, sizeof name);
       last_client_subject_ = name;
     }
+  }
+  if (options_.mode == Mode::kPgScram) {
+    ServePgScram(ssl.get());
+    SSL_shutdown(ssl.get());
+    shutdown(fd, SHUT_WR);
+    return;
   }
   if (options_.mode == Mode::kFlood) {
     std::vector<uint8_t> chunk(16384, 'f');
@@ -169,6 +180,126 @@ void TlsBackend::Serve(int fd) {
   // The client finished sending: say goodbye properly, then close.
   SSL_shutdown(ssl.get());
   shutdown(fd, SHUT_WR);
+}
+
+namespace {
+
+namespace pg = protocol::pg;
+namespace scram = protocol::scram;
+namespace keys = tls::scram;
+
+// Reads exactly n bytes; false on EOF or error.
+bool ReadFull(SSL* ssl, uint8_t* out, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    int r = SSL_read(ssl, out + got, static_cast<int>(n - got));
+    if (r <= 0) return false;
+    got += static_cast<size_t>(r);
+  }
+  return true;
+}
+
+bool WriteAll(SSL* ssl, const std::vector<uint8_t>& bytes) {
+  return SSL_write(ssl, bytes.data(), static_cast<int>(bytes.size())) == static_cast<int>(bytes.size());
+}
+
+// One typed message: its type and body.
+bool ReadMessage(SSL* ssl, uint8_t* type, std::vector<uint8_t>* body) {
+  uint8_t head[5];
+  if (!ReadFull(ssl, head, 5)) return false;
+  *type = head[0];
+  uint32_t len = static_cast<uint32_t>(head[1]) << 24 | head[2] << 16 | head[3] << 8 | head[4];
+  if (len < 4 || len > (1 << 20)) return false;
+  body->resize(len - 4);
+  return ReadFull(ssl, body->data(), body->size());
+}
+
+std::vector<uint8_t> Msg(char type, const std::string& body) {
+  std::vector<uint8_t> out = {static_cast<uint8_t>(type)};
+  uint32_t len = static_cast<uint32_t>(body.size() + 4);
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(len >> shift));
+  out.insert(out.end(), body.begin(), body.end());
+  return out;
+}
+
+}  // namespace
+
+TlsBackend::ScramSeen TlsBackend::last_scram() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return scram_;
+}
+
+void TlsBackend::ServePgScram(SSL* ssl) {
+  // StartupMessage: length, then the rest, unread.
+  uint8_t len_bytes[4];
+  if (!ReadFull(ssl, len_bytes, 4)) return;
+  uint32_t len = static_cast<uint32_t>(len_bytes[0]) << 24 | len_bytes[1] << 16 | len_bytes[2] << 8 | len_bytes[3];
+  if (len < 8 || len > 10000) return;
+  std::vector<uint8_t> startup(len - 4);
+  if (!ReadFull(ssl, startup.data(), startup.size())) return;
+  bytes_received_ += len;
+  if (!WriteAll(ssl, pg::EncodeAuthenticationSasl({"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"}))) return;
+
+  ScramSeen seen;
+  uint8_t type;
+  std::vector<uint8_t> body;
+  pg::SaslInitialResponse initial;
+  if (!ReadMessage(ssl, &type, &body) || type != 'p' || !pg::ParseSaslInitialResponse(body, &initial)) return;
+  seen.mechanism = initial.mechanism;
+  scram::ClientFirst first;
+  if (scram::ParseClientFirst(initial.data, &first)) return;  // an error
+  seen.gs2_header = first.gs2_header;
+  const std::vector<uint8_t> salt = {'d', 'b', 'w', 'a', 'r', 'd', '-', 's', 'a', 'l', 't', '!'};
+  const uint32_t iterations = 4096;
+  keys::DerivedKeys k = keys::DeriveKeys(options_.scram_password, salt, iterations);
+  const std::string server_first = scram::EncodeServerFirst(first.nonce + keys::RandomNonce(), salt, iterations);
+  if (!WriteAll(ssl, pg::EncodeAuthenticationSaslContinue(server_first))) return;
+
+  if (!ReadMessage(ssl, &type, &body) || type != 'p') return;
+  scram::ClientFinal final_msg;
+  if (scram::ParseClientFinal(std::string_view(reinterpret_cast<const char*>(body.data()), body.size()), &final_msg)) {
+    return;
+  }
+  seen.binding_matched =
+      final_msg.channel_binding == scram::ExpectedChannelBinding(first, tls::ServerEndPoint(SSL_get_certificate(ssl)));
+  const std::string auth = scram::AuthMessage(first.bare, server_first, final_msg.without_proof);
+  keys::Key client_key;
+  seen.proof_ok = keys::VerifyClientProof(k.stored_key, auth, final_msg.proof, &client_key);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    scram_ = seen;
+  }
+  if (!seen.proof_ok) {
+    pg::ErrorFields e;
+    e.severity = "FATAL";
+    e.sqlstate = "28P01";
+    e.message = "password authentication failed";
+    WriteAll(ssl, pg::EncodeErrorResponse(e));
+    return;
+  }
+  keys::Key signature = keys::ServerSignature(k.server_key, auth);
+  if (options_.fake_server_signature) signature.data()[0] ^= 0xff;
+  std::vector<uint8_t> out = pg::EncodeAuthenticationSaslFinal(scram::EncodeServerFinal(signature));
+  for (const auto& m : {pg::EncodeAuthenticationOk(), Msg('S', std::string("application_name\0\0", 18)),
+                        Msg('K', std::string("\0\0\0\1\0\0\0\2", 8)), Msg('Z', "I")}) {
+    out.insert(out.end(), m.begin(), m.end());
+  }
+  if (!WriteAll(ssl, out)) return;
+  // Every Query gets one row, "1".
+  while (ReadMessage(ssl, &type, &body)) {
+    if (type == 'X') return;
+    if (type != 'Q') continue;
+    // One text column: count, name, table OID, column, type OID 25 (text),
+    // size -1, modifier -1, format 0.
+    std::string row_description = std::string("\0\1", 2) + std::string("?column?\0", 9) + std::string(6, '\0') +
+                                  std::string("\0\0\0\x19", 4) + std::string(6, '\xff') + std::string(2, '\0');
+    std::vector<uint8_t> answer = Msg('T', row_description);
+    for (const auto& m : {Msg('D', std::string("\0\1\0\0\0\1" "1", 7)), Msg('C', std::string("SELECT 1\0", 9)),
+                          Msg('Z', "I")}) {
+      answer.insert(answer.end(), m.begin(), m.end());
+    }
+    if (!WriteAll(ssl, answer)) return;
+  }
 }
 
 }  // namespace dbward::testing

@@ -3,6 +3,8 @@
 // flood, or misbehave (never answer, answer in plaintext).
 #pragma once
 
+#include <openssl/base.h>
+
 #include <atomic>
 #include <cstdint>
 #include <mutex>
@@ -23,6 +25,12 @@ class TlsBackend {
     kEchoThenClose,     // with close_notify (a server that ends the session)
     kEchoThenTruncate,  // TCP FIN without close_notify (a process killed)
     kEchoThenReset,     // a TCP reset (SO_LINGER 0)
+    // A scripted PostgreSQL (implies pg_ssl_request): offers
+    // SCRAM-SHA-256-PLUS and SCRAM-SHA-256, plays the SCRAM server for
+    // scram_password, records the mechanism the client chose and whether its
+    // channel binding matched this server's certificate, then answers every
+    // Query with one row "1".
+    kPgScram,
   };
   struct Options {
     Mode mode = Mode::kEcho;
@@ -33,6 +41,8 @@ class TlsBackend {
     // PostgreSQL's upgrade first: read the 8-byte SSLRequest, answer 'S',
     // then TLS (a stand-in PostgreSQL with a chosen certificate).
     bool pg_ssl_request = false;
+    std::string scram_password;          // kPgScram
+    bool fake_server_signature = false;  // kPgScram: a server that does not know the verifier
   };
 
   explicit TlsBackend(Options options);
@@ -46,10 +56,19 @@ class TlsBackend {
   int connections() const { return connections_; }
   std::string last_sni() const;
   std::string last_client_subject() const;
+  // kPgScram: what the last SCRAM exchange showed.
+  struct ScramSeen {
+    std::string mechanism;     // from SASLInitialResponse
+    std::string gs2_header;    // "p=tls-server-end-point,," when bound
+    bool binding_matched = false;  // c= carried this server's certificate hash
+    bool proof_ok = false;
+  };
+  ScramSeen last_scram() const;
 
  private:
   void AcceptLoop();
   void Serve(int fd);
+  void ServePgScram(SSL* ssl);
 
   Options options_;
   void* ctx_ = nullptr;  // SSL_CTX*
@@ -60,6 +79,7 @@ class TlsBackend {
   std::atomic<uint64_t> bytes_received_{0};
   std::atomic<int> handshakes_{0};
   std::atomic<int> connections_{0};
+  ScramSeen scram_;
   mutable std::mutex mu_;
   std::string last_sni_;
   std::string last_client_subject_;
