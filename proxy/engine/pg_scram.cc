@@ -130,7 +130,7 @@ ScramMediator::Step ScramMediator::OnClient(const pg::Message& m, Out* out) {
     scram::Error e{"28P01", "password authentication failed for user \"" + user_ + "\"", ""};
     return Fail(Outcome::kAuthFailed, Cause::kAuthFailed,
                 "password authentication failed for user " + user_ + " (checked by dbward against the user's SCRAM "
-                "verifier; the backend was not asked)",
+                "verifier; no proof was sent to the backend)",
                 &e, out);
   }
   // The same ClientKey proves the user to the backend, over its own binding.
