@@ -103,6 +103,7 @@ namespace dbward::proxy {
   X(kAuthFailed, "auth_failed", false)                              \
   X(kRsaDecryptFailed, "rsa_decrypt_failed", false)                 \
   X(kRateLimited, "rate_limited", false)                            \
+  X(kCanaryRetry, "canary_retry", false)                            \
   /* dbward itself */                                               \
   X(kIdle, "idle", false)                                           \
   X(kShutdown, "shutdown", false)                                   \

@@ -349,9 +349,20 @@ engine::Driver::Admission Session::Admit() {
               "not use TLS; connect with TLS and a certificate issued by a CA in " + ct->client_certs->ca_file;
     return a;
   }
+  const engine::ClientFacts& f = engine_->facts();
+  if (listener_->canary && f.encryption == ClientEncryption::kNone &&
+      listener_->canary->TakeFailedLogin(ClientIp(), f.user, f.database)) {
+    engine::Driver::Admission a;
+    a.denied = true;
+    a.cause = Cause::kCanaryRetry;
+    a.error = "listener " + listener_->config.name + ": this client's TLS connection just now accepted dbward's test "
+              "(canary) certificate and its login as " + f.user + " failed; its plaintext retry (libpq "
+              "sslmode=prefer does this) is refused so that the test does not turn a TLS client into a plaintext "
+              "one. Connect again: the next connection from " + ClientIp() + " gets dbward's real certificate";
+    return a;
+  }
   const std::vector<PolicyRule>& rules = listener_->config.policy;
   if (rules.empty()) return {};
-  const engine::ClientFacts& f = engine_->facts();
   PolicySubject s;
   s.ip = ClientIp();
   s.user = f.user;
@@ -477,6 +488,15 @@ void Session::Record(const Failure& f) {
 
 void Session::Fail(const Failure& f, std::vector<uint8_t> message) {
   if (phase_ == Phase::kClosed || phase_ == Phase::kLingering || phase_ == Phase::kFlushingError) return;
+  if (canary_active_ && record_.validates == false && engine_ && !engine_->facts().logged_in &&
+      !engine_->facts().user.empty() && listener_->canary) {
+    // It accepted the canary and its login failed (a libpq SCRAM client
+    // without mediation fails channel binding). Remembered before the client
+    // reads the error: not tested again, and its immediate plaintext retry
+    // (libpq sslmode=prefer) is not let through as a downgrade.
+    listener_->canary->RememberNotValidating(ClientIp());
+    listener_->canary->RememberFailedLogin(ClientIp(), engine_->facts().user, engine_->facts().database);
+  }
   // After a backend failure the engine took over, it reports that one: keep it.
   if (!backend_failed_) Record(f);
   if ((message.empty() && client_out_.empty()) || phase_ != Phase::kHandshake ||

@@ -357,6 +357,23 @@ void CanaryPolicy::RememberNotValidating(const std::string& ip) {
   remembered_[ip] = {false, now + static_cast<int64_t>(config_.remember_ms)};
 }
 
+void CanaryPolicy::RememberFailedLogin(const std::string& ip, const std::string& user, const std::string& database) {
+  int64_t now = SteadyMs();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (failed_logins_.size() > 10'000) failed_logins_.clear();
+  failed_logins_[ip + '\0' + user + '\0' + database] = now + kRetryWindowMs;
+}
+
+bool CanaryPolicy::TakeFailedLogin(const std::string& ip, const std::string& user, const std::string& database) {
+  int64_t now = SteadyMs();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = failed_logins_.find(ip + '\0' + user + '\0' + database);
+  if (it == failed_logins_.end()) return false;
+  bool fresh = it->second > now;
+  failed_logins_.erase(it);
+  return fresh;
+}
+
 std::vector<std::string> TlsFiles(const ListenerConfig& l) {
   std::vector<std::string> files;
   auto add = [&](const std::string& f) {

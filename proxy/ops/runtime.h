@@ -57,6 +57,14 @@ class CanaryPolicy {
   void RememberNotValidating(const std::string& client_ip);
   // The verdict remembered for this address, if any (and still fresh).
   std::optional<bool> Remembered(const std::string& client_ip);
+  // A client that accepted the canary and whose login then failed, by
+  // address, user and database: libpq with sslmode=prefer retries at once
+  // in plaintext, and that retry must not succeed (the canary would have
+  // turned a TLS client into a plaintext one). Taken once, within
+  // kRetryWindowMs.
+  static constexpr int64_t kRetryWindowMs = 30'000;
+  void RememberFailedLogin(const std::string& client_ip, const std::string& user, const std::string& database);
+  bool TakeFailedLogin(const std::string& client_ip, const std::string& user, const std::string& database);
   const CanaryConfig& config() const { return config_; }
 
  private:
@@ -68,6 +76,7 @@ class CanaryPolicy {
     int64_t until_ms;
   };
   std::unordered_map<std::string, Verdict> remembered_;
+  std::unordered_map<std::string, int64_t> failed_logins_;  // "ip\0user\0database" -> until
   uint64_t rng_state_;
 };
 

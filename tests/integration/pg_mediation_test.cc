@@ -202,6 +202,31 @@ TEST_F(PgMediationTest, WithoutMediationTheCanaryCostsOneFailedAttempt) {
   EXPECT_EQ(ev[1]["trust_bypass"], "false") << "this session used the real certificate";
 }
 
+// libpq's default sslmode=prefer retries in plaintext as soon as a TLS
+// login fails. A canaried client without mediation fails once (channel
+// binding), and its plaintext retry is refused, not let through: the canary
+// must not downgrade it. Its next connection is TLS with the real certificate.
+TEST_F(PgMediationTest, WithoutMediationTheCanaryDoesNotDowngradeSslmodePrefer) {
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config("", "    canary:\n      mode: untrusted\n      sample: 1.0\n", "server"))) << d.Log();
+  std::string out;
+  EXPECT_NE(Psql(d, "user=scram_user password=scram_pw", kTlsQuery, &out), 0) << out;
+  EXPECT_NE(out.find("its plaintext retry (libpq sslmode=prefer does this) is refused"), std::string::npos) << out;
+  EXPECT_EQ(Psql(d, "user=scram_user password=scram_pw", kTlsQuery, &out), 0) << out;
+  EXPECT_EQ(out, "true\n") << "TLS, not plaintext";
+  auto ev = d.WaitAuditEvents(3);
+  ASSERT_EQ(ev.size(), 3u) << d.Log();
+  EXPECT_EQ(ev[0]["canary"], "untrusted");
+  EXPECT_EQ(ev[0]["validates"], "false");
+  EXPECT_NE(ev[0]["outcome"], "ok");
+  EXPECT_EQ(ev[1]["client_encryption"], "none");
+  EXPECT_EQ(ev[1]["outcome"], "refused");
+  EXPECT_EQ(ev[1]["cause"], "canary_retry");
+  EXPECT_EQ(ev[2]["outcome"], "ok") << ev[2]["error"];
+  EXPECT_EQ(ev[2]["client_encryption"], "tls");
+  EXPECT_EQ(ev[2]["canary"], "remembered");
+}
+
 TEST_F(PgMediationTest, AuthFileVerifiers) {
   const std::string verifier = Admin("select rolpassword from pg_authid where rolname = 'scram_user'");
   ASSERT_EQ(verifier.rfind("SCRAM-SHA-256$", 0), 0u);
