@@ -618,6 +618,27 @@ class TdsEngine final : public Engine {
                              target, kMaxRoutingHops));
       return;
     }
+    // A login whose credentials were made for this server cannot be replayed
+    // to another: fail closed, saying so, rather than let the routed server
+    // challenge a client that already answered.
+    if (integrated_) {
+      FailNative(Outcome::kBackendError, Cause::kRoutingDenied,
+                 fmt::format("backend {} routed this Windows (SSPI) login to {}, but a Windows login is made with one "
+                             "server (its NTLM challenge, or a Kerberos ticket for its SPN) and cannot be carried to "
+                             "another, so dbward does not replay it; connect to {} through a dbward listener of its "
+                             "own, or use SQL or Azure AD access-token authentication where the login is routed",
+                             from, target, host));
+      return;
+    }
+    if (client_round_type_ == tds::kFedAuthToken) {
+      FailNative(Outcome::kBackendError, Cause::kRoutingDenied,
+                 fmt::format("backend {} routed this Azure AD login to {} after asking the client for a token "
+                             "(FEDAUTHINFO), and dbward does not replay a token exchange to another server; pass the "
+                             "token in the login (access-token authentication), or connect to {} through a dbward "
+                             "listener of its own",
+                             from, target, host));
+      return;
+    }
     const RoutingConfig& cfg = listener().routing;
     if (cfg.allow) {
       bool allowed = false;

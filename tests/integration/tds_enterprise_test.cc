@@ -168,6 +168,31 @@ std::string InstanceRequest(const std::string& name) { return std::string("\x04"
 // dbward answers the SQL Server Browser's queries for its own listeners:
 // FreeTDS with `instance =` and no port asks UDP 1434 of the host, gets
 // dbward's listener port and logs in through dbward.
+// SQL Server 2025 ends its PRELOGIN answer with an empty TRACEID. The
+// fixture sends one: tsql and tedious read it directly, and dbward's
+// backend leg takes it too (it once refused "option 5 has length 0").
+TEST_F(TdsEnterpriseTest, AnEmptyTraceIdInTheServersPreloginAnswerIsAccepted) {
+  TdsServer::Options o;
+  o.empty_traceid = true;
+  auto fixture = StartFixture(o);
+  std::string out;
+  ASSERT_EQ(Tsql(fixture->port(), "require", "SELECT 1\ngo\n", &out), 0) << out;
+  EXPECT_NE(out.find("\n1\n(1 row affected)"), std::string::npos) << out;
+  EXPECT_EQ(Tedious(fixture->port(), kTls, "[\"SELECT 1\"]"), "{\"ok\":true,\"results\":[[[1]]]}");
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(fixture->port()))) << d.Log();
+  ASSERT_EQ(Tsql(d.port(), "require", "SELECT 1\ngo\n", &out), 0) << out;
+  EXPECT_NE(out.find("\n1\n(1 row affected)"), std::string::npos) << out;
+  EXPECT_EQ(Tedious(d.port(), kTls, "[\"SELECT 1\"]"), "{\"ok\":true,\"results\":[[[1]]]}");
+  auto ev = d.WaitAuditEvents(2);
+  ASSERT_EQ(ev.size(), 2u) << d.Log();
+  for (auto& e : ev) {
+    EXPECT_EQ(e["outcome"], "ok") << e["error"];
+    EXPECT_EQ(e["backend_verified"], "true");
+    EXPECT_EQ(e["client_protocol_version"], "7.4");
+  }
+}
+
 TEST_F(TdsEnterpriseTest, SqlBrowserTellsClientsDbwardsPort) {
   auto fixture = StartFixture();
   const std::string ip = "127.0.20.1";

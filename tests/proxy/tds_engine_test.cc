@@ -555,6 +555,42 @@ TEST_F(TdsEngineLogin, RoutingIsFollowedByDbwardItself) {
   EXPECT_EQ(Describe(h_.Take()), "send-client(78) hand-off");
 }
 
+// Credentials made with one server cannot be replayed to another: a routed
+// Windows login, or a routed token exchange, fails closed with the reason.
+TEST_F(TdsEngineLogin, ARoutedWindowsLoginFailsClosedInsteadOfBeingReplayed) {
+  Start(IntegratedLogin7());
+  d().FromBackend(Tabular(Concat(FromHex("ed0800"), Bytes{'N', 'T', 'L', 'M', 'S', 'S', 'P', 0})));
+  h_.Take();
+  d().FromClient(tds::EncodeMessage(tds::kSspiMessage, Bytes{'N', 'T', 'L', 'M', 3, 0}));
+  h_.Take();
+  d().FromBackend(RoutingAnswer({11002, "replica-2.db.internal", "", false}));
+  ASSERT_TRUE(d().failure);
+  EXPECT_EQ(d().failure->cause, Cause::kRoutingDenied);
+  EXPECT_NE(d().failure->error.find("routed this Windows (SSPI) login to replica-2.db.internal:11002, but a Windows "
+                                    "login is made with one server"),
+            std::string::npos)
+      << d().failure->error;
+  for (const Action& a : h_.Take()) EXPECT_NE(a.kind, Action::kRedirect) << "no replay";
+  tds::Message m;
+  ASSERT_TRUE(tds::DecodeMessage(d().failure_message, 100000, &m).ok());
+  tds::LoginResponse r;
+  ASSERT_TRUE(tds::ParseLoginResponse(m.payload, 0x72090002, &r).ok());
+  ASSERT_NE(r.FirstError(), nullptr) << "the client reads it as a login error";
+}
+
+TEST_F(TdsEngineLogin, ARoutedTokenExchangeFailsClosedInsteadOfBeingReplayed) {
+  Start();
+  d().FromBackend(Tabular(FromHex("ee0800000001000000ffffffff")));
+  h_.Take();
+  d().FromClient(tds::EncodeMessage(tds::kFedAuthToken, Bytes(40, 0x41)));
+  h_.Take();
+  d().FromBackend(RoutingAnswer({11002, "replica-2.db.internal", "", false}));
+  ASSERT_TRUE(d().failure);
+  EXPECT_EQ(d().failure->cause, Cause::kRoutingDenied);
+  EXPECT_NE(d().failure->error.find("after asking the client for a token (FEDAUTHINFO)"), std::string::npos)
+      << d().failure->error;
+}
+
 TEST_F(TdsEngineLogin, EnhancedRoutingAlsoNamesTheDatabase) {
   Start();
   d().FromBackend(RoutingAnswer({11003, "hs-reader.db.internal", "orders_ro", true}));
