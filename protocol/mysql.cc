@@ -72,6 +72,11 @@ int PeekSequenceId(std::span<const uint8_t> in) {
   return c.Skip(3) && c.GetU8(&seq) ? seq : -1;
 }
 
+std::span<const uint8_t> ComQuitPacket() {
+  static constexpr uint8_t kComQuit[] = {1, 0, 0, 0, 0x01};
+  return kComQuit;
+}
+
 std::vector<uint8_t> EncodePacket(uint8_t seq, std::span<const uint8_t> payload) {
   Builder b(4 + payload.size());
   b.U24LE(static_cast<uint32_t>(payload.size())).U8(seq).Bytes(payload);

@@ -39,6 +39,8 @@ struct Packet {
 };
 Result DecodePacket(std::span<const uint8_t> in, size_t max_payload, Packet* out);
 std::vector<uint8_t> EncodePacket(uint8_t seq, std::span<const uint8_t> payload);
+// COM_QUIT: a one-byte command packet, sequence id 0.
+std::span<const uint8_t> ComQuitPacket();
 // The sequence id in a packet header, even when the rest cannot be decoded
 // (an error then answers that packet); -1 before the header is complete.
 int PeekSequenceId(std::span<const uint8_t> in);

@@ -328,6 +328,17 @@ std::vector<uint8_t> EncodeTerminate() {
   return Typed('X', [](Builder&) {});
 }
 
+std::span<const uint8_t> TerminateMessage() {
+  static constexpr uint8_t kTerminate[] = {'X', 0, 0, 0, 4};
+  return kTerminate;
+}
+
+std::span<const uint8_t> EncryptionAnswerByte(bool accept) {
+  static constexpr uint8_t kAccept[] = {'S'};
+  static constexpr uint8_t kRefuse[] = {'N'};
+  return accept ? std::span<const uint8_t>(kAccept) : std::span<const uint8_t>(kRefuse);
+}
+
 bool ParseDataRow(std::span<const uint8_t> body, std::vector<std::optional<std::string>>* columns) {
   Cursor c(body);
   uint16_t n;

@@ -29,6 +29,8 @@ constexpr uint32_t kProtocol3 = 0x00030000;
 // The server's own cap on the startup packet (MAX_STARTUP_PACKET_LENGTH).
 constexpr size_t kMaxStartupPacket = 10000;
 constexpr uint32_t kAuthOk = 0;
+constexpr uint32_t kAuthCleartext = 3;
+constexpr uint32_t kAuthMd5 = 5;
 constexpr uint32_t kAuthSasl = 10;
 constexpr uint32_t kAuthSaslContinue = 11;
 constexpr uint32_t kAuthSaslFinal = 12;
@@ -63,6 +65,8 @@ struct EncryptionAnswer {
   bool trailing = false;
 };
 Result ParseEncryptionAnswer(std::span<const uint8_t> in, EncryptionAnswer* out);
+// What a server answers: 'S' (go on with TLS) or 'N'.
+std::span<const uint8_t> EncryptionAnswerByte(bool accept);
 
 // A typed message: type byte + int32 length (self-included) + body.
 struct Message {
@@ -141,6 +145,8 @@ bool ParseParameterStatus(std::span<const uint8_t> body, std::string* name, std:
 // Parse (unnamed), Bind, Execute, Sync.
 std::vector<uint8_t> EncodeExtendedQuery(std::string_view sql, const std::vector<std::string>& params);
 std::vector<uint8_t> EncodeTerminate();
+// The same Terminate message, as static bytes (a session's goodbye).
+std::span<const uint8_t> TerminateMessage();
 // DataRow ('D'): columns, null as nullopt.
 bool ParseDataRow(std::span<const uint8_t> body, std::vector<std::optional<std::string>>* columns);
 

@@ -64,15 +64,6 @@ const char* CanaryModeName(CanaryMode mode) {
   return "?";
 }
 
-const char* CanaryBypassReason(CanaryMode mode) {
-  switch (mode) {
-    case CanaryMode::kUntrusted: return "accepted-untrusted-certificate";
-    case CanaryMode::kWrongName: return "accepted-wrong-name";
-    case CanaryMode::kExpired: return "accepted-expired";
-  }
-  return "?";
-}
-
 std::shared_ptr<Context> NewCanaryContext(CanaryMode mode, const ServerOptions& options, std::string* error) {
   bssl::UniquePtr<X509> real = FirstCert(options.cert.cert_file);
   if (!real) {

@@ -16,8 +16,6 @@ enum class CanaryMode {
   kExpired,    // the real names, expired a month ago
 };
 const char* CanaryModeName(CanaryMode mode);
-// "accepted-untrusted-certificate", "accepted-wrong-name", "accepted-expired"
-const char* CanaryBypassReason(CanaryMode mode);
 
 // A server context presenting a canary certificate. options carries the
 // listener's client_tls settings (versions, ALPN); its certificate is the

@@ -151,29 +151,6 @@ std::string CertSummary::OneLine() const {
   return out;
 }
 
-const char* CauseToken(FailureCause cause) {
-  switch (cause) {
-    case FailureCause::kNone: return "none";
-    case FailureCause::kUntrusted: return "untrusted";
-    case FailureCause::kNameMismatch: return "name_mismatch";
-    case FailureCause::kExpired: return "expired";
-    case FailureCause::kNotYetValid: return "not_yet_valid";
-    case FailureCause::kBadPurpose: return "bad_purpose";
-    case FailureCause::kVerifyOther: return "verify_failed";
-    case FailureCause::kRevoked: return "revoked";
-    case FailureCause::kCrl: return "crl";
-    case FailureCause::kPinMismatch: return "pin_mismatch";
-    case FailureCause::kProtocolVersion: return "tls_version";
-    case FailureCause::kNoSharedCipher: return "no_shared_cipher";
-    case FailureCause::kClientCertRequired: return "client_cert_required";
-    case FailureCause::kPeerRejectedUs: return "peer_rejected_certificate";
-    case FailureCause::kNotTls: return "not_tls";
-    case FailureCause::kReset: return "reset";
-    case FailureCause::kTlsOther: return "tls_error";
-  }
-  return "tls_error";
-}
-
 bool IsCertificateFailure(FailureCause cause) {
   switch (cause) {
     case FailureCause::kUntrusted:

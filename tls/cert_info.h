@@ -52,7 +52,6 @@ enum class FailureCause {
   kTlsOther,
 };
 
-const char* CauseToken(FailureCause cause);
 // The failure lies with the certificate the peer presented (chain, names,
 // validity, purpose), as opposed to the transport or the TLS parameters.
 bool IsCertificateFailure(FailureCause cause);

@@ -224,9 +224,10 @@ PgQueryResult RunPgQuery(const PgQuery& q, const std::shared_ptr<tls::Context>& 
     }
     switch (type) {
       case 'R': {
-        uint32_t code = body.size() >= 4 ? (body[0] << 24 | body[1] << 16 | body[2] << 8 | body[3]) : 0xFFFFFFFF;
+        uint32_t code = 0xFFFFFFFF;
+        pg::ParseAuthCode(body, &code);
         if (code == pg::kAuthOk) break;
-        if (code == 3) {  // cleartext: acceptable on the verified TLS leg
+        if (code == pg::kAuthCleartext) {  // acceptable on the verified TLS leg
           std::vector<uint8_t> m = pg::EncodePasswordMessage(q.password);
           bool ok = c.Send(m);
           OPENSSL_cleanse(m.data(), m.size());
@@ -237,7 +238,7 @@ PgQueryResult RunPgQuery(const PgQuery& q, const std::shared_ptr<tls::Context>& 
           break;
         }
         std::array<uint8_t, 4> salt;
-        if (code == 5 && pg::ParseMd5Salt(body, &salt)) {
+        if (code == pg::kAuthMd5 && pg::ParseMd5Salt(body, &salt)) {
           if (!c.Send(pg::EncodePasswordMessage(Md5Response(q.password, q.user, salt)))) {
             result.error = c.error();
             return result;

@@ -304,7 +304,7 @@ std::string VerificationJson(const Attempt& a, bool run, const Attempt& full) {
   }
   std::string why, fix;
   SplitExplanation(a, &why, &fix);
-  return w.Str("cause", tls::CauseToken(a.diagnosis.cause))
+  return w.Str("cause", Token(CauseOf(a.diagnosis.cause)))
       .Str("message", DriverWords(a))
       .Str("explanation", why)
       .StrOrNull("fix", fix)

@@ -31,7 +31,7 @@ std::string RejectionReason(const Attempt& a) {
     case tls::FailureCause::kReset:
       return "the server closed the connection" + (a.message.empty() ? std::string() : " (" + a.message + ")");
     default:
-      return std::string(tls::CauseToken(a.diagnosis.cause)) + ": " + (a.message.empty() ? a.diagnosis.detail : a.message);
+      return std::string(Token(CauseOf(a.diagnosis.cause))) + ": " + (a.message.empty() ? a.diagnosis.detail : a.message);
   }
 }
 

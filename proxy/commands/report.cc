@@ -132,9 +132,12 @@ struct ClientRow {
     return std::nullopt;
   }
 
-  bool HasReasonPrefix(std::string_view prefix) const {
-    return std::any_of(bypass_reasons.begin(), bypass_reasons.end(),
-                       [&](const std::string& r) { return r.starts_with(prefix); });
+  bool Has(BypassReason r) const { return bypass_reasons.contains(Token(r)); }
+  bool AcceptedACertificate() const { return AnyAccepted(bypass_reasons); }
+
+  template <typename Tokens>
+  static bool AnyAccepted(const Tokens& tokens) {
+    return std::any_of(tokens.begin(), tokens.end(), [](const auto& t) { return IsAcceptedCertificateToken(t); });
   }
 };
 
@@ -168,7 +171,10 @@ struct PolicyJudge {
     s.client_certificate = !s.identity.empty();
     s.encryption = ParseClientEncryption(*e.client_encryption).value_or(ClientEncryption::kNone);
     s.validates = e.validates;
-    s.accepted_bad_certificate = Or(e.bypass_reason).find("accepted-") != std::string::npos;
+    std::vector<std::string> unknown;
+    const std::vector<BypassReason> reasons = BypassSet::Parse(Or(e.bypass_reason), &unknown).Reasons();
+    s.accepted_bad_certificate =
+        ClientRow::AnyAccepted(unknown) || std::any_of(reasons.begin(), reasons.end(), IsAcceptedCertificate);
     PolicyVerdict v = EvaluatePolicy(*it->second, s, INT64_MAX);
     judged++;
     if (v.rule == nullptr) return;
@@ -258,11 +264,10 @@ void AddEvent(const AuditEvent& e, int64_t ts_ms, std::map<ClientKey, ClientRow>
     std::vector<std::string> unknown;
     for (BypassReason r : BypassSet::Parse(Or(e.bypass_reason), &unknown).Reasons()) {
       row.bypass_reasons.emplace(Token(r));
-      accepted |= r == BypassReason::kAcceptedUntrusted || r == BypassReason::kAcceptedWrongName ||
-                  r == BypassReason::kAcceptedExpired;
+      accepted |= IsAcceptedCertificate(r);
     }
     for (std::string& u : unknown) {
-      accepted |= u.starts_with("accepted-");
+      accepted |= IsAcceptedCertificateToken(u);
       row.bypass_reasons.insert(std::move(u));
     }
   }
@@ -438,9 +443,9 @@ std::string Summary(const std::vector<const ClientRow*>& rows, uint64_t silent) 
   size_t bypass = 0, plaintext = 0, login_only = 0, accepts = 0, login7_first = 0, routed = 0;
   for (const ClientRow* r : rows) {
     if (r->bypass) bypass++;
-    if (r->bypass_reasons.contains("plaintext")) plaintext++;
-    if (r->bypass_reasons.contains("login-only-encryption")) login_only++;
-    if (r->HasReasonPrefix("accepted-")) accepts++;
+    if (r->Has(BypassReason::kPlaintext)) plaintext++;
+    if (r->Has(BypassReason::kLoginOnly)) login_only++;
+    if (r->AcceptedACertificate()) accepts++;
     if (r->login7_first == true) login7_first++;
     if (!r->routed_to.empty()) routed++;
   }
@@ -607,13 +612,13 @@ std::string Html(std::string_view s) {
 // the driver where it is known.
 std::string WhatToChange(const std::string& protocol, const std::string& library, const std::set<std::string>& reasons,
                          bool login7_first) {
-  auto has = [&](const char* r) { return reasons.contains(r); };
-  bool accepts = std::any_of(reasons.begin(), reasons.end(), [](const std::string& r) { return r.starts_with("accepted-"); });
+  auto has = [&](BypassReason r) { return reasons.contains(Token(r)); };
+  bool accepts = ClientRow::AnyAccepted(reasons);
   std::string lib = library;
   std::transform(lib.begin(), lib.end(), lib.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   std::vector<std::string> fixes;
   if (protocol == "postgres") {
-    if (has("plaintext")) {
+    if (has(BypassReason::kPlaintext)) {
       fixes.push_back("connect with TLS: sslmode=verify-full and sslrootcert=<the CA of dbward's certificate> (libpq, "
                       "psql, JDBC); node-postgres: ssl: {ca, rejectUnauthorized: true}");
     }
@@ -622,7 +627,7 @@ std::string WhatToChange(const std::string& protocol, const std::string& library
                       "checks nothing; use sslmode=verify-full with sslrootcert=<dbward's CA>");
     }
   } else if (protocol == "mysql") {
-    if (has("plaintext")) {
+    if (has(BypassReason::kPlaintext)) {
       fixes.push_back("connect with TLS: ssl-mode=VERIFY_IDENTITY and ssl-ca=<dbward's CA> (mysql client, Connector/J "
                       "sslMode=VERIFY_IDENTITY); MariaDB client: --ssl --ssl-verify-server-cert; mysql2: ssl: {ca}");
     }
@@ -636,7 +641,7 @@ std::string WhatToChange(const std::string& protocol, const std::string& library
     // FreeTDS names itself "TDS-Library" in LOGIN7 (tsql, ODBC, DB-Library).
     const bool freetds = lib.find("freetds") != std::string::npos || lib.find("tds-library") != std::string::npos ||
                          lib.find("db-library") != std::string::npos;
-    if (has("plaintext") || login7_first) {
+    if (has(BypassReason::kPlaintext) || login7_first) {
       fixes.push_back(jtds ? "jTDS: ssl=authenticate (ssl=off sends LOGIN7 in plaintext; ssl=request and ssl=require do "
                              "not validate)"
                       : tedious ? "tedious: encrypt: true, trustServerCertificate: false"
@@ -644,7 +649,7 @@ std::string WhatToChange(const std::string& protocol, const std::string& library
                                 : "Encrypt=True (ODBC Encrypt=yes, JDBC encrypt=true, SqlClient Encrypt=True) with "
                                   "TrustServerCertificate=False");
     }
-    if (has("login-only-encryption")) {
+    if (has(BypassReason::kLoginOnly)) {
       fixes.push_back(jtds ? "jTDS: ssl=authenticate (ssl=request encrypts only the login)"
                       : tedious ? "tedious: encrypt: true (encrypt: false encrypts only the login)"
                       : freetds ? "FreeTDS: encryption = require (request encrypts only the login)"
@@ -657,7 +662,7 @@ std::string WhatToChange(const std::string& protocol, const std::string& library
                                 : "TrustServerCertificate=False (JDBC trustServerCertificate=false), with dbward's CA "
                                   "trusted by the client");
     }
-  } else if (has("plaintext")) {
+  } else if (has(BypassReason::kPlaintext)) {
     fixes.push_back("a tcp listener relays bytes: give this client a protocol listener (postgres, mysql, tds) so that "
                     "it can negotiate TLS with dbward");
   }

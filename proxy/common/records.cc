@@ -47,6 +47,14 @@ LogLevel LogLevelOf(Outcome o) { return kOutcomes[static_cast<size_t>(o)].level;
 bool IsBackendFault(Outcome o) { return kOutcomes[static_cast<size_t>(o)].backend_fault; }
 bool CountsAsSetupFailure(Outcome o) { return kOutcomes[static_cast<size_t>(o)].setup_failure; }
 bool IsBackendSide(Cause c) { return kCauses[static_cast<size_t>(c)].backend; }
+bool IsAcceptedCertificate(BypassReason r) {
+  return r == BypassReason::kAcceptedUntrusted || r == BypassReason::kAcceptedWrongName ||
+         r == BypassReason::kAcceptedExpired;
+}
+bool IsAcceptedCertificateToken(std::string_view token) {
+  if (std::optional<BypassReason> r = ParseBypassReason(token)) return IsAcceptedCertificate(*r);
+  return token.starts_with("accepted-");
+}
 
 std::optional<Outcome> ParseOutcome(std::string_view t) {
   return Lookup<Outcome>(kOutcomes, t, [](const OutcomeInfo& i) { return i.token; });

@@ -143,6 +143,11 @@ LogLevel LogLevelOf(Outcome o);
 bool IsBackendFault(Outcome o);
 bool CountsAsSetupFailure(Outcome o);
 bool IsBackendSide(Cause c);
+// The client accepted a certificate it should have refused (a canary).
+bool IsAcceptedCertificate(BypassReason r);
+// The same for a token from an audit line; a token this version does not
+// know counts when it has the "accepted-" form (a newer dbward's reason).
+bool IsAcceptedCertificateToken(std::string_view token);
 
 std::optional<Outcome> ParseOutcome(std::string_view token);
 std::optional<Cause> ParseCause(std::string_view token);

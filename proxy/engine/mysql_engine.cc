@@ -38,10 +38,9 @@ class MysqlEngine final : public Engine {
   MysqlEngine(Driver& driver, const EngineContext& context) : Engine(driver, context), upgrade_(driver) {}
 
   std::span<const uint8_t> Goodbye() const override {
-    // COM_QUIT: a one-byte packet, sequence id 0. MariaDB never sends
-    // close_notify, so this is how a clean end is told apart.
-    static constexpr uint8_t kComQuit[] = {1, 0, 0, 0, 1};
-    return kComQuit;
+    // MariaDB never sends close_notify: COM_QUIT is how a clean end is told
+    // apart.
+    return protocol::mysql::ComQuitPacket();
   }
 
   void Start() override { driver_.ConnectBackend(); }

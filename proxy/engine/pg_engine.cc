@@ -239,10 +239,7 @@ class PostgresEngine final : public Engine {
     driver_.ReadClient(true);  // delivers what the client pipelined behind its startup message
   }
 
-  std::span<const uint8_t> Goodbye() const override {
-    static constexpr uint8_t kTerminate[] = {'X', 0, 0, 0, 4};
-    return kTerminate;
-  }
+  std::span<const uint8_t> Goodbye() const override { return pg::TerminateMessage(); }
 
   std::vector<uint8_t> NativeError(const Failure& f) override {
     if (phase_ == Phase::kClientTls) return {};
@@ -278,8 +275,7 @@ class PostgresEngine final : public Engine {
     }
     in.Consume(m.length);
     bool accept = ssl && context_.client_tls;
-    uint8_t answer = accept ? 'S' : 'N';
-    driver_.SendToClient(std::span<const uint8_t>(&answer, 1));
+    driver_.SendToClient(pg::EncryptionAnswerByte(accept));
     if (accept) {
       driver_.ReadClient(false);
       driver_.StartClientTls(ClientTlsProfile::kStandard, TlsTransport::kStream);

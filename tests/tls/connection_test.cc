@@ -1,6 +1,7 @@
 #include "tls/connection.h"
 #include "tls/session_cache.h"
 
+#include "proxy/common/records.h"
 #include "proxy/common/tls_text.h"
 #include "tests/test_certs.h"
 
@@ -24,7 +25,7 @@
 namespace dbward::tls {
 
 // Readable names in assertion failures (found by argument-dependent lookup).
-static void PrintTo(FailureCause cause, std::ostream* os) { *os << CauseToken(cause); }
+static void PrintTo(FailureCause cause, std::ostream* os) { *os << proxy::Token(proxy::CauseOf(cause)); }
 static void PrintTo(Connection::HandshakeStatus s, std::ostream* os) {
   switch (s) {
     case Connection::HandshakeStatus::kDone: *os << "kDone"; return;
