@@ -32,6 +32,28 @@ TEST_F(CliTest, VersionPrintsVersion) {
   EXPECT_EQ(out, "dbward 0.1.0\n");
 }
 
+// Every command and every option is documented in --help, and the help is
+// printed on stdout with status 0.
+TEST_F(CliTest, HelpDocumentsEveryCommandAndOption) {
+  const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> cases = {
+      {{"--help"}, {"run", "check-config", "report", "probe", "version", "--version", "dbward run --config FILE",
+                    "dbward check-config FILE", "dbward report AUDIT_FILE", "dbward probe --protocol"}},
+      {{"run", "--help"}, {"--config", "The configuration file", "SIGTERM"}},
+      {{"check-config", "--help"}, {"FILE", "The configuration file", "certificate, key and CA"}},
+      {{"probe", "--help"},
+       {"--protocol", "--backend", "--ca-file", "--crl-file", "--pin-spki", "--server-name", "--tds-strict", "--direct",
+        "--timeout", "--format", "Exit status: 0"}},
+      {{"report", "--help"}, {"AUDIT_FILE", "--format", "--since", "--policy"}},
+  };
+  for (const auto& [args, needles] : cases) {
+    std::vector<std::string> argv = {DBWARD_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::string out;
+    EXPECT_EQ(RunCommand(argv, &out), 0) << args[0];
+    for (const std::string& n : needles) EXPECT_NE(out.find(n), std::string::npos) << args[0] << ": " << n << "\n" << out;
+  }
+}
+
 TEST_F(CliTest, CheckConfigAcceptsGoodFile) {
   std::string path = dir_.Write("good.yaml", Config(""));
   std::string out;

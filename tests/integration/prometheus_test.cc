@@ -50,7 +50,7 @@ class PrometheusTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_FALSE(CertDir().empty()) << kNoCerts;
     if (access("/usr/bin/prometheus", X_OK) != 0 || access("/usr/bin/promtool", X_OK) != 0) {
-      GTEST_SKIP() << "Debian's prometheus package is not installed (scripts/install-deps.sh installs it)";
+      FAIL() << "Debian's prometheus package is not installed (scripts/install-deps.sh installs it)";
     }
     for (auto* b : {&good_, &wrong_}) {
       TlsBackend::Options o;
@@ -232,7 +232,7 @@ TEST_F(PrometheusTest, EveryDashboardExpressionRunsAndNamesOnlyLiveMetrics) {
 // screenshot is what the README shows.
 TEST_F(PrometheusTest, TheDashboardsPanelsAreDrawnByPrometheusInAHeadlessBrowser) {
   if (access("/usr/bin/chromium", X_OK) != 0) {
-    GTEST_SKIP() << "Debian's chromium is not installed (scripts/install-deps.sh installs it)";
+    FAIL() << "Debian's chromium is not installed (scripts/install-deps.sh installs it)";
   }
   std::string consoles = dir_.path() + "/consoles";
   std::string out;
