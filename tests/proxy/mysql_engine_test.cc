@@ -103,6 +103,24 @@ TEST_F(MysqlEngineTest, GreetingSplitAtEveryOffset) {
   }
 }
 
+TEST_F(MysqlEngineTest, HandshakeResponseSplitAtEveryOffset) {
+  const Bytes response = Packet(1, kResponse);
+  for (size_t cut = 1; cut < response.size(); cut++) {
+    Harness h(Protocol::kMysql);
+    h.Start();
+    h.BackendConnected();
+    h.driver.FromBackend(kGreeting);
+    h.Take();
+    h.driver.FromClient(Prefix(response, cut));
+    EXPECT_TRUE(h.Take().empty()) << cut;
+    h.driver.FromClient(Suffix(response, cut));
+    EXPECT_EQ(Describe(h.Take()), "send-backend(36) start-backend-tls") << cut;
+    EXPECT_EQ(h.engine->facts().user, "root") << cut;
+    h.BackendTlsReady(Facts());
+    EXPECT_EQ(Describe(h.Take()), "send-backend(" + std::to_string(4 + kResponse.size()) + ")") << cut;
+  }
+}
+
 TEST_F(MysqlEngineTest, PlaintextClientsResponseGoesOverVerifiedTlsWithShiftedSequenceIds) {
   d().FromBackend(kGreeting);
   h_.Take();

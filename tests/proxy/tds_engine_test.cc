@@ -116,6 +116,67 @@ TEST_F(TdsEngineTest, EncryptOnClientGetsTlsInsidePreloginAndTheBackendAVerified
   EXPECT_EQ(h_.engine->facts().protocol_version, "7.2");
 }
 
+// The backend's PRELOGIN answer, LOGIN7 and the login answer, each split at
+// every offset: the engine acts once the message is whole, never before.
+TEST(TdsEngineSplit, BackendAnswerLogin7AndLoginAnswerSplitAtEveryOffset) {
+  const Bytes answer = Answer(tds::kEncryptOn);
+  for (size_t cut = 1; cut < answer.size(); cut++) {
+    Harness h(Protocol::kTds);
+    h.Start();
+    h.driver.FromClient(ClientPrelogin(tds::kEncryptOn));
+    h.BackendConnected();
+    h.Take();
+    h.driver.FromBackend(Prefix(answer, cut));
+    EXPECT_TRUE(h.Take().empty()) << cut;
+    h.driver.FromBackend(Suffix(answer, cut));
+    EXPECT_EQ(Describe(h.Take()), "start-backend-tls") << cut;
+  }
+  const Bytes ok = LoginOk();
+  for (size_t cut = 1; cut < kLogin7.size(); cut += 7) {
+    Harness h(Protocol::kTds);
+    h.Start();
+    h.driver.FromClient(ClientPrelogin(tds::kEncryptOn));
+    h.BackendConnected();
+    h.driver.FromBackend(answer);
+    h.BackendTlsReady(Facts());
+    h.ClientTlsReady(Facts());
+    h.Take();
+    h.driver.FromClient(Prefix(kLogin7, cut));
+    EXPECT_EQ(h.engine->facts().user, "") << "nothing is judged before LOGIN7 is whole: " << cut;
+    h.driver.FromClient(Suffix(kLogin7, cut));
+    EXPECT_EQ(Suffix(h.driver.to_backend, h.driver.to_backend.size() - kLogin7.size()), kLogin7) << cut;
+    EXPECT_EQ(h.engine->facts().user, "sa") << cut;
+    const size_t cut2 = 1 + cut % (ok.size() - 1);
+    const size_t before = h.driver.to_client.size();
+    h.driver.FromBackend(Prefix(ok, cut2));
+    EXPECT_FALSE(h.driver.handed_off) << cut2;
+    h.driver.FromBackend(Suffix(ok, cut2));
+    EXPECT_TRUE(h.driver.handed_off) << cut2;
+    EXPECT_EQ(Suffix(h.driver.to_client, before), ok) << cut2;
+  }
+}
+
+// A client that sends its first query right behind LOGIN7 (before the
+// server answers): the query waits for the relay, in order.
+TEST(TdsEngineSplit, AQueryPipelinedBehindLogin7ReachesTheServerAfterIt) {
+  Harness h(Protocol::kTds);
+  h.Start();
+  h.driver.FromClient(ClientPrelogin(tds::kEncryptOn));
+  h.BackendConnected();
+  h.driver.FromBackend(Answer(tds::kEncryptOn));
+  h.BackendTlsReady(Facts());
+  h.ClientTlsReady(Facts());
+  const Bytes batch = tds::EncodeMessage(tds::kSqlBatch, Bytes{'S', 0, 'E', 0, 'L', 0});
+  h.driver.FromClient(Concat(kLogin7, batch));
+  EXPECT_EQ(Suffix(h.driver.to_backend, h.driver.to_backend.size() - kLogin7.size()), kLogin7);
+  h.driver.FromBackend(LoginOk());
+  EXPECT_TRUE(h.driver.handed_off);
+  // Whatever the engine did not send itself went to the relay, behind LOGIN7.
+  Bytes sent_after = Suffix(h.driver.to_backend, h.driver.to_backend.size() - kLogin7.size());
+  Bytes up = Concat(Suffix(sent_after, kLogin7.size()), h.driver.relayed_up);
+  EXPECT_EQ(up, batch);
+}
+
 TEST_F(TdsEngineTest, PreloginSplitAtEveryOffset) {
   const Bytes prelogin = ClientPrelogin(tds::kEncryptOn);
   for (size_t cut = 1; cut < prelogin.size(); cut++) {
