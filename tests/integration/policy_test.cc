@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <map>
 #include <thread>
 
 #include "harness.h"
@@ -362,6 +363,56 @@ TEST_F(PolicyPgTest, ClientCertificatesIdentifyAndGateClients) {
   EXPECT_EQ(ev[5]["client_identity"], "intruder");
   EXPECT_EQ(ev[6]["cause"], "client_cert_missing");
   EXPECT_EQ(ev[6]["client_encryption"], "none");
+}
+
+// client_tls.allow by CN, by DNS SAN and by SPKI pin, each on a listener of
+// its own: an allowed certificate gets in, another from the same CA does not.
+TEST_F(PolicyPgTest, ClientCertificateAllowListsByCnDnsAndSpki) {
+  std::string pin;
+  ASSERT_EQ(RunCommand({"sh", "-c",
+                        "openssl x509 -in '" + Cert("intruder-client.pem") +
+                            "' -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | "
+                            "base64"},
+                       &pin),
+            0)
+      << pin;
+  pin = Trim(pin);
+  auto allow = [&](const std::string& list) {
+    return "      ca_file: " + Cert("client-ca.pem") + "\n      verify: required\n      allow:\n        " + list + "\n";
+  };
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(Listener("bycn", "postgres", port_, allow("cn: [\"report-*\"]")) +
+                                 Listener("bydns", "postgres", port_, allow("dns: [\"*.apps.test\"]")) +
+                                 Listener("byspki", "postgres", port_, allow("spki: [\"sha256//" + pin + "\"]"))),
+                      3))
+      << d.Log();
+  auto with = [&](const std::string& name) {
+    return "user=md5_user password=md5_pw sslmode=require sslcert=" + Cert(name + ".pem") +
+           " sslkey=" + Cert(name + ".key");
+  };
+  std::string out;
+  for (size_t l : {0u, 1u}) {
+    EXPECT_EQ(Psql(d.port(l), with("app-client"), &out), 0) << l << ": " << out;
+    EXPECT_NE(Psql(d.port(l), with("intruder-client"), &out), 0) << l;
+    EXPECT_NE(out.find("is valid but not in client_tls.allow"), std::string::npos) << out;
+  }
+  EXPECT_EQ(Psql(d.port(2), with("intruder-client"), &out), 0) << out;
+  EXPECT_NE(Psql(d.port(2), with("app-client"), &out), 0);
+  EXPECT_NE(out.find("is valid but not in client_tls.allow"), std::string::npos) << out;
+  auto ev = d.WaitAuditEvents(6);
+  ASSERT_EQ(ev.size(), 6u) << d.Log();
+  std::map<std::string, std::vector<JsonFields>> by;
+  for (auto& e : ev) by[e["listener"]].push_back(e);
+  for (const char* l : {"bycn", "bydns"}) {
+    ASSERT_EQ(by[l].size(), 2u) << l;
+    EXPECT_EQ(by[l][0]["outcome"], "ok") << l << by[l][0]["error"];
+    EXPECT_EQ(by[l][0]["client_identity"], "spiffe://dbward.test/ns/reports/sa/reader");
+    EXPECT_EQ(by[l][1]["cause"], "client_cert_not_allowed") << l;
+  }
+  ASSERT_EQ(by["byspki"].size(), 2u);
+  EXPECT_EQ(by["byspki"][0]["outcome"], "ok") << by["byspki"][0]["error"];
+  EXPECT_EQ(by["byspki"][0]["client_identity"], "intruder");
+  EXPECT_EQ(by["byspki"][1]["cause"], "client_cert_not_allowed");
 }
 
 TEST_F(PolicyPgTest, PinMismatchFailsClosedWithThePinInTheError) {

@@ -730,6 +730,29 @@ TEST(ConfigPolicyTest, Errors) {
   EXPECT_EQ(err.substr(0, err.find(',')), "/etc/dbward/x.yaml:9:9: policy rule requires validated");
 }
 
+// Every key of the policy and PROXY protocol features, wrong, points at
+// its own place.
+TEST(ConfigPolicyTest, EveryWrongKeyNamesItsPlace) {
+  const std::string base = kPgListener;
+  EXPECT_EQ(ParseError(base + "    policy:\n      - match: {clients: 10.0.0.0/8}\n        require: tls\n"),
+            "/etc/dbward/x.yaml:10:26: match.clients must be a list of CIDRs");
+  EXPECT_EQ(ParseError(base + "    policy:\n      - name: \"\"\n        match: {}\n        require: tls\n"),
+            "/etc/dbward/x.yaml:10:15: policy rule name must not be empty");
+  EXPECT_EQ(ParseError(base + "    policy:\n      - match: {}\n        require: tls\n        when: now\n"),
+            "/etc/dbward/x.yaml:12:9: unknown key 'when' in policy rule (allowed: action, from, match, name, require)");
+  EXPECT_EQ(ParseError(base + "    policy:\n      - match: {}\n"),
+            "/etc/dbward/x.yaml:10:9: policy rule needs require: plaintext, login-only, tls or validated");
+  EXPECT_EQ(ParseError(base + "    proxy_protocol: {trusted: [10.0.0.0/8], versions: [2]}\n"),
+            "/etc/dbward/x.yaml:9:45: unknown key 'versions' in proxy_protocol (allowed: trusted)");
+  EXPECT_EQ(ParseError(base + "    proxy_protocol: {}\n"),
+            "/etc/dbward/x.yaml:9:21: proxy_protocol must be a mapping with trusted: [CIDRs of the load balancers that "
+            "send the header]");
+  EXPECT_EQ(ParseError(base + "    proxy_protocol: {trusted: 10.0.0.1}\n"),
+            "/etc/dbward/x.yaml:9:31: proxy_protocol.trusted must be a non-empty list of CIDRs");
+  EXPECT_EQ(ParseError(base + "    backend_proxy_protocol: v3\n"),
+            "/etc/dbward/x.yaml:9:29: backend_proxy_protocol must be v2 or off (v1 carries no TLS facts)");
+}
+
 TEST(ConfigClientCertTest, Parse) {
   Config cfg = ParseOk(
       "listeners:\n"
