@@ -79,7 +79,9 @@ class Haproxy {
   }
   // bind_options: after "bind 127.0.0.1:PORT"; server_options: after
   // "server s 127.0.0.1:TARGET".
-  bool Start(uint16_t target, const std::string& bind_options, const std::string& server_options) {
+  // frontend_extra: more lines for the frontend (e.g. a set-src rule).
+  bool Start(uint16_t target, const std::string& bind_options, const std::string& server_options,
+             const std::string& frontend_extra = "") {
     port_ = FreePort();
     std::string cfg =
         "global\n"
@@ -94,6 +96,7 @@ class Haproxy {
         "frontend fe\n"
         "  bind 127.0.0.1:" + std::to_string(port_) + " " + bind_options + "\n" +
         "  log-format \"seen %ci:%cp uid=%[fc_pp_unique_id] authority=%[fc_pp_authority]\"\n"
+        + frontend_extra +
         "  default_backend be\n"
         "backend be\n"
         "  server s 127.0.0.1:" + std::to_string(target) + " " + server_options + "\n";
@@ -496,6 +499,37 @@ TEST_F(PolicyPgTest, HaproxyInFrontSendsProxyV2AndTheAuditHasTheOriginalClient) 
   EXPECT_EQ(ev[2]["outcome"], "client_error");
   EXPECT_EQ(ev[2]["cause"], "proxy_header");
   EXPECT_NE(ev[2]["error"].find("does not begin with a PROXY protocol header"), std::string::npos) << ev[2]["error"];
+}
+
+// Behind a balancer the canary's memory is keyed on the original client,
+// not on the balancer: two HAProxies on the same address (127.0.0.3), one
+// passing psql's own address, one saying the client is 10.1.1.1.
+TEST_F(PolicyPgTest, BehindABalancerTheCanaryRemembersTheOriginalClient) {
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(Config(Listener("pg", "postgres", port_,
+                                      "    proxy_protocol: {trusted: [127.0.0.3/32]}\n"
+                                      "    canary: {sample: 1.0}\n"))))
+      << d.Log();
+  Haproxy direct, relabelled;
+  ASSERT_TRUE(direct.Start(d.port(), "", "send-proxy-v2 source 127.0.0.3")) << direct.Log();
+  ASSERT_TRUE(relabelled.Start(d.port(), "", "send-proxy-v2 source 127.0.0.3",
+                               "  tcp-request connection set-src ipv4(10.1.1.1)\n"))
+      << relabelled.Log();
+  const std::string verify_full = "user=md5_user password=md5_pw sslmode=verify-full sslrootcert=" + Cert("ca.pem");
+  std::string out;
+  EXPECT_NE(Psql(direct.port(), verify_full, &out, "localhost"), 0) << "refuses the canary";
+  ASSERT_EQ(Psql(direct.port(), verify_full, &out, "localhost"), 0) << out;
+  // Same balancer address, another client: tested, not remembered.
+  EXPECT_NE(Psql(relabelled.port(), verify_full, &out, "localhost"), 0) << out;
+  auto ev = d.WaitAuditEvents(3);
+  ASSERT_EQ(ev.size(), 3u) << d.Log();
+  EXPECT_EQ(ev[0]["client"].rfind("127.0.0.1:", 0), 0u) << ev[0]["client"];
+  EXPECT_EQ(ev[0]["outcome"], "canary_rejected");
+  EXPECT_EQ(ev[1]["outcome"], "ok") << ev[1]["error"];
+  EXPECT_EQ(ev[1]["canary"], "remembered");
+  EXPECT_EQ(ev[2]["client"].rfind("10.1.1.1:", 0), 0u) << ev[2]["client"];
+  EXPECT_EQ(ev[2]["via"].rfind("127.0.0.3:", 0), 0u) << ev[2]["via"];
+  EXPECT_EQ(ev[2]["outcome"], "canary_rejected") << "a new client behind the same balancer is tested";
 }
 
 TEST_F(PolicyPgTest, HaproxyProxyV1AlsoCarriesTheOriginalClient) {
