@@ -180,6 +180,12 @@ std::unique_ptr<Connection> Connection::NewServer(std::shared_ptr<Context> ctx, 
   }
   std::unique_ptr<Connection> conn(new Connection(ctx, ssl, io));
   SSL_set_accept_state(ssl);
+  // As on client connections: once the handshake is done the copied
+  // configuration (certificate and key references, cipher and curve lists,
+  // ALPN and verify settings) is freed. What is asked afterwards -- the
+  // version, cipher, ALPN, SNI and the client's certificate -- is session
+  // state, and the binding data of our certificate comes from the context.
+  SSL_set_shed_handshake_config(ssl, 1);
   SSL_set_ex_data(ssl, ConnIndex(), conn.get());
   // Client certificates: record why one failed, for the explanation.
   if (ctx->asks_client_cert()) SSL_set_verify(ssl, SSL_VERIFY_PEER, VerifyCallback);
@@ -434,7 +440,7 @@ std::vector<uint8_t> Connection::ServerEndPoint() const {
     bssl::UniquePtr<X509> cert(SSL_get_peer_certificate(ssl_));
     return tls::ServerEndPoint(cert.get());
   }
-  return tls::ServerEndPoint(SSL_get_certificate(ssl_));
+  return ctx_->server_end_point();
 }
 
 CertSummary Connection::PeerCertificate() const {

@@ -417,6 +417,7 @@ std::shared_ptr<Context> Context::NewServer(const ServerOptions& o, LoadError* e
 std::shared_ptr<Context> Context::WrapServer(SSL_CTX* ssl_ctx, const std::vector<std::string>& alpn) {
   std::shared_ptr<Context> out(new Context(ssl_ctx, false));
   out->asks_client_cert_ = (SSL_CTX_get_verify_mode(ssl_ctx) & SSL_VERIFY_PEER) != 0;
+  out->server_end_point_ = ServerEndPoint(SSL_CTX_get0_certificate(ssl_ctx));
   if (!alpn.empty()) {
     // The vector must outlive the SSL_CTX; it is stored as ex_data and freed
     // with it.

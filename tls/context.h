@@ -100,6 +100,10 @@ class Context {
   bool asks_client_cert() const { return asks_client_cert_; }
   // Client with resume_sessions: the sessions to offer; null otherwise.
   SessionCache* sessions() const { return sessions_.get(); }
+  // Server: tls-server-end-point binding data of the certificate this
+  // context presents, taken once (its connections shed their configuration
+  // after the handshake, the certificate with it).
+  const std::vector<uint8_t>& server_end_point() const { return server_end_point_; }
 
  private:
   Context(SSL_CTX* ctx, bool client);
@@ -111,6 +115,7 @@ class Context {
   std::string crl_file_;
   bool asks_client_cert_ = false;
   std::unique_ptr<SessionCache> sessions_;
+  std::vector<uint8_t> server_end_point_;
 };
 
 // Makes a server SSL_CTX ask for client certificates issued by the CAs in
