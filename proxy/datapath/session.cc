@@ -372,7 +372,7 @@ engine::Driver::Admission Session::Admit() {
   s.identity = record_.client_identity;
   s.client_certificate = client_certificate_;
   s.encryption = f.encryption;
-  s.accepted_bad_certificate = canary_active_ && record_.validates == false;
+  s.accepted_bad_certificate = canary_ != Canary::kNone && record_.validates == false;
   s.validates = record_.validates;
   const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
@@ -488,7 +488,7 @@ void Session::Record(const Failure& f) {
 
 void Session::Fail(const Failure& f, std::vector<uint8_t> message) {
   if (phase_ == Phase::kClosed || phase_ == Phase::kLingering || phase_ == Phase::kFlushingError) return;
-  if (canary_active_ && record_.validates == false && engine_ && !engine_->facts().logged_in &&
+  if (canary_ != Canary::kNone && record_.validates == false && engine_ && !engine_->facts().logged_in &&
       !engine_->facts().user.empty() && listener_->canary) {
     // It accepted the canary and its login failed (a libpq SCRAM client
     // without mediation fails channel binding). Remembered before the client
@@ -612,7 +612,7 @@ bool Session::BeginClientHandshake() {
   if (ctx && listener_->canary && tls_->canary_client && !record_.canary_remembered &&
       (must_prove || listener_->canary->ShouldTest(ClientIp()))) {
     ctx = strict ? tls_->canary_client_strict : tls_->canary_client;
-    canary_active_ = true;
+    canary_ = Canary::kOffered;
     record_.canary = listener_->canary->config().mode;
   }
   if (!ctx) {
@@ -672,7 +672,7 @@ bool Session::AdvanceClient(int* events) {
                {});
           return false;
         }
-        if (canary_active_) {
+        if (canary_ != Canary::kNone) {
           CanaryRejected(conn->failure_detail());
           return false;
         }
@@ -687,7 +687,7 @@ bool Session::AdvanceClient(int* events) {
           return false;
         }
         client_tls_ = ClientTls::kUp;
-        canary_pending_ = canary_active_;
+        if (canary_ == Canary::kOffered) canary_ = Canary::kAwaitingUse;
         record_.client_tls_version = conn->version_name();
         record_.client_cipher = conn->cipher();
         record_.client_alpn = conn->alpn();
@@ -726,10 +726,10 @@ bool Session::AdvanceClient(int* events) {
   }
   uint8_t buf[16 * 1024];
   tls::IoResult r = client_.Recv(buf);
-  if (r.ok() && canary_pending_) {
+  if (r.ok() && canary_ == Canary::kAwaitingUse) {
     // The client goes on over a connection with the canary certificate: it
     // does not validate.
-    canary_pending_ = false;
+    canary_ = Canary::kDecided;
     record_.validates = false;
   }
   if (r.ok()) {
@@ -756,7 +756,7 @@ bool Session::AdvanceClient(int* events) {
     Finish();
     return false;
   }
-  if (canary_pending_) {
+  if (canary_ == Canary::kAwaitingUse) {
     CanaryRejected(r.kind == tls::IoResult::kEof ? "closed the connection after the handshake"
                                                  : "reset the connection after the handshake");
     return false;
@@ -1097,7 +1097,7 @@ void Session::OnTimer() {
 std::string Session::ClientIp() const { return IpOf(record_.client_addr); }
 
 void Session::CanaryRejected(const std::string& how) {
-  canary_pending_ = false;
+  canary_ = Canary::kDecided;
   record_.validates = true;
   listener_->canary->RememberValidating(ClientIp());
   Fail({Outcome::kCanaryRejected, Cause::kCanaryRejected,
@@ -1150,7 +1150,7 @@ void Session::EmitRecord() {
     record_.outcome = Outcome::kClientClosedSilent;
     record_.error = "the client closed the connection without saying anything (a health check or port scan)";
   }
-  if (canary_active_ && record_.validates == false && !record_.client.logged_in && listener_->canary) {
+  if (canary_ != Canary::kNone && record_.validates == false && !record_.client.logged_in && listener_->canary) {
     // It accepted the canary and then did not get in (a libpq SCRAM client
     // without mediation fails channel binding): it does not validate, and it
     // must not pay for the canary again.

@@ -138,8 +138,11 @@ class Session final : engine::Driver, Connector::Callbacks, Relay::Callbacks, Wa
   bool relay_requested_ = false;
   // The engine took over a backend failure (TDS): the record keeps it.
   bool backend_failed_ = false;
-  bool canary_active_ = false;   // this client got the canary certificate
-  bool canary_pending_ = false;  // handshake done, waiting for the client to use it
+  // The canary certificate for this client: not offered; offered (TLS
+  // handshake under way); handshake done, waiting to see whether the client
+  // goes on over it; decided (record_.validates says how).
+  enum class Canary : uint8_t { kNone, kOffered, kAwaitingUse, kDecided };
+  Canary canary_ = Canary::kNone;
 
   // Staging before the relay (a few hundred bytes per connection).
   engine::ByteQueue client_in_, backend_in_;
