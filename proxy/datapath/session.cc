@@ -715,7 +715,9 @@ bool Session::AdvanceClient(int* events) {
   }
   if (client_out_.empty() && client_tls_ == ClientTls::kPending) return BeginClientHandshake();
   bool lingering = phase_ == Phase::kLingering;
-  if (!lingering && (!client_reading_ || !client_out_.empty())) return progress;
+  // Backpressure: nothing more from the client while the backend has not
+  // taken what it already sent (the watch phase passes client bytes on).
+  if (!lingering && (!client_reading_ || !client_out_.empty() || backend_out_.size() >= kMaxStaged)) return progress;
   if (!lingering && client_dirty_) {
     client_dirty_ = false;
     if (!client_in_.empty()) {
