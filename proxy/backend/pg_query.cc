@@ -22,38 +22,6 @@ namespace keys = tls::scram;
 
 constexpr size_t kMaxMessage = 1 << 20;
 
-// Received bytes that may hold a secret (the auth_query's DataRow carries
-// a SCRAM verifier): every byte is wiped before its memory is let go.
-class WipedBuffer {
- public:
-  ~WipedBuffer() { OPENSSL_cleanse(buf_.data(), buf_.size()); }
-  std::span<const uint8_t> data() const { return std::span<const uint8_t>(buf_).subspan(start_); }
-  void Append(std::span<const uint8_t> bytes) {
-    size_t live = buf_.size() - start_;
-    if (start_ + live + bytes.size() > buf_.capacity()) {
-      std::vector<uint8_t> next;
-      next.reserve(std::max<size_t>(2 * (live + bytes.size()), 4096));
-      next.insert(next.end(), buf_.begin() + static_cast<ptrdiff_t>(start_), buf_.end());
-      OPENSSL_cleanse(buf_.data(), buf_.size());
-      buf_.swap(next);
-      start_ = 0;
-    }
-    buf_.insert(buf_.end(), bytes.begin(), bytes.end());
-  }
-  void Consume(size_t n) {
-    start_ += n;
-    if (start_ == buf_.size()) {
-      OPENSSL_cleanse(buf_.data(), buf_.size());
-      buf_.clear();
-      start_ = 0;
-    }
-  }
-
- private:
-  std::vector<uint8_t> buf_;
-  size_t start_ = 0;
-};
-
 class Conversation {
  public:
   explicit Conversation(probe::OpenBackend* b) : b_(b) { in_.Append(b->leftover); }
@@ -104,7 +72,7 @@ class Conversation {
 
  private:
   probe::OpenBackend* b_;
-  WipedBuffer in_;
+  engine::ByteQueue in_;  // wipes what it holds and frees: a DataRow carries the verifier
   std::string error_;
 };
 

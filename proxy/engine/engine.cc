@@ -6,9 +6,21 @@
 
 namespace dbward::proxy::engine {
 
+ByteQueue::~ByteQueue() { OPENSSL_cleanse(buf_.data(), buf_.size()); }
+
 void ByteQueue::Append(std::span<const uint8_t> bytes) {
   if (start_ > 0 && start_ == buf_.size()) {
     buf_.clear();
+    start_ = 0;
+  }
+  if (buf_.size() + bytes.size() > buf_.capacity()) {
+    // Grown by hand, not by the vector: the old block is wiped before it is
+    // freed, since what it holds may be a password or a SCRAM verifier.
+    std::vector<uint8_t> next;
+    next.reserve(2 * (size() + bytes.size()));
+    next.insert(next.end(), buf_.begin() + static_cast<ptrdiff_t>(start_), buf_.end());
+    OPENSSL_cleanse(buf_.data(), buf_.size());
+    buf_.swap(next);
     start_ = 0;
   }
   buf_.insert(buf_.end(), bytes.begin(), bytes.end());

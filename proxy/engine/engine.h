@@ -30,6 +30,10 @@ namespace dbward::proxy::engine {
 // engine consumes from the front and leaves what it has no use for yet.
 class ByteQueue {
  public:
+  ByteQueue() = default;
+  ByteQueue(ByteQueue&&) = default;
+  ByteQueue& operator=(ByteQueue&&) = default;
+  ~ByteQueue();  // wiped: it may hold a password or a SCRAM verifier
   std::span<const uint8_t> data() const { return std::span<const uint8_t>(buf_).subspan(start_); }
   size_t size() const { return buf_.size() - start_; }
   bool empty() const { return size() == 0; }
