@@ -68,6 +68,17 @@ Bytes Tabular(const Bytes& payload) { return tds::EncodeMessage(tds::kTabularRes
 // A successful login answer.
 Bytes LoginOk() { return Tabular(Concat(kLoginAck, kFinalDone)); }
 
+// Started, both legs through PRELOGIN with ENCRYPTION=ON and TLS up: the
+// client's LOGIN7 is next.
+void NegotiateTls(Harness& h) {
+  h.Start();
+  h.driver.FromClient(ClientPrelogin(tds::kEncryptOn));
+  h.BackendConnected();
+  h.driver.FromBackend(Answer(tds::kEncryptOn));
+  h.BackendTlsReady(Facts());
+  h.ClientTlsReady(Facts());
+}
+
 class TdsEngineTest : public ::testing::Test {
  protected:
   TdsEngineTest() : h_(Protocol::kTds) {}
@@ -134,12 +145,7 @@ TEST(TdsEngineSplit, BackendAnswerLogin7AndLoginAnswerSplitAtEveryOffset) {
   const Bytes ok = LoginOk();
   for (size_t cut = 1; cut < kLogin7.size(); cut += 7) {
     Harness h(Protocol::kTds);
-    h.Start();
-    h.driver.FromClient(ClientPrelogin(tds::kEncryptOn));
-    h.BackendConnected();
-    h.driver.FromBackend(answer);
-    h.BackendTlsReady(Facts());
-    h.ClientTlsReady(Facts());
+    NegotiateTls(h);
     h.Take();
     h.driver.FromClient(Prefix(kLogin7, cut));
     EXPECT_EQ(h.engine->facts().user, "") << "nothing is judged before LOGIN7 is whole: " << cut;
@@ -160,12 +166,7 @@ TEST(TdsEngineSplit, BackendAnswerLogin7AndLoginAnswerSplitAtEveryOffset) {
 // server answers): the query waits for the relay, in order.
 TEST(TdsEngineSplit, AQueryPipelinedBehindLogin7ReachesTheServerAfterIt) {
   Harness h(Protocol::kTds);
-  h.Start();
-  h.driver.FromClient(ClientPrelogin(tds::kEncryptOn));
-  h.BackendConnected();
-  h.driver.FromBackend(Answer(tds::kEncryptOn));
-  h.BackendTlsReady(Facts());
-  h.ClientTlsReady(Facts());
+  NegotiateTls(h);
   const Bytes batch = tds::EncodeMessage(tds::kSqlBatch, Bytes{'S', 0, 'E', 0, 'L', 0});
   h.driver.FromClient(Concat(kLogin7, batch));
   EXPECT_EQ(Suffix(h.driver.to_backend, h.driver.to_backend.size() - kLogin7.size()), kLogin7);
@@ -455,12 +456,7 @@ class TdsEngineLogin : public ::testing::Test {
   TdsEngineLogin() : h_(Protocol::kTds) {}
   void SetUp() override {}
   void Start(const Bytes& login7 = kLogin7) {
-    h_.Start();
-    d().FromClient(ClientPrelogin(tds::kEncryptOn));
-    h_.BackendConnected();
-    d().FromBackend(Answer(tds::kEncryptOn));
-    h_.BackendTlsReady(Facts());
-    h_.ClientTlsReady(Facts());
+    NegotiateTls(h_);
     d().FromClient(login7);
     ASSERT_EQ(Describe(h_.Take()).substr(0, 50).rfind("connect send-backend", 0), 0u);
     ASSERT_FALSE(d().handed_off);
