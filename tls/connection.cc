@@ -124,18 +124,15 @@ std::unique_ptr<Connection> Connection::NewClient(std::shared_ptr<Context> ctx,
   // connection for its configuration afterwards.
   SSL_set_shed_handshake_config(ssl, 1);
   SSL_set_ex_data(ssl, ConnIndex(), conn.get());
-  SSL_set_verify(ssl, SSL_VERIFY_PEER, VerifyCallback);
   SSL_set_cert_cb(ssl, CertCallback, conn.get());
-  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
   bool ip = IsIpLiteral(server_name);
   if (ctx->verify() == VerifyMode::kFull) {
+    // VerifyPeer checks the name; what it could not take is refused here.
     if (server_name.empty()) {
       *error = "name verification needs a server name";
       return nullptr;
     }
-    int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, server_name.c_str())
-                : X509_VERIFY_PARAM_set1_host(param, server_name.data(), server_name.size());
-    if (!ok) {
+    if (server_name.find('\0') != std::string::npos) {
       *error = "invalid server name '" + server_name + "'";
       return nullptr;
     }
@@ -153,6 +150,43 @@ std::unique_ptr<Connection> Connection::NewClient(std::shared_ptr<Context> ctx,
   BIO_set_data(bio, conn.get());
   SSL_set_bio(ssl, bio, bio);
   return conn;
+}
+
+ssl_verify_result_t VerifyPeer(SSL* ssl, uint8_t* out_alert) {
+  auto* conn = static_cast<Connection*>(SSL_get_ex_data(ssl, ConnIndex()));
+  const STACK_OF(CRYPTO_BUFFER)* sent = SSL_get0_peer_certificates(ssl);
+  *out_alert = SSL_AD_CERTIFICATE_UNKNOWN;
+  if (conn == nullptr || sent == nullptr || sk_CRYPTO_BUFFER_num(sent) == 0) return ssl_verify_invalid;
+  bssl::UniquePtr<STACK_OF(X509)> chain(sk_X509_new_null());
+  if (!chain) return ssl_verify_invalid;
+  for (size_t i = 0; i < sk_CRYPTO_BUFFER_num(sent); i++) {
+    bssl::UniquePtr<X509> cert(X509_parse_from_buffer(sk_CRYPTO_BUFFER_value(sent, i)));
+    if (!cert) {
+      *out_alert = SSL_AD_BAD_CERTIFICATE;
+      return ssl_verify_invalid;
+    }
+    if (!bssl::PushToStack(chain.get(), std::move(cert))) return ssl_verify_invalid;
+  }
+  X509* leaf = sk_X509_value(chain.get(), 0);
+  const Context& ctx = *conn->ctx_;
+  bssl::UniquePtr<X509_STORE_CTX> store(X509_STORE_CTX_new());
+  if (!store || !X509_STORE_CTX_init(store.get(), ctx.verify_store(), leaf, chain.get()) ||
+      !X509_STORE_CTX_set_ex_data(store.get(), SSL_get_ex_data_X509_STORE_CTX_idx(), ssl) ||
+      !X509_STORE_CTX_set_default(store.get(), "ssl_server")) {
+    return ssl_verify_invalid;
+  }
+  if (ctx.verify() == VerifyMode::kFull) {
+    X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(store.get());
+    const std::string& name = conn->server_name_;
+    int ok = IsIpLiteral(name) ? X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str())
+                               : X509_VERIFY_PARAM_set1_host(param, name.data(), name.size());
+    if (!ok) return ssl_verify_invalid;
+  }
+  X509_STORE_CTX_set_verify_cb(store.get(), Connection::VerifyCallback);
+  conn->peer_not_after_ = NotAfterUnix(leaf);
+  if (ctx.VerifyChainInStore(store.get()) == 1) return ssl_verify_ok;
+  *out_alert = static_cast<uint8_t>(SSL_alert_from_verify_result(X509_STORE_CTX_get_error(store.get())));
+  return ssl_verify_invalid;
 }
 
 int KeepClientSession(SSL* ssl, SSL_SESSION* session) {
@@ -201,8 +235,9 @@ int Connection::VerifyCallback(int ok, X509_STORE_CTX* store) {
   if (!ok && conn != nullptr && conn->verify_error_ == 0) {
     conn->verify_error_ = X509_STORE_CTX_get_error(store);
     conn->verify_depth_ = X509_STORE_CTX_get_error_depth(store);
-    conn->failed_cert_ = Summarize(X509_STORE_CTX_get_current_cert(store));
-    conn->leaf_cert_ = Summarize(X509_STORE_CTX_get0_cert(store));
+    Failure& f = conn->mutable_failure();
+    f.failed_cert = Summarize(X509_STORE_CTX_get_current_cert(store));
+    f.leaf_cert = Summarize(X509_STORE_CTX_get0_cert(store));
   }
   return ok;
 }
@@ -220,11 +255,12 @@ int VerifyChainWithPins(X509_STORE_CTX* store, const std::vector<std::string>& p
   X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
   SSL* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
   if (auto* conn = static_cast<Connection*>(SSL_get_ex_data(ssl, ConnIndex())); conn != nullptr) {
-    conn->pin_seen_ = spki;
+    Connection::Failure& f = conn->mutable_failure();
+    f.pin_seen = spki;
     conn->verify_error_ = X509_V_ERR_APPLICATION_VERIFICATION;
     conn->verify_depth_ = 0;
-    conn->leaf_cert_ = Summarize(leaf);
-    conn->failed_cert_ = conn->leaf_cert_;
+    f.leaf_cert = Summarize(leaf);
+    f.failed_cert = f.leaf_cert;
   }
   return 0;
 }
@@ -281,23 +317,25 @@ Connection::HandshakeStatus Connection::Handshake() {
 void Connection::ClassifyFailure(int ssl_error) {
   uint32_t e = ERR_peek_error();
   std::string errors = TakeErrors();
-  if (!pin_seen_.empty()) {
+  Failure& f = mutable_failure();
+  std::string& detail = f.detail;
+  if (!f.pin_seen.empty()) {
     cause_ = FailureCause::kPinMismatch;
-    detail_ = "public key pin mismatch: the certificate's SPKI is sha256//" + pin_seen_;
+    detail = "public key pin mismatch: the certificate's SPKI is sha256//" + f.pin_seen;
     return;
   }
   if (verify_error_ != 0) {
     cause_ = CauseFromVerifyError(verify_error_);
-    detail_ = X509_verify_cert_error_string(verify_error_);
+    detail = X509_verify_cert_error_string(verify_error_);
     return;
   }
   if (ssl_error == SSL_ERROR_SYSCALL || ssl_error == SSL_ERROR_ZERO_RETURN || (e == 0 && (io_eof_ || io_error_))) {
     cause_ = FailureCause::kReset;
-    detail_ = io_error_ ? strerror(io_error_) : "connection closed by peer";
+    detail = io_error_ ? strerror(io_error_) : "connection closed by peer";
     return;
   }
   int reason = ERR_GET_LIB(e) == ERR_LIB_SSL ? ERR_GET_REASON(e) : 0;
-  detail_ = errors.empty() ? "TLS error" : errors;
+  detail = errors.empty() ? "TLS error" : errors;
   switch (reason) {
     case SSL_R_UNSUPPORTED_PROTOCOL:
     case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
@@ -320,7 +358,7 @@ void Connection::ClassifyFailure(int ssl_error) {
       cause_ = FailureCause::kClientCertRequired;
       return;
     case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
-      if (ctx_->is_client() && cert_requested_ && SSL_get_certificate(ssl_) == nullptr) {
+      if (ctx_->is_client() && cert_requested_ && !ctx_->presents_certificate()) {
         cause_ = FailureCause::kClientCertRequired;
       } else {
         cause_ = FailureCause::kNoSharedCipher;
@@ -333,7 +371,7 @@ void Connection::ClassifyFailure(int ssl_error) {
     case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
     case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
     case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
-      if (ctx_->is_client() && SSL_get_certificate(ssl_) == nullptr && cert_requested_) {
+      if (ctx_->is_client() && !ctx_->presents_certificate() && cert_requested_) {
         cause_ = FailureCause::kClientCertRequired;
       } else {
         cause_ = FailureCause::kPeerRejectedUs;
@@ -345,19 +383,30 @@ void Connection::ClassifyFailure(int ssl_error) {
   }
 }
 
+const Connection::Failure& Connection::failure() const {
+  static const Failure kNone;
+  return failure_ ? *failure_ : kNone;
+}
+
+Connection::Failure& Connection::mutable_failure() {
+  if (!failure_) failure_ = std::make_unique<Failure>();
+  return *failure_;
+}
+
 Diagnosis Connection::diagnosis() const {
+  const Failure& f = failure();
   Diagnosis d;
   d.cause = cause_;
-  d.detail = detail_;
+  d.detail = f.detail;
   d.depth = verify_depth_;
   d.server_name = server_name_;
-  d.failed = failed_cert_.present ? failed_cert_ : leaf_cert_;
-  d.leaf = leaf_cert_;
+  d.failed = f.failed_cert.present ? f.failed_cert : f.leaf_cert;
+  d.leaf = f.leaf_cert;
   d.trust_path = ctx_->trust().path;
   d.trust_system = ctx_->trust().system;
   d.min_version = static_cast<uint16_t>(SSL_CTX_get_min_proto_version(ctx_->ssl_ctx()));
   d.peer_closed = io_eof_;
-  d.spki = pin_seen_;
+  d.spki = f.pin_seen;
   d.pins = ctx_->spki_pins();
   d.crl_file = ctx_->crl_file();
   return d;
@@ -430,21 +479,35 @@ std::string Connection::alpn() const {
   return std::string(reinterpret_cast<const char*>(data), len);
 }
 
+bssl::UniquePtr<X509> Connection::PeerLeaf() const {
+  // A client context keeps the server's chain as DER (VerifyPeer); a server
+  // context parses the client's certificate as X509.
+  if (!ctx_->is_client()) return bssl::UniquePtr<X509>(SSL_get_peer_certificate(ssl_));
+  const STACK_OF(CRYPTO_BUFFER)* chain = SSL_get0_peer_certificates(ssl_);
+  if (chain == nullptr || sk_CRYPTO_BUFFER_num(chain) == 0) return nullptr;
+  return bssl::UniquePtr<X509>(X509_parse_from_buffer(sk_CRYPTO_BUFFER_value(chain, 0)));
+}
+
 int64_t Connection::PeerNotAfterUnix() const {
-  bssl::UniquePtr<X509> cert(SSL_get_peer_certificate(ssl_));
-  return NotAfterUnix(cert.get());
+  // Read once: by VerifyPeer on a full handshake, from the session's DER on
+  // a resumed one.
+  if (peer_not_after_ < 0) {
+    bssl::UniquePtr<X509> cert = PeerLeaf();
+    peer_not_after_ = NotAfterUnix(cert.get());
+  }
+  return peer_not_after_;
 }
 
 std::vector<uint8_t> Connection::ServerEndPoint() const {
   if (ctx_->is_client()) {
-    bssl::UniquePtr<X509> cert(SSL_get_peer_certificate(ssl_));
+    bssl::UniquePtr<X509> cert = PeerLeaf();
     return tls::ServerEndPoint(cert.get());
   }
   return ctx_->server_end_point();
 }
 
 CertSummary Connection::PeerCertificate() const {
-  bssl::UniquePtr<X509> cert(SSL_get_peer_certificate(ssl_));
+  bssl::UniquePtr<X509> cert = PeerLeaf();
   return Summarize(cert.get());
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <openssl/base.h>
+#include <openssl/ssl.h>  // ssl_verify_result_t
 
 #include <memory>
 #include <span>
@@ -33,6 +34,12 @@ struct PeerIdentity {
 int VerifyChain(X509_STORE_CTX* store, const Context* context);
 // The same with the pins given (normalized, as Context::spki_pins()).
 int VerifyChainWithPins(X509_STORE_CTX* store, const std::vector<std::string>& pins);
+
+// The custom verifier of a client context (TLS_with_buffers_method): parses
+// the server's chain, validates it against the context's store with the
+// connection's host check (Context::VerifyChainInStore), and frees the parsed
+// certificates again; the session keeps only their DER.
+ssl_verify_result_t VerifyPeer(SSL* ssl, uint8_t* out_alert);
 
 // The new-session callback of a client context with resume_sessions: keeps
 // the session in the context's SessionCache under the connection's server
@@ -101,10 +108,10 @@ class Connection {
   // (on a server: the client's certificate did not verify).
   bool rejected_peer_certificate() const { return verify_error_ != 0; }
   // The raw reason (X.509 error string or TLS alert/error), for logs.
-  const std::string& failure_detail() const { return detail_; }
+  const std::string& failure_detail() const { return failure().detail; }
   // The certificate that failed verification (leaf or the chain element at fault).
-  const CertSummary& failed_certificate() const { return failed_cert_; }
-  const CertSummary& leaf_certificate() const { return leaf_cert_; }
+  const CertSummary& failed_certificate() const { return failure().failed_cert; }
+  const CertSummary& leaf_certificate() const { return failure().leaf_cert; }
   // What failed and everything needed to explain it.
   Diagnosis diagnosis() const;
   // The last transport error seen by the BIO (errno), 0 if none.
@@ -122,8 +129,23 @@ class Connection {
   static int VerifyCallback(int ok, X509_STORE_CTX* store);
   friend int VerifyChainWithPins(X509_STORE_CTX* store, const std::vector<std::string>& pins);
   friend int KeepClientSession(SSL* ssl, SSL_SESSION* session);
+  friend ssl_verify_result_t VerifyPeer(SSL* ssl, uint8_t* out_alert);
+  // A client's view of the server's leaf certificate, parsed from its DER.
+  bssl::UniquePtr<X509> PeerLeaf() const;
   static int CertCallback(SSL* ssl, void* arg);
   friend struct BioGlue;
+
+  // What a failed handshake leaves to explain it. Allocated only when
+  // something failed, so a healthy (and idle) connection does not carry two
+  // certificate summaries it will never show.
+  struct Failure {
+    std::string detail;
+    CertSummary failed_cert;
+    CertSummary leaf_cert;
+    std::string pin_seen;  // the leaf's SPKI, when it matched no pin
+  };
+  const Failure& failure() const;
+  Failure& mutable_failure();
 
   std::shared_ptr<Context> ctx_;
   SSL* ssl_;
@@ -138,12 +160,10 @@ class Connection {
   bool truncated_ = false;
   int io_error_ = 0;
   long verify_error_ = 0;
+  mutable int64_t peer_not_after_ = -1;  // -1: not yet read
   int verify_depth_ = -1;
   FailureCause cause_ = FailureCause::kNone;
-  std::string detail_;
-  CertSummary failed_cert_;
-  CertSummary leaf_cert_;
-  std::string pin_seen_;  // the leaf's SPKI, when it matched no pin
+  std::unique_ptr<Failure> failure_;
 };
 
 }  // namespace dbward::tls

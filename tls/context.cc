@@ -94,6 +94,28 @@ int AlpnSelect(SSL* /*ssl*/, const uint8_t** out, uint8_t* out_len, const uint8_
   return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
+// A PEM chain file as CRYPTO_BUFFERs, leaf first (for a context built on
+// TLS_with_buffers_method, which keeps certificates only as DER).
+bool ReadChainBuffers(const std::string& path, std::vector<bssl::UniquePtr<CRYPTO_BUFFER>>* out) {
+  bssl::UniquePtr<BIO> bio(BIO_new_file(path.c_str(), "r"));
+  if (!bio) return false;
+  for (;;) {
+    bssl::UniquePtr<X509> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (!cert) break;
+    uint8_t* der = nullptr;
+    int len = i2d_X509(cert.get(), &der);
+    if (len <= 0) return false;
+    out->emplace_back(CRYPTO_BUFFER_new(der, static_cast<size_t>(len), nullptr));
+    OPENSSL_free(der);
+    if (!out->back()) return false;
+  }
+  // The loop ends on the first block that is not a certificate: at the end
+  // of the file that is PEM_R_NO_START_LINE, which is no error.
+  uint32_t e = ERR_peek_last_error();
+  if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) ERR_clear_error();
+  return !out->empty() && ERR_peek_error() == 0;
+}
+
 }  // namespace
 
 std::string TakeErrors() {
@@ -175,7 +197,7 @@ std::string LoadError::Message() const {
   return detail;
 }
 
-bool LoadKeyPair(SSL_CTX* ctx, const KeyPair& pair, LoadError* error) {
+bool LoadKeyPair(SSL_CTX* ctx, const KeyPair& pair, LoadError* error, bool buffers_only) {
   using File = LoadError::File;
   using Kind = LoadError::Kind;
   std::string why;
@@ -192,8 +214,15 @@ bool LoadKeyPair(SSL_CTX* ctx, const KeyPair& pair, LoadError* error) {
     return false;
   }
   ERR_clear_error();
-  if (SSL_CTX_use_certificate_chain_file(ctx, pair.cert_file.c_str()) != 1) {
-    *error = Error(File::kCert, Kind::kInvalid, pair.cert_file, TakeErrors());
+  // A client context keeps certificates as DER only (TLS_with_buffers_method);
+  // a server context takes them as X509.
+  std::vector<bssl::UniquePtr<CRYPTO_BUFFER>> chain;
+  const bool buffers = buffers_only;
+  if (buffers ? !ReadChainBuffers(pair.cert_file, &chain)
+              : SSL_CTX_use_certificate_chain_file(ctx, pair.cert_file.c_str()) != 1) {
+    std::string detail = TakeErrors();
+    *error = Error(File::kCert, Kind::kInvalid, pair.cert_file,
+                   detail.empty() ? "no certificate in the file (expected -----BEGIN CERTIFICATE-----)" : detail);
     return false;
   }
   bssl::UniquePtr<BIO> bio(BIO_new_file(pair.key_file.c_str(), "r"));
@@ -219,7 +248,16 @@ bool LoadKeyPair(SSL_CTX* ctx, const KeyPair& pair, LoadError* error) {
     }
     return false;
   }
-  if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+  if (buffers) {
+    std::vector<CRYPTO_BUFFER*> raw;
+    for (const auto& b : chain) raw.push_back(b.get());
+    if (SSL_CTX_set_chain_and_key(ctx, raw.data(), raw.size(), key.get(), nullptr) != 1) {
+      TakeErrors();
+      *error = Error(File::kKey, Kind::kKeyMismatch, pair.key_file);
+      error->other_path = pair.cert_file;
+      return false;
+    }
+  } else if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
     TakeErrors();
     *error = Error(File::kKey, Kind::kKeyMismatch, pair.key_file);
     error->other_path = pair.cert_file;
@@ -232,7 +270,7 @@ namespace {
 
 // Adds every CRL in a PEM file to the context's store and turns CRL checking
 // on for the leaf.
-bool LoadCrls(SSL_CTX* ctx, const std::string& path, LoadError* error) {
+bool LoadCrls(X509_STORE* store, const std::string& path, LoadError* error) {
   std::string why;
   if (!Readable(path, &why)) {
     *error = Error(LoadError::File::kCrl, LoadError::Kind::kUnreadable, path, why);
@@ -249,7 +287,6 @@ bool LoadCrls(SSL_CTX* ctx, const std::string& path, LoadError* error) {
     *error = Error(LoadError::File::kCrl, LoadError::Kind::kInvalid, path, TakeErrors());
     return false;
   }
-  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
   size_t crls = 0;
   bool ok = true;
   for (size_t i = 0; i < sk_X509_INFO_num(infos); i++) {
@@ -264,7 +301,7 @@ bool LoadCrls(SSL_CTX* ctx, const std::string& path, LoadError* error) {
                    crls == 0 ? "no X509 CRL in the file (expected -----BEGIN X509 CRL-----)" : TakeErrors());
     return false;
   }
-  X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_CRL_CHECK);
+  X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
   return true;
 }
 
@@ -329,10 +366,19 @@ Context::Context(SSL_CTX* ctx, bool client) : ctx_(ctx), client_(client) {}
 
 Context::~Context() { SSL_CTX_free(ctx_); }
 
+int Context::VerifyChainInStore(X509_STORE_CTX* store) const {
+  return chain_verifier_ != nullptr ? chain_verifier_(store, chain_verifier_arg_) : VerifyChain(store, this);
+}
+
 std::shared_ptr<Context> Context::NewClient(const ClientOptions& o, LoadError* error) {
   using File = LoadError::File;
   using Kind = LoadError::Kind;
-  bssl::UniquePtr<SSL_CTX> ctx(SSL_CTX_new(TLS_method()));
+  // No crypto/x509 inside the handshake: the server's certificates stay DER
+  // (CRYPTO_BUFFERs shared with the session), and VerifyPeer parses them
+  // only for as long as it takes to validate the chain. With TLS_method,
+  // every backend leg would keep its peer chain parsed into X509 objects
+  // (about 4 KiB per idle session) for as long as it lives.
+  bssl::UniquePtr<SSL_CTX> ctx(SSL_CTX_new(TLS_with_buffers_method()));
   if (!ctx) {
     *error = Internal("SSL_CTX_new failed");
     return nullptr;
@@ -340,9 +386,9 @@ std::shared_ptr<Context> Context::NewClient(const ClientOptions& o, LoadError* e
   SSL_CTX_set_min_proto_version(ctx.get(), o.min_version);
   SSL_CTX_set_max_proto_version(ctx.get(), TLS1_3_VERSION);
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-  // Verification is never optional: the callback installed per connection only
-  // records why it failed, it never overrides the verdict.
-  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  // Verification is never optional: VerifyPeer validates the chain against
+  // the context's store, and no path turns that into a pass.
+  SSL_CTX_set_custom_verify(ctx.get(), SSL_VERIFY_PEER, VerifyPeer);
 
   TrustStore trust{o.ca_file, false};
   std::string why;
@@ -358,11 +404,12 @@ std::shared_ptr<Context> Context::NewClient(const ClientOptions& o, LoadError* e
     return nullptr;
   }
   ERR_clear_error();
-  if (SSL_CTX_load_verify_locations(ctx.get(), trust.path.c_str(), nullptr) != 1) {
+  bssl::UniquePtr<X509_STORE> store(X509_STORE_new());
+  if (!store || X509_STORE_load_locations(store.get(), trust.path.c_str(), nullptr) != 1) {
     *error = Error(File::kCa, Kind::kInvalid, trust.path, TakeErrors());
     return nullptr;
   }
-  if (!o.crl_file.empty() && !LoadCrls(ctx.get(), o.crl_file, error)) return nullptr;
+  if (!o.crl_file.empty() && !LoadCrls(store.get(), o.crl_file, error)) return nullptr;
   std::vector<std::string> pins;
   for (const std::string& p : o.spki_pins) {
     std::string pin = NormalizeSpkiPin(p);
@@ -373,7 +420,7 @@ std::shared_ptr<Context> Context::NewClient(const ClientOptions& o, LoadError* e
     pins.push_back(pin);
   }
   if (!o.client_cert.empty()) {
-    if (!LoadKeyPair(ctx.get(), o.client_cert, error)) return nullptr;
+    if (!LoadKeyPair(ctx.get(), o.client_cert, error, /*buffers_only=*/true)) return nullptr;
   }
   if (!SetAlpn(ctx.get(), o.alpn, error)) return nullptr;
 
@@ -382,6 +429,8 @@ std::shared_ptr<Context> Context::NewClient(const ClientOptions& o, LoadError* e
   out->trust_ = std::move(trust);
   out->pins_ = std::move(pins);
   out->crl_file_ = o.crl_file;
+  out->store_ = std::move(store);
+  out->presents_certificate_ = !o.client_cert.empty();
   if (o.resume_sessions) {
     // Sessions go to the Context's own cache, keyed by server name, never
     // to BoringSSL's internal one (a client has none to look up anyway).
@@ -389,11 +438,6 @@ std::shared_ptr<Context> Context::NewClient(const ClientOptions& o, LoadError* e
     SSL_CTX_set_session_cache_mode(out->ctx_, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
     SSL_CTX_sess_set_new_cb(out->ctx_, KeepClientSession);
   }
-  // Chain validation as always, then the pins: they can only add a reason to
-  // refuse.
-  SSL_CTX_set_cert_verify_callback(
-      out->ctx_, [](X509_STORE_CTX* store, void* arg) { return VerifyChain(store, static_cast<const Context*>(arg)); },
-      out.get());
   return out;
 }
 
@@ -409,7 +453,7 @@ std::shared_ptr<Context> Context::NewServer(const ServerOptions& o, LoadError* e
   // No session tickets: database clients rarely resume, and unread
   // NewSessionTicket records make a client's close() look like a reset.
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
-  if (!LoadKeyPair(ctx.get(), o.cert, error)) return nullptr;
+  if (!LoadKeyPair(ctx.get(), o.cert, error, /*buffers_only=*/false)) return nullptr;
   if (!o.client_ca_file.empty() && !RequestClientCertificates(ctx.get(), o.client_ca_file, error)) return nullptr;
   return WrapServer(ctx.release(), o.alpn);
 }

@@ -104,6 +104,21 @@ class Context {
   // context presents, taken once (its connections shed their configuration
   // after the handshake, the certificate with it).
   const std::vector<uint8_t>& server_end_point() const { return server_end_point_; }
+  // Client: the trust anchors and CRLs server chains are validated against
+  // (the SSL_CTX keeps certificates as DER only and has no store of its own).
+  X509_STORE* verify_store() const { return store_.get(); }
+  // Client: a certificate of our own is configured for servers that ask.
+  bool presents_certificate() const { return presents_certificate_; }
+  // Client: replaces the chain check (by default VerifyChain with this
+  // context's pins). The store it gets carries the connection's host check
+  // and its recording verify callback; the probe uses it to see the chain.
+  // Set before the context is shared.
+  using ChainVerifier = int (*)(X509_STORE_CTX* store, void* arg);
+  void set_chain_verifier(ChainVerifier fn, void* arg) {
+    chain_verifier_ = fn;
+    chain_verifier_arg_ = arg;
+  }
+  int VerifyChainInStore(X509_STORE_CTX* store) const;
 
  private:
   Context(SSL_CTX* ctx, bool client);
@@ -116,6 +131,10 @@ class Context {
   bool asks_client_cert_ = false;
   std::unique_ptr<SessionCache> sessions_;
   std::vector<uint8_t> server_end_point_;
+  bssl::UniquePtr<X509_STORE> store_;
+  bool presents_certificate_ = false;
+  ChainVerifier chain_verifier_ = nullptr;
+  void* chain_verifier_arg_ = nullptr;
 };
 
 // Makes a server SSL_CTX ask for client certificates issued by the CAs in
@@ -132,7 +151,8 @@ std::string NormalizeSpkiPin(const std::string& text);
 
 // Loads cert_file + key_file (decrypting with key_password) into ctx and checks
 // that they match. Exposed for tests and for reloads.
-bool LoadKeyPair(SSL_CTX* ctx, const KeyPair& pair, LoadError* error);
+// buffers_only: ctx was made with TLS_with_buffers_method (client contexts).
+bool LoadKeyPair(SSL_CTX* ctx, const KeyPair& pair, LoadError* error, bool buffers_only);
 
 // Parses "1.2" / "1.3" into a TLS version number.
 bool ParseTlsVersion(const std::string& text, uint16_t* out);

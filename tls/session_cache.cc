@@ -15,8 +15,12 @@ bool Usable(const SSL_SESSION* s, int64_t now) {
   int64_t made = static_cast<int64_t>(SSL_SESSION_get_time(s));
   int64_t lifetime = std::min<int64_t>(static_cast<int64_t>(SSL_SESSION_get_timeout(s)), SessionCache::kMaxAgeSeconds);
   if (now < made || now >= made + lifetime) return false;
-  X509* leaf = SSL_SESSION_get0_peer(s);
-  return leaf != nullptr && now < NotAfterUnix(leaf);
+  // The leaf's notAfter, from the DER the session keeps (client contexts
+  // parse no X509 objects into their sessions).
+  const STACK_OF(CRYPTO_BUFFER)* chain = SSL_SESSION_get0_peer_certificates(s);
+  if (chain == nullptr || sk_CRYPTO_BUFFER_num(chain) == 0) return false;
+  bssl::UniquePtr<X509> leaf(X509_parse_from_buffer(sk_CRYPTO_BUFFER_value(chain, 0)));
+  return leaf != nullptr && now < NotAfterUnix(leaf.get());
 }
 
 }  // namespace

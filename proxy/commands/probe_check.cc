@@ -80,7 +80,7 @@ std::shared_ptr<tls::Context> Prober::NewContext(tls::VerifyMode mode, Recorder*
   // The probe owns these contexts and uses them from one thread, so adjusting
   // them after creation is safe.
   recorder->pins = ctx->spki_pins();
-  SSL_CTX_set_cert_verify_callback(ctx->ssl_ctx(), VerifyCallback, recorder);
+  ctx->set_chain_verifier(VerifyCallback, recorder);
   if (version != 0 && !PinVersion(ctx->ssl_ctx(), version)) {
     error->clear();
     return nullptr;

@@ -218,6 +218,24 @@ TEST_F(TlsConnectionTest, GoodCertificateFullVerify) {
   EXPECT_STREQ(sni, "localhost");
 }
 
+// A verified client leg keeps the server's chain as DER only: nothing
+// parsed into X509 objects outlives the verification (an idle backend leg
+// would otherwise carry about 4 KiB of them), and what is asked afterwards
+// is read from the DER.
+TEST_F(TlsConnectionTest, VerifiedClientLegKeepsThePeerChainAsDerOnly) {
+  Connect(ClientCtx(), "localhost", ServerCtx());
+  ASSERT_EQ(client_hs_, HS::kDone);
+  ASSERT_TRUE(client_->verified());
+  EXPECT_EQ(SSL_get_peer_certificate(client_->ssl()), nullptr);
+  EXPECT_EQ(SSL_get_peer_cert_chain(client_->ssl()), nullptr);
+  const STACK_OF(CRYPTO_BUFFER)* der = SSL_get0_peer_certificates(client_->ssl());
+  ASSERT_NE(der, nullptr);
+  EXPECT_GE(sk_CRYPTO_BUFFER_num(der), 1u);
+  EXPECT_GT(client_->PeerNotAfterUnix(), ::time(nullptr));
+  EXPECT_EQ(client_->ServerEndPoint(), server_->ServerEndPoint());
+  EXPECT_EQ(client_->PeerCertificate().subject, "CN=localhost");
+}
+
 TEST_F(TlsConnectionTest, OneMebibyteEachWayIsByteExact) {
   Connect(ClientCtx(), "localhost", ServerCtx());
   ASSERT_EQ(client_hs_, HS::kDone);

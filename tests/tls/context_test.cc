@@ -159,7 +159,7 @@ TEST_F(ContextTest, NewServerCertificateFileWithoutCertificate) {
 TEST_F(ContextTest, LoadKeyPairNeedsBothFiles) {
   bssl::UniquePtr<SSL_CTX> ctx(SSL_CTX_new(TLS_method()));
   LoadError error;
-  EXPECT_FALSE(LoadKeyPair(ctx.get(), {Path("server.pem"), "", ""}, &error));
+  EXPECT_FALSE(LoadKeyPair(ctx.get(), {Path("server.pem"), "", ""}, &error, false));
   EXPECT_EQ(error.Message(), "both a certificate and a private key are required");
 }
 
@@ -170,7 +170,9 @@ TEST_F(ContextTest, EncryptedPkcs8KeyWithPassword) {
   LoadError error;
   std::shared_ptr<Context> ctx = Context::NewClient(o, &error);
   ASSERT_NE(ctx, nullptr) << error.Message();
-  EXPECT_NE(SSL_CTX_get0_certificate(ctx->ssl_ctx()), nullptr);
+  // A client context keeps its certificate as DER (TLS_with_buffers_method).
+  EXPECT_NE(SSL_CTX_get0_chain(ctx->ssl_ctx()), nullptr);
+  EXPECT_TRUE(ctx->presents_certificate());
 }
 
 TEST_F(ContextTest, EncryptedPkcs8KeyWithWrongPassword) {
