@@ -71,12 +71,9 @@ bool UnwrapPrelogin(std::unique_ptr<PreloginFramingIo>* framing, Leg* leg) {
 Session::Session(Worker* worker, ListenerRuntime* listener, int client_fd, uint64_t id)
     : worker_(worker),
       listener_(listener),
-      tls_(listener->tls()),
-      connector_(worker->loop(), *this, listener->config.backend_host, listener->config.backend_port,
-                 listener->config.timeouts.connect_ms) {
+      tls_(listener->tls()) {
   client_.set_fd(client_fd);
   const ListenerConfig& cfg = listener->config;
-  if (!cfg.backend_instance.empty()) connector_.SetTarget(cfg.backend_host, 0, cfg.backend_instance);
   backend_server_name_ = cfg.backend_tls.server_name;
   record_.id = id;
   record_.worker = worker->index();
@@ -278,7 +275,17 @@ void Session::ConnectBackend() {
   backend_leg_ = BackendLeg::kConnecting;
   // The connector keeps the time while it works, within the same deadline.
   uv_timer_stop(&timer_);
-  connector_.Start(deadline_ms_);
+  connector().Start(deadline_ms_);
+}
+
+Connector& Session::connector() {
+  if (!connector_) {
+    const ListenerConfig& cfg = listener_->config;
+    connector_ = std::make_unique<Connector>(worker_->loop(), static_cast<Connector::Callbacks&>(*this),
+                                             cfg.backend_host, cfg.backend_port, cfg.timeouts.connect_ms);
+    if (!cfg.backend_instance.empty()) connector_->SetTarget(cfg.backend_host, 0, cfg.backend_instance);
+  }
+  return *connector_;
 }
 
 void Session::AdoptWarmBackend(WarmHandoff leg) {
@@ -313,7 +320,7 @@ void Session::RedirectBackend(const engine::BackendTarget& target) {
   // The record describes the leg the session ends with: the routed one.
   record_.backend_tls_up = false;
   record_.backend_verified = false;
-  connector_.SetTarget(target.host, target.port);
+  connector().SetTarget(target.host, target.port);
   ConnectBackend();
 }
 
@@ -443,6 +450,8 @@ void Session::SetupComplete() {
   if (setup_complete_) return;
   setup_complete_ = true;
   LeaveHandshakeGate();
+  // Logged in: the backend is never connected (or routed) again.
+  connector_.reset();
   uint64_t now = uv_now(worker_->loop());
   last_activity_ms_ = now;
   listener_->metrics.handshake_seconds.Observe(static_cast<double>(now - start_ms_) / 1000.0);
@@ -537,7 +546,7 @@ void Session::FailBackend(const Failure& f) {
 }
 
 void Session::CloseBackend() {
-  connector_.Cancel();
+  if (connector_) connector_->Cancel();
   if (backend_watch_ != nullptr) {
     backend_watch_->Close();
     backend_watch_ = nullptr;
@@ -574,7 +583,7 @@ void Session::OnConnected(int fd, Watch* watch, const std::string& address) {
 }
 
 void Session::OnConnectFailed(const Failure& failure) {
-  record_.backend_addr = connector_.address();
+  record_.backend_addr = connector_->address();
   FailBackend(failure);
   Advance();
 }
@@ -965,6 +974,7 @@ void Session::StartRelay() {
   if (verifier_ticket_) verifier_ticket_->Cancel();
   verifier_ticket_.reset();
   verifier_answer_.reset();
+  connector_.reset();
   relay_->Start();
 }
 
@@ -1120,7 +1130,7 @@ void Session::Finish() {
   if (verifier_ticket_) verifier_ticket_->Cancel();
   if (relay_) relay_->Stop();
   EmitRecord();
-  connector_.Cancel();
+  if (connector_) connector_->Cancel();  // may be inside its callback: freed with the session
   for (Watch** w : {&client_watch_, &backend_watch_}) {
     if (*w != nullptr) {
       (*w)->Close();

@@ -63,6 +63,7 @@ class Session final : engine::Driver, Connector::Callbacks, Relay::Callbacks, Wa
   void StartClientTls(engine::ClientTlsProfile profile, engine::TlsTransport transport) override;
   void EndClientTls() override;
   void ConnectBackend() override;
+  Connector& connector();  // made on first use
   void RedirectBackend(const engine::BackendTarget& target) override;
   void StartBackendTls(engine::TlsTransport transport) override;
   void FailBackend(const engine::Failure& failure) override;
@@ -117,7 +118,10 @@ class Session final : engine::Driver, Connector::Callbacks, Relay::Callbacks, Wa
   Leg backend_;
   Watch* client_watch_ = nullptr;
   Watch* backend_watch_ = nullptr;
-  Connector connector_;
+  // Made when the session first connects its backend itself (a warm leg
+  // needs none) and let go once the login is through: an idle session
+  // does not keep a resolver and a timer it will not use again.
+  std::unique_ptr<Connector> connector_;
   std::unique_ptr<engine::Engine> engine_;
   std::unique_ptr<Relay> relay_;
   std::unique_ptr<PreloginFramingIo> client_framing_;
