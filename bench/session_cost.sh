@@ -47,8 +47,8 @@ source "$REPO/bench/lib.sh"
 for b in "$DBWARD" "$PGBOUNCER" "$STUNNEL" "$TLS_SINK"; do [[ -x $b ]] || die "$b not found"; done
 for c in pgbench psql strace python3 ss; do command -v $c > /dev/null || die "$c not found"; done
 # Each relayed session holds two descriptors in dbward: the idle count is
-# bounded by the hard limit.
-ulimit -n "$(ulimit -Hn)"
+# bounded by the open-file limit, which root may raise.
+ulimit -n 65536 2> /dev/null || ulimit -n "$(ulimit -Hn)"
 max_idle=$((($(ulimit -n) - 300) / 2 - 200))  # 200 more open first, to warm up
 ((BENCH_IDLE <= max_idle)) || { log "BENCH_IDLE $BENCH_IDLE is more than the open-file limit allows; using $max_idle"; BENCH_IDLE=$max_idle; }
 
@@ -269,6 +269,98 @@ IDLE_AFTER=$(idle_kib dbward "$DBWARD")
 IDLE_BEFORE=""
 [[ -n $DBWARD_BEFORE ]] && IDLE_BEFORE=$(idle_kib dbward-before "$DBWARD_BEFORE")
 
+# KiB per idle session with TLS on both legs, at scale: N TLS clients log in
+# to a postgres listener (dbward's own certificate, verified by the client)
+# whose backend is bench/tls_sink --protocol postgres over verified TLS (a
+# minimal PostgreSQL server: trust login, empty answers), run one query each
+# and stay idle. A real PostgreSQL cannot hold 10 000 sessions on this
+# machine; the node-postgres row after it is the cross-check against one.
+"$TLS_SINK" --listen 127.0.0.1:0 --cert "$CERTS/server.pem" --key "$CERTS/server.key" --protocol postgres --chunk 4096 \
+  > "$TMP/pgsink.out" 2> "$TMP/pgsink.err" &
+LIVE[$!]=tls_sink-postgres
+for _ in $(seq 50); do grep -q "listening on" "$TMP/pgsink.out" && break; sleep 0.1; done
+PGSINK_PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$TMP/pgsink.out")
+tls_idle_kib() {  # NAME BINARY
+  local name=$1 bin=$2 port
+  port=$(free_port)
+  mkdir -p "$TMP/$name"
+  cat > "$TMP/$name/tlsidle.yaml" <<YAML
+workers: 2
+listeners:
+  - name: tlsidle
+    protocol: postgres
+    listen: 127.0.0.1:$port
+    backend: 127.0.0.1:$PGSINK_PORT
+    backend_tls:
+      ca_file: $CA
+      server_name: localhost
+    client_tls:
+      cert_file: $CERTS/proxy.pem
+      key_file: $CERTS/proxy.key
+    max_connections: $((BENCH_IDLE + 1000))
+    max_handshakes: $((BENCH_IDLE + 1000))
+    max_handshakes_per_client: $((BENCH_IDLE + 1000))
+log:
+  level: warn
+  audit: off
+YAML
+  run_dbward "$name-tlsidle" "$bin" "$TMP/$name/tlsidle.yaml" "$port"
+  local pid=$RUN_PID
+  python3 - "$port" "$BENCH_IDLE" "$pid" "$CA" <<'PY'
+import socket, ssl, struct, sys
+port, n, pid, ca = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def rss():
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+ctx = ssl.create_default_context(cafile=ca)  # verify-full against dbward's certificate
+def read_until_ready(s):
+    buf = b""
+    while True:
+        while len(buf) >= 5:
+            kind, length = buf[0:1], struct.unpack("!I", buf[1:5])[0]
+            if len(buf) < 1 + length:
+                break
+            if kind == b"E":
+                raise SystemExit(f"FAIL server error: {buf[5:1 + length]!r}")
+            if kind == b"Z":
+                return
+            buf = buf[1 + length:]
+        chunk = s.recv(4096)
+        if not chunk:
+            raise SystemExit("FAIL connection closed before ReadyForQuery")
+        buf += chunk
+socks = []
+def open_one():
+    raw = socket.create_connection(("127.0.0.1", port))
+    # Without it the StartupMessage waits behind the client's TLS Finished
+    # for a delayed ACK (40 ms a session).
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    raw.sendall(struct.pack("!II", 8, 80877103))
+    if raw.recv(1) != b"S":
+        raise SystemExit("FAIL dbward refused the SSLRequest")
+    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    params = b"user\0md5_user\0database\0app\0\0"
+    s.sendall(struct.pack("!II", 8 + len(params), 196608) + params)
+    read_until_ready(s)
+    q = b"select 1\0"
+    s.sendall(b"Q" + struct.pack("!I", 4 + len(q)) + q)
+    read_until_ready(s)
+    socks.append(s)
+for _ in range(200):  # warms the allocator and the pools, as a running proxy is
+    open_one()
+before = rss()
+for _ in range(n):  # logged in, one query answered: relaying, then idle
+    open_one()
+after = rss()
+print(f"{(after - before) / n:.1f}")
+PY
+  kill "$pid"
+}
+TLSIDLE_AFTER=$(tls_idle_kib dbward "$DBWARD")
+TLSIDLE_BEFORE=""
+[[ -n $DBWARD_BEFORE ]] && TLSIDLE_BEFORE=$(tls_idle_kib dbward-before "$DBWARD_BEFORE")
+
 # KiB per idle session with TLS on both legs: node-postgres clients over TLS to
 # dbward's own certificate, logged in and idle. PostgreSQL's max_connections
 # (100) bounds how many; pgbouncer's pool and the warm legs are let go first.
@@ -348,6 +440,8 @@ for p in "${PATHS[@]}"; do
 done
 printf '\nKiB per idle session (plaintext client -> dbward -> TLS backend, %s sessions): %s' "$BENCH_IDLE" "$IDLE_AFTER"
 [[ -n $IDLE_BEFORE ]] && printf ' (before: %s)' "$IDLE_BEFORE"
+printf '\nKiB per idle session (TLS client -> dbward -> TLS backend, %s logged-in sessions to tls_sink --protocol postgres): %s' "$BENCH_IDLE" "$TLSIDLE_AFTER"
+[[ -n $TLSIDLE_BEFORE ]] && printf ' (before: %s)' "$TLSIDLE_BEFORE"
 printf '\nKiB per idle session (TLS client -> dbward -> TLS backend, %s logged-in PostgreSQL sessions): %s' "$IDLE_PG" "$PGIDLE_AFTER"
 [[ -n $PGIDLE_BEFORE ]] && printf ' (before: %s)' "$PGIDLE_BEFORE"
 printf '\npgbouncer connect-per-request reuses pooled server connections (no backend TLS handshake).\n'

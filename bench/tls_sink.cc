@@ -5,6 +5,13 @@
 //
 //   tls_sink --listen 127.0.0.1:0 --cert server.pem --key server.key
 //            --mode discard|echo|source [--min-version 1.2|1.3] [--chunk BYTES]
+//            [--protocol postgres]
+//
+// --protocol postgres makes it a minimal PostgreSQL server for idle-session
+// benchmarks: it answers an SSLRequest with 'S', takes TLS, answers the
+// StartupMessage with AuthenticationOk (trust), a few ParameterStatus, a
+// BackendKeyData and ReadyForQuery, then answers every simple Query with an
+// empty result and ReadyForQuery, until Terminate. --mode is not used then.
 //
 // Once bound it prints "listening on ADDR:PORT" on stdout so that scripts can
 // use port 0 and learn the real port. SIGTERM/SIGINT stop it; totals go to
@@ -39,12 +46,14 @@
 namespace {
 
 enum class Mode { kDiscard, kEcho, kSource };
+enum class Protocol { kRaw, kPostgres };
 
 struct Options {
   std::string listen;
   std::string cert_file;
   std::string key_file;
   Mode mode = Mode::kDiscard;
+  Protocol protocol = Protocol::kRaw;
   uint16_t min_version = TLS1_2_VERSION;
   size_t chunk = 64 * 1024;
 };
@@ -97,7 +106,8 @@ class Registry {
 [[noreturn]] void Usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s --listen HOST:PORT --cert FILE --key FILE\n"
-               "          [--mode discard|echo|source] [--min-version 1.2|1.3] [--chunk BYTES]\n",
+               "          [--mode discard|echo|source] [--min-version 1.2|1.3] [--chunk BYTES]\n"
+               "          [--protocol postgres]\n",
                argv0);
   std::exit(2);
 }
@@ -143,6 +153,13 @@ bool ParseOptions(int argc, char** argv, Options* opt) {
         opt->mode = Mode::kSource;
       } else {
         std::fprintf(stderr, "tls_sink: unknown mode '%s'\n", value.c_str());
+        return false;
+      }
+    } else if (arg == "--protocol") {
+      if (value == "postgres") {
+        opt->protocol = Protocol::kPostgres;
+      } else {
+        std::fprintf(stderr, "tls_sink: unknown protocol '%s' (only postgres)\n", value.c_str());
         return false;
       }
     } else if (arg == "--min-version") {
@@ -266,8 +283,91 @@ void ReportFailure(const char* what, SSL* ssl, int ret) {
   std::fprintf(stderr, "tls_sink: %s failed: %s\n", what, TakeSslErrors().c_str());
 }
 
+// Blocking helpers for --protocol postgres (a benchmark peer, not a parser:
+// whatever does not look like the expected message ends the connection).
+bool ReadFull(int fd, uint8_t* out, size_t n) {
+  while (n > 0) {
+    ssize_t got = recv(fd, out, n, 0);
+    if (got <= 0) {
+      if (got < 0 && errno == EINTR) continue;
+      return false;
+    }
+    out += got;
+    n -= static_cast<size_t>(got);
+  }
+  return true;
+}
+
+bool SslReadFull(SSL* ssl, uint8_t* out, size_t n) {
+  while (n > 0) {
+    int got = SSL_read(ssl, out, static_cast<int>(n));
+    if (got <= 0) return false;
+    out += got;
+    n -= static_cast<size_t>(got);
+  }
+  return true;
+}
+
+uint32_t Be32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+
+void PutMessage(std::string* out, char type, const std::string& body) {
+  uint32_t len = static_cast<uint32_t>(body.size() + 4);
+  out->push_back(type);
+  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>(len >> shift));
+  out->append(body);
+}
+
+std::string Cstr(const char* s) { return std::string(s, std::strlen(s) + 1); }
+
+// SSLRequest in the clear, then 'S'.
+bool PostgresPreamble(int fd) {
+  uint8_t req[8];
+  if (!ReadFull(fd, req, sizeof(req)) || Be32(req) != 8 || Be32(req + 4) != 80877103) return false;
+  return send(fd, "S", 1, MSG_NOSIGNAL) == 1;
+}
+
+// StartupMessage, the login answer, then queries until Terminate.
+void ServePostgres(SSL* ssl, Stats* stats) {
+  uint8_t head[5];
+  if (!SslReadFull(ssl, head, 4)) return;
+  uint32_t len = Be32(head);
+  if (len < 8 || len > 10000) return;
+  std::vector<uint8_t> body(len - 4);
+  if (!SslReadFull(ssl, body.data(), body.size())) return;
+  std::string out;
+  PutMessage(&out, 'R', std::string("\0\0\0\0", 4));  // AuthenticationOk
+  PutMessage(&out, 'S', Cstr("server_version") + Cstr("15.0 (tls_sink)"));
+  PutMessage(&out, 'S', Cstr("server_encoding") + Cstr("UTF8"));
+  PutMessage(&out, 'S', Cstr("client_encoding") + Cstr("UTF8"));
+  PutMessage(&out, 'S', Cstr("integer_datetimes") + Cstr("on"));
+  PutMessage(&out, 'K', std::string("\0\0\x30\x39\x12\x34\x56\x78", 8));
+  PutMessage(&out, 'Z', "I");
+  if (SSL_write(ssl, out.data(), static_cast<int>(out.size())) <= 0) return;
+  std::string answer;
+  PutMessage(&answer, 'I', "");  // EmptyQueryResponse
+  PutMessage(&answer, 'Z', "I");
+  for (;;) {
+    if (!SslReadFull(ssl, head, 5)) return;
+    len = Be32(head + 1);
+    if (len < 4 || len > (1u << 20)) return;
+    body.resize(len - 4);
+    if (!SslReadFull(ssl, body.data(), body.size())) return;
+    stats->bytes_in.fetch_add(5 + body.size(), std::memory_order_relaxed);
+    if (head[0] == 'X') {
+      SSL_shutdown(ssl);
+      return;
+    }
+    if (head[0] != 'Q') return;
+    if (SSL_write(ssl, answer.data(), static_cast<int>(answer.size())) <= 0) return;
+    stats->bytes_out.fetch_add(answer.size(), std::memory_order_relaxed);
+  }
+}
+
 void ServeConnection(int fd, SSL_CTX* ctx, const Options& opt,
                      const std::vector<uint8_t>& source_data, Stats* stats) {
+  if (opt.protocol == Protocol::kPostgres && !PostgresPreamble(fd)) return;
   bssl::UniquePtr<SSL> ssl(SSL_new(ctx));
   if (!ssl || !SSL_set_fd(ssl.get(), fd)) {
     std::fprintf(stderr, "tls_sink: SSL_new failed: %s\n", TakeSslErrors().c_str());
@@ -278,6 +378,10 @@ void ServeConnection(int fd, SSL_CTX* ctx, const Options& opt,
     stats->handshake_failures.fetch_add(1, std::memory_order_relaxed);
     // Readiness probes that connect and hang up are expected; do not log them.
     ReportFailure("handshake", ssl.get(), ret);
+    return;
+  }
+  if (opt.protocol == Protocol::kPostgres) {
+    ServePostgres(ssl.get(), stats);
     return;
   }
 
