@@ -304,6 +304,7 @@ void Session::AdoptWarmBackend(WarmHandoff leg) {
   record_.backend_warm = true;
   warm_ready_ = FactsOf(conn);
   backend_.AttachTls(std::move(leg.tls));
+  backend_.EnableReadAhead();  // warm legs are PostgreSQL: TLS to the end
   backend_leg_ = BackendLeg::kOpen;
   LOG_DEBUG("listener={} session={} took a warm backend leg to {}", listener_->config.name, record_.id,
             record_.backend_addr);
@@ -642,8 +643,18 @@ bool Session::BeginClientHandshake() {
     return false;
   }
   client_.AttachTls(std::move(conn));
+  if (client_tls_transport_ == engine::TlsTransport::kStream && TlsLastsTheSession()) client_.EnableReadAhead();
   client_tls_ = ClientTls::kHandshake;
   return true;
+}
+
+// Once TLS starts on a leg of these protocols, every byte after it on that
+// leg is TLS, so the leg may read ciphertext ahead from the handshake on
+// (one recv per record instead of two). TDS may leave TLS after LOGIN7
+// (login-only encryption), and bytes read ahead there would be plaintext.
+bool Session::TlsLastsTheSession() const {
+  const Protocol p = listener_->config.protocol;
+  return p == Protocol::kPostgres || p == Protocol::kMysql || p == Protocol::kTcp;
 }
 
 void Session::BeginBackendHandshake() {
@@ -661,6 +672,7 @@ void Session::BeginBackendHandshake() {
     return;
   }
   backend_.AttachTls(std::move(conn));
+  if (backend_tls_transport_ == engine::TlsTransport::kStream && TlsLastsTheSession()) backend_.EnableReadAhead();
   backend_leg_ = BackendLeg::kTlsHandshake;
 }
 

@@ -64,6 +64,7 @@ class Session final : engine::Driver, Connector::Callbacks, Relay::Callbacks, Wa
   void EndClientTls() override;
   void ConnectBackend() override;
   Connector& connector();  // made on first use
+  bool TlsLastsTheSession() const;
   void RedirectBackend(const engine::BackendTarget& target) override;
   void StartBackendTls(engine::TlsTransport transport) override;
   void FailBackend(const engine::Failure& failure) override;
