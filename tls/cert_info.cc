@@ -56,8 +56,10 @@ std::string IpToString(const ASN1_OCTET_STRING* ip) {
 
 }  // namespace
 
-int64_t NotAfterUnix(X509* cert) {
-  std::string iso = cert ? TimeToIso(X509_get0_notAfter(cert)) : "";
+int64_t NotAfterUnix(X509* cert) { return cert ? TimeUnix(X509_get0_notAfter(cert)) : 0; }
+
+int64_t TimeUnix(const ASN1_TIME* t) {
+  std::string iso = TimeToIso(t);
   struct tm tm = {};
   if (iso.size() != 20 || strptime(iso.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm) == nullptr) return 0;
   return timegm(&tm);

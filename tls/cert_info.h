@@ -30,6 +30,8 @@ struct CertSummary {
 CertSummary Summarize(X509* cert);
 // notAfter as Unix seconds (0 if unreadable): cheap, for expiry metrics.
 int64_t NotAfterUnix(X509* cert);
+// An ASN1 time as Unix seconds (0 if unreadable).
+int64_t TimeUnix(const ASN1_TIME* t);
 
 // Why a handshake towards a server failed; stable tokens for metrics and audit.
 enum class FailureCause {

@@ -14,6 +14,7 @@
 #include <ctime>
 
 #include "tls/session_cache.h"
+#include "tls/verified_chains.h"
 
 namespace dbward::tls {
 
@@ -157,6 +158,18 @@ ssl_verify_result_t VerifyPeer(SSL* ssl, uint8_t* out_alert) {
   const STACK_OF(CRYPTO_BUFFER)* sent = SSL_get0_peer_certificates(ssl);
   *out_alert = SSL_AD_CERTIFICATE_UNKNOWN;
   if (conn == nullptr || sent == nullptr || sk_CRYPTO_BUFFER_num(sent) == 0) return ssl_verify_invalid;
+  const Context& ctx = *conn->ctx_;
+  const int64_t now = static_cast<int64_t>(::time(nullptr));
+  VerifiedChains* verified = ctx.verified_chains();
+  VerifiedChains::Key key{};
+  if (verified != nullptr) {
+    key = VerifiedChains::KeyOf(conn->server_name_, sent);
+    int64_t not_after = 0;
+    if (verified->Find(key, now, &not_after)) {
+      conn->peer_not_after_ = not_after;
+      return ssl_verify_ok;
+    }
+  }
   bssl::UniquePtr<STACK_OF(X509)> chain(sk_X509_new_null());
   if (!chain) return ssl_verify_invalid;
   for (size_t i = 0; i < sk_CRYPTO_BUFFER_num(sent); i++) {
@@ -168,7 +181,6 @@ ssl_verify_result_t VerifyPeer(SSL* ssl, uint8_t* out_alert) {
     if (!bssl::PushToStack(chain.get(), std::move(cert))) return ssl_verify_invalid;
   }
   X509* leaf = sk_X509_value(chain.get(), 0);
-  const Context& ctx = *conn->ctx_;
   bssl::UniquePtr<X509_STORE_CTX> store(X509_STORE_CTX_new());
   if (!store || !X509_STORE_CTX_init(store.get(), ctx.verify_store(), leaf, chain.get()) ||
       !X509_STORE_CTX_set_ex_data(store.get(), SSL_get_ex_data_X509_STORE_CTX_idx(), ssl) ||
@@ -184,7 +196,19 @@ ssl_verify_result_t VerifyPeer(SSL* ssl, uint8_t* out_alert) {
   }
   X509_STORE_CTX_set_verify_cb(store.get(), Connection::VerifyCallback);
   conn->peer_not_after_ = NotAfterUnix(leaf);
-  if (ctx.VerifyChainInStore(store.get()) == 1) return ssl_verify_ok;
+  if (ctx.VerifyChainInStore(store.get()) == 1) {
+    if (verified != nullptr) {
+      // The verdict holds until a certificate of the validated path (leaf
+      // to anchor) expires or the CRLs it was checked against go stale.
+      int64_t until = ctx.crl_valid_until();
+      STACK_OF(X509)* path = X509_STORE_CTX_get0_chain(store.get());
+      for (size_t i = 0; path != nullptr && i < sk_X509_num(path); i++) {
+        until = std::min(until, NotAfterUnix(sk_X509_value(path, i)));
+      }
+      verified->Remember(key, now, until, conn->peer_not_after_);
+    }
+    return ssl_verify_ok;
+  }
   *out_alert = static_cast<uint8_t>(SSL_alert_from_verify_result(X509_STORE_CTX_get_error(store.get())));
   return ssl_verify_invalid;
 }

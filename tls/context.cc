@@ -16,7 +16,9 @@
 #include <cstring>
 
 #include "tls/connection.h"
+#include "tls/cert_info.h"
 #include "tls/session_cache.h"
+#include "tls/verified_chains.h"
 
 namespace dbward::tls {
 namespace {
@@ -270,7 +272,7 @@ namespace {
 
 // Adds every CRL in a PEM file to the context's store and turns CRL checking
 // on for the leaf.
-bool LoadCrls(X509_STORE* store, const std::string& path, LoadError* error) {
+bool LoadCrls(X509_STORE* store, const std::string& path, LoadError* error, int64_t* next_update) {
   std::string why;
   if (!Readable(path, &why)) {
     *error = Error(LoadError::File::kCrl, LoadError::Kind::kUnreadable, path, why);
@@ -293,6 +295,12 @@ bool LoadCrls(X509_STORE* store, const std::string& path, LoadError* error) {
     X509_INFO* info = sk_X509_INFO_value(infos, i);
     if (info->crl == nullptr) continue;
     if (X509_STORE_add_crl(store, info->crl) != 1) ok = false;
+    // The earliest nextUpdate bounds how long a chain validated against
+    // these CRLs stays valid (VerifiedChains).
+    if (const ASN1_TIME* next = X509_CRL_get0_nextUpdate(info->crl)) {
+      const int64_t t = TimeUnix(next);
+      *next_update = std::min(*next_update, t > 0 ? t : int64_t{0});
+    }
     crls++;
   }
   sk_X509_INFO_pop_free(infos, X509_INFO_free);
@@ -409,7 +417,8 @@ std::shared_ptr<Context> Context::NewClient(const ClientOptions& o, LoadError* e
     *error = Error(File::kCa, Kind::kInvalid, trust.path, TakeErrors());
     return nullptr;
   }
-  if (!o.crl_file.empty() && !LoadCrls(store.get(), o.crl_file, error)) return nullptr;
+  int64_t crl_next_update = INT64_MAX;
+  if (!o.crl_file.empty() && !LoadCrls(store.get(), o.crl_file, error, &crl_next_update)) return nullptr;
   std::vector<std::string> pins;
   for (const std::string& p : o.spki_pins) {
     std::string pin = NormalizeSpkiPin(p);
@@ -430,6 +439,8 @@ std::shared_ptr<Context> Context::NewClient(const ClientOptions& o, LoadError* e
   out->pins_ = std::move(pins);
   out->crl_file_ = o.crl_file;
   out->store_ = std::move(store);
+  out->verified_ = std::make_unique<VerifiedChains>();
+  out->crl_valid_until_ = crl_next_update;
   out->presents_certificate_ = !o.client_cert.empty();
   if (o.resume_sessions) {
     // Sessions go to the Context's own cache, keyed by server name, never

@@ -13,6 +13,7 @@
 namespace dbward::tls {
 
 class SessionCache;
+class VerifiedChains;
 
 enum class VerifyMode {
   kFull,  // chain to a trusted CA, validity, EKU serverAuth, and hostname or IP SAN
@@ -119,6 +120,11 @@ class Context {
     chain_verifier_arg_ = arg;
   }
   int VerifyChainInStore(X509_STORE_CTX* store) const;
+  // Client: chains already validated (null while a chain verifier is set:
+  // it wants to see every chain).
+  VerifiedChains* verified_chains() const { return chain_verifier_ == nullptr ? verified_.get() : nullptr; }
+  // Client: the earliest nextUpdate of the CRLs loaded (INT64_MAX without).
+  int64_t crl_valid_until() const { return crl_valid_until_; }
 
  private:
   Context(SSL_CTX* ctx, bool client);
@@ -132,6 +138,8 @@ class Context {
   std::unique_ptr<SessionCache> sessions_;
   std::vector<uint8_t> server_end_point_;
   bssl::UniquePtr<X509_STORE> store_;
+  std::unique_ptr<VerifiedChains> verified_;
+  int64_t crl_valid_until_ = INT64_MAX;
   bool presents_certificate_ = false;
   ChainVerifier chain_verifier_ = nullptr;
   void* chain_verifier_arg_ = nullptr;

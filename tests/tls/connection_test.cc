@@ -1,5 +1,6 @@
 #include "tls/connection.h"
 #include "tls/session_cache.h"
+#include "tls/verified_chains.h"
 
 #include "proxy/common/records.h"
 #include "proxy/common/tls_text.h"
@@ -154,6 +155,15 @@ class TlsConnectionTest : public testing::Test {
     Pump();
   }
 
+  // Forgets the connection pair so that another handshake can run.
+  void Reset() {
+    client_.reset();
+    server_.reset();
+    to_server_ = Pipe{};
+    to_client_ = Pipe{};
+    client_hs_ = server_hs_ = HS::kWantRead;
+  }
+
   // Expects the client handshake to fail verification with the given cause.
   void ExpectClientFails(FailureCause cause) {
     EXPECT_EQ(client_hs_, HS::kFailed);
@@ -234,6 +244,67 @@ TEST_F(TlsConnectionTest, VerifiedClientLegKeepsThePeerChainAsDerOnly) {
   EXPECT_GT(client_->PeerNotAfterUnix(), ::time(nullptr));
   EXPECT_EQ(client_->ServerEndPoint(), server_->ServerEndPoint());
   EXPECT_EQ(client_->PeerCertificate().subject, "CN=localhost");
+}
+
+// A chain validated once is not validated again for the same name while the
+// verdict holds: the second handshake is a hit, and still verified.
+TEST_F(TlsConnectionTest, AChainValidatedOnceIsRememberedForTheSameName) {
+  std::shared_ptr<Context> ctx = ClientCtx();
+  ASSERT_NE(ctx->verified_chains(), nullptr);
+  Connect(ctx, "localhost", ServerCtx());
+  ASSERT_EQ(client_hs_, HS::kDone);
+  EXPECT_EQ(ctx->verified_chains()->hits(), 0u);
+  EXPECT_EQ(ctx->verified_chains()->size(), 1u);
+  const int64_t not_after = client_->PeerNotAfterUnix();
+  Reset();
+  Connect(ctx, "localhost", ServerCtx());
+  ASSERT_EQ(client_hs_, HS::kDone);
+  EXPECT_TRUE(client_->verified());
+  EXPECT_EQ(ctx->verified_chains()->hits(), 1u);
+  EXPECT_EQ(client_->PeerNotAfterUnix(), not_after);
+  // Another name is judged on its own: 127.0.0.1 is in the certificate, a
+  // name that is not fails even though the same chain was just accepted.
+  Reset();
+  Connect(ctx, "127.0.0.1", ServerCtx());
+  ASSERT_EQ(client_hs_, HS::kDone);
+  EXPECT_EQ(ctx->verified_chains()->hits(), 1u);
+  Reset();
+  Connect(ctx, "db.example.com", ServerCtx());
+  ExpectClientFails(FailureCause::kNameMismatch);
+  EXPECT_EQ(ctx->verified_chains()->hits(), 1u);
+}
+
+// Failures are never remembered, and another chain is never taken for one
+// that was: a certificate from an untrusted issuer after a good one fails.
+TEST_F(TlsConnectionTest, OnlyTheExactChainThatWasValidatedIsRemembered) {
+  std::shared_ptr<Context> ctx = ClientCtx();
+  Connect(ctx, "localhost", ServerCtx("selfsigned.pem"));
+  ExpectClientFails(FailureCause::kUntrusted);
+  Reset();
+  Connect(ctx, "localhost", ServerCtx());
+  ASSERT_EQ(client_hs_, HS::kDone);
+  Reset();
+  Connect(ctx, "localhost", ServerCtx("selfsigned.pem"));
+  ExpectClientFails(FailureCause::kUntrusted);
+  EXPECT_EQ(ctx->verified_chains()->hits(), 0u);
+  EXPECT_EQ(ctx->verified_chains()->size(), 1u);
+}
+
+TEST(VerifiedChainsTest, AVerdictEndsAtItsOwnLimitOrTheTtl) {
+  VerifiedChains v;
+  VerifiedChains::Key a{}, b{};
+  b[0] = 1;
+  int64_t not_after = 0;
+  v.Remember(a, 1000, 1100, 5000);  // the path expires at 1100
+  EXPECT_TRUE(v.Find(a, 1099, &not_after));
+  EXPECT_EQ(not_after, 5000);
+  EXPECT_FALSE(v.Find(a, 1100, &not_after));
+  v.Remember(b, 1000, INT64_MAX, 5000);  // bounded by the TTL
+  EXPECT_TRUE(v.Find(b, 1000 + VerifiedChains::kTtlSeconds - 1, &not_after));
+  EXPECT_FALSE(v.Find(b, 1000 + VerifiedChains::kTtlSeconds, &not_after));
+  v.Remember(a, 1000, 1000, 5000);  // already over: not kept
+  EXPECT_FALSE(v.Find(a, 1000, &not_after));
+  EXPECT_EQ(v.size(), 0u);
 }
 
 TEST_F(TlsConnectionTest, OneMebibyteEachWayIsByteExact) {
@@ -573,6 +644,17 @@ TEST_F(BackendTrustTest, CrlWithoutTheCertificateConnects) {
   Connect(ClientCtx(o), "localhost", ServerCtx());
   ASSERT_EQ(client_hs_, HS::kDone);
   EXPECT_TRUE(client_->verified());
+}
+
+// A chain checked against CRLs is remembered no longer than the CRLs are
+// current (their earliest nextUpdate), so a stale CRL is never outlived.
+TEST_F(BackendTrustTest, TheCrlsNextUpdateBoundsARememberedVerdict) {
+  ClientOptions o;
+  o.crl_file = Path("ca.crl");
+  std::shared_ptr<Context> ctx = ClientCtx(o);
+  EXPECT_GT(ctx->crl_valid_until(), ::time(nullptr));
+  EXPECT_LT(ctx->crl_valid_until(), INT64_MAX);
+  EXPECT_EQ(ClientCtx()->crl_valid_until(), INT64_MAX);
 }
 
 TEST_F(BackendTrustTest, RevokedCertificateIsRefused) {
