@@ -60,6 +60,12 @@ class Relay final : Watch::Handler {
   // MySQL COM_QUIT): when the client's last bytes to the backend are these,
   // a backend that hangs up afterwards, close_notify or not, ended cleanly.
   void SetGoodbye(std::span<const uint8_t> message);
+  // Client bytes the session sent upstream itself before the relay (a
+  // PostgreSQL session's first commands, while the engine watches the
+  // answers): they count for the goodbye check as if relayed.
+  void NoteSentUp(std::span<const uint8_t> bytes) {
+    if (goodbye_len_ > 0 && !bytes.empty()) RememberTail(bytes.data(), bytes.size());
+  }
   // The client's stream must not begin with a PROXY protocol header (a
   // proxy_protocol listener whose protocol dbward does not read, tcp):
   // upstream bytes are held until they show they are not one. sent: the

@@ -244,6 +244,15 @@ void Session::SendToClient(std::span<const uint8_t> bytes) {
 
 void Session::SendToBackend(std::span<const uint8_t> bytes) {
   backend_out_.insert(backend_out_.end(), bytes.begin(), bytes.end());
+  // After the login only (before it, the last bytes may be a password's):
+  // the relay's goodbye check must see a Terminate the engine passed on.
+  if (setup_complete_ && !bytes.empty()) {
+    const size_t n = std::min(bytes.size(), up_tail_.size());
+    const size_t keep = std::min<size_t>(up_tail_len_, up_tail_.size() - n);
+    std::copy(up_tail_.begin() + (up_tail_len_ - keep), up_tail_.begin() + up_tail_len_, up_tail_.begin());
+    std::copy(bytes.end() - static_cast<ptrdiff_t>(n), bytes.end(), up_tail_.begin() + keep);
+    up_tail_len_ = static_cast<uint8_t>(keep + n);
+  }
 }
 
 void Session::ReadClient(bool on) {
@@ -887,6 +896,14 @@ bool Session::AdvanceBackend(int* events) {
     // TLS 1.3: the server judges our certificate after our handshake is done.
     FailBackend({Outcome::kBackendTlsFailed, CauseOf(t->failure_cause()),
                  "backend " + addr + ": " + ExplainHandshake(t->diagnosis(), "backend_tls").Sentence()});
+  } else if (setup_complete_) {
+    // Logged in (the engine still watching the first answers): a reset now
+    // is the backend dying under a connected client, as in the relay.
+    Fail({Outcome::kBackendClosedAbruptly, Cause::kBackendReset,
+          fmt::format("backend {} reset the connection ({}) while the client was connected; {} bytes had gone up, "
+                      "{} down",
+                      addr, strerror(r.err), staged_up_, staged_down_)},
+         {});
   } else {
     FailBackend({Outcome::kBackendClosed, Cause::kBackendEof,
                  "backend " + addr + " closed the connection during the handshake" +
@@ -972,6 +989,7 @@ void Session::StartRelay() {
   relay_ = std::make_unique<Relay>(worker_->pool(), client_, backend_, client_watch_, backend_watch_,
                                    static_cast<Relay::Callbacks&>(*this));
   relay_->SetGoodbye(engine_->Goodbye());  // static data of the protocol
+  relay_->NoteSentUp(std::span<const uint8_t>(up_tail_.data(), up_tail_len_));
   if (listener_->config.proxy_protocol && !proxy_sniffed_) relay_->RefuseProxyHeader(relay_sniff_prefix_);
   // Nothing from before the relay is needed any more but what the audit
   // says: the engine and the staging go, so an idle session holds only its

@@ -11,6 +11,7 @@
 
 #include <uv.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -153,6 +154,10 @@ class Session final : engine::Driver, Connector::Callbacks, Relay::Callbacks, Wa
   engine::ByteQueue client_in_, backend_in_;
   std::vector<uint8_t> client_out_, backend_out_;
   uint64_t staged_up_ = 0, staged_down_ = 0;  // bytes sent from staging
+  // The last client bytes sent upstream after the login, before the relay
+  // (for its goodbye check).
+  std::array<uint8_t, 8> up_tail_{};
+  uint8_t up_tail_len_ = 0;
 
   uv_timer_t timer_;   // deadlines: handshake, error flush, linger, idle
   uv_timer_t repump_;  // run again on the next loop turn

@@ -105,7 +105,7 @@ void TlsBackend::Serve(int fd) {
     }
     return;
   }
-  if (options_.pg_ssl_request || options_.mode == Mode::kPgScram) {
+  if (options_.pg_ssl_request || options_.mode == Mode::kPgScram || options_.mode == Mode::kPgTrustNoCloseNotify) {
     uint8_t request[8];
     size_t got = 0;
     while (got < sizeof request) {
@@ -132,6 +132,11 @@ void TlsBackend::Serve(int fd) {
       X509_NAME_oneline(X509_get_subject_name(peer.get()), name, sizeof name);
       last_client_subject_ = name;
     }
+  }
+  if (options_.mode == Mode::kPgTrustNoCloseNotify) {
+    ServePgTrust(ssl.get());
+    shutdown(fd, SHUT_WR);  // no close_notify
+    return;
   }
   if (options_.mode == Mode::kPgScram) {
     ServePgScram(ssl.get());
@@ -229,15 +234,31 @@ TlsBackend::ScramSeen TlsBackend::last_scram() const {
   return scram_;
 }
 
-void TlsBackend::ServePgScram(SSL* ssl) {
+bool TlsBackend::ReadStartup(SSL* ssl) {
   // StartupMessage: length, then the rest, unread.
   uint8_t len_bytes[4];
-  if (!ReadFull(ssl, len_bytes, 4)) return;
+  if (!ReadFull(ssl, len_bytes, 4)) return false;
   uint32_t len = static_cast<uint32_t>(len_bytes[0]) << 24 | len_bytes[1] << 16 | len_bytes[2] << 8 | len_bytes[3];
-  if (len < 8 || len > 10000) return;
+  if (len < 8 || len > 10000) return false;
   std::vector<uint8_t> startup(len - 4);
-  if (!ReadFull(ssl, startup.data(), startup.size())) return;
+  if (!ReadFull(ssl, startup.data(), startup.size())) return false;
   bytes_received_ += len;
+  return true;
+}
+
+// The login answer a trust login gets, then queries.
+void TlsBackend::ServePgTrust(SSL* ssl) {
+  if (!ReadStartup(ssl)) return;
+  std::vector<uint8_t> out;
+  for (const auto& m : {pg::EncodeAuthenticationOk(), Msg('S', std::string("application_name\0\0", 18)),
+                        Msg('K', std::string("\0\0\0\1\0\0\0\2", 8)), Msg('Z', "I")}) {
+    out.insert(out.end(), m.begin(), m.end());
+  }
+  if (WriteAll(ssl, out)) ServePgQueries(ssl);
+}
+
+void TlsBackend::ServePgScram(SSL* ssl) {
+  if (!ReadStartup(ssl)) return;
   if (!WriteAll(ssl, pg::EncodeAuthenticationSasl({"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"}))) return;
 
   ScramSeen seen;
@@ -285,7 +306,13 @@ void TlsBackend::ServePgScram(SSL* ssl) {
     out.insert(out.end(), m.begin(), m.end());
   }
   if (!WriteAll(ssl, out)) return;
-  // Every Query gets one row, "1".
+  ServePgQueries(ssl);
+}
+
+// Every Query gets one row, "1", until Terminate.
+void TlsBackend::ServePgQueries(SSL* ssl) {
+  uint8_t type;
+  std::vector<uint8_t> body;
   while (ReadMessage(ssl, &type, &body)) {
     if (type == 'X') return;
     if (type != 'Q') continue;

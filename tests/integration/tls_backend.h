@@ -31,6 +31,10 @@ class TlsBackend {
     // channel binding matched this server's certificate, then answers every
     // Query with one row "1".
     kPgScram,
+    // A scripted PostgreSQL that logs anyone in (trust), answers every Query
+    // with one row "1", and on Terminate closes TCP without close_notify,
+    // as servers that never send one do.
+    kPgTrustNoCloseNotify,
   };
   struct Options {
     Mode mode = Mode::kEcho;
@@ -69,6 +73,9 @@ class TlsBackend {
   void AcceptLoop();
   void Serve(int fd);
   void ServePgScram(SSL* ssl);
+  bool ReadStartup(SSL* ssl);
+  void ServePgTrust(SSL* ssl);
+  void ServePgQueries(SSL* ssl);
 
   Options options_;
   void* ctx_ = nullptr;  // SSL_CTX*
