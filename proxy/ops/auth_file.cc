@@ -56,7 +56,10 @@ bool ParseAuthFile(const std::string& text, std::unordered_map<std::string, std:
       OPENSSL_cleanse(secret.data(), secret.size());
       return fail(line, "expected two double-quoted fields: \"user\" \"SCRAM-SHA-256$...\"");
     }
-    if (name.empty()) return fail(line, "empty user name");
+    if (name.empty()) {
+      OPENSSL_cleanse(secret.data(), secret.size());
+      return fail(line, "empty user name");
+    }
     if (parsed.count(name) != 0) {
       OPENSSL_cleanse(secret.data(), secret.size());
       return fail(line, "user \"" + name + "\" is listed twice");

@@ -68,18 +68,19 @@ bool ReadSecretFile(const std::string& path, std::string* out) {
 }  // namespace
 
 bool ReadPasswordFile(const std::string& path, std::string* out, std::string* error, const std::string& what) {
-  std::string pw;
-  if (!ReadSecretFile(path, &pw)) {
+  // Read straight into *out: a local string moved into it would leave a
+  // short password's bytes in its own inline buffer.
+  OPENSSL_cleanse(out->data(), out->size());
+  out->clear();
+  if (!ReadSecretFile(path, out)) {
     *error = "cannot read " + what + " " + path + ": " + strerror(errno);
     return false;
   }
-  while (!pw.empty() && (pw.back() == '\n' || pw.back() == '\r')) pw.pop_back();
-  if (pw.empty()) {
+  while (!out->empty() && (out->back() == '\n' || out->back() == '\r')) out->pop_back();
+  if (out->empty()) {
     *error = what + " " + path + " is empty";
     return false;
   }
-  OPENSSL_cleanse(out->data(), out->size());
-  *out = std::move(pw);
   return true;
 }
 
