@@ -20,16 +20,21 @@
 #   syscalls/rt    strace -c -f on the proxy during -c 1 -t N (N round trips), total / N
 #   conn/s md5     pgbench -C -c 8 (a new connection per transaction), md5_user, and the ratio to direct
 #   conn lat µs    pgbench -C -c 1 latency (connect + one query), and added vs direct
-# and, for dbward, KiB per idle session: N idle plaintext clients relayed to a
-# TLS echo server (bench/tls_sink) through a tcp listener (RSS growth / N).
+# and, for dbward, KiB per idle session (RSS growth / N): N idle plaintext
+# clients relayed to a TLS echo server (bench/tls_sink) through a tcp
+# listener; N TLS clients logged in through a postgres listener to
+# tls_sink --protocol postgres (TLS on both legs); and 80 node-postgres
+# clients logged in to the real server (TLS on both legs).
 #
 # Usage: bench/session_cost.sh BUILD_DIR     (dbward is BUILD_DIR/dbward)
-# Environment: BENCH_SECONDS=8, BENCH_ROUNDTRIPS=3000, BENCH_IDLE=10000,
+# Environment: BENCH_SECONDS=5 (per run), BENCH_ROUNDS=3 (medians of the rounds),
+#   BENCH_ROUNDTRIPS=3000, BENCH_IDLE=10000,
 #   DBWARD_BEFORE=/path/to/older/dbward, BENCH_KEEP_TMP=1
 set -euo pipefail
 
 BUILD=${1:?usage: bench/session_cost.sh BUILD_DIR}
-BENCH_SECONDS=${BENCH_SECONDS:-8}
+BENCH_SECONDS=${BENCH_SECONDS:-5}
+BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 BENCH_ROUNDTRIPS=${BENCH_ROUNDTRIPS:-3000}
 BENCH_IDLE=${BENCH_IDLE:-10000}
 BENCH_KEEP_TMP=${BENCH_KEEP_TMP:-0}
@@ -177,40 +182,66 @@ pgb() {  # PATH OUT ARGS...: pgbench -S -M prepared, md5_user
 }
 field() { sed -n "s/^$1 = \([0-9.]*\).*/\1/p" "$2" | head -1; }
 
+# Syscalls per round trip: one connection, N round trips, every syscall of
+# every proxy thread (a count, not a timing: measured once).
 declare -A LAT1 TPS8 CPU8 SYS CONN CLAT
 for p in "${PATHS[@]}"; do
-  log "measuring $p"
-  pgb "$p" "$TMP/$p.c1" -c 1 -j 1 -T "$BENCH_SECONDS" && LAT1[$p]=$(awk -v l="$(field 'latency average' "$TMP/$p.c1")" 'BEGIN { printf "%.1f", l * 1000 }')
   pid=${PID[$p]:-}
-  t0=0
-  [[ -n $pid ]] && t0=$(cpu_ticks "$pid")
-  if pgb "$p" "$TMP/$p.c8" -c 8 -j 2 -T "$BENCH_SECONDS"; then
-    TPS8[$p]=$(field tps "$TMP/$p.c8")
-    if [[ -n $pid ]]; then
-      t1=$(cpu_ticks "$pid")
-      n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$TMP/$p.c8")
-      CPU8[$p]=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$n" 'BEGIN { printf "%.1f", d / hz * 1e6 / n }')
+  [[ -n $pid ]] || continue
+  log "counting syscalls through $p"
+  strace -c -f -q -p "$pid" -o "$TMP/$p.strace" &
+  sp=$!
+  # Counting starts once strace is attached to the process.
+  for _ in $(seq 100); do
+    [[ $(awk '/^TracerPid:/ { print $2 }' "/proc/$pid/status") != 0 ]] && break
+    sleep 0.05
+  done
+  pgb "$p" "$TMP/$p.st" -c 1 -j 1 -t "$BENCH_ROUNDTRIPS" || true
+  kill -INT "$sp"
+  wait "$sp" 2> /dev/null || true
+  total=$(awk '$NF == "total" { print $4 }' "$TMP/$p.strace")
+  # pgbench -t N: N transactions after a connect; the connect's syscalls are
+  # spread over them, which is why N is large.
+  SYS[$p]=$(awk -v t="$total" -v n="$BENCH_ROUNDTRIPS" 'BEGIN { if (t > 0) printf "%.2f", t / n; else print "-" }')
+done
+
+# Timings: BENCH_ROUNDS rounds, each measuring every path in turn, and the
+# median of each figure. A shared machine drifts (another guest, frequency):
+# in turns, a slow minute slows one round of every path, not all of one.
+for round in $(seq "$BENCH_ROUNDS"); do
+  for p in "${PATHS[@]}"; do
+    log "round $round/$BENCH_ROUNDS: $p"
+    pgb "$p" "$TMP/$p.c1" -c 1 -j 1 -T "$BENCH_SECONDS" &&
+      LAT1[$p]+=" $(awk -v l="$(field 'latency average' "$TMP/$p.c1")" 'BEGIN { printf "%.1f", l * 1000 }')"
+    pid=${PID[$p]:-}
+    t0=0
+    [[ -n $pid ]] && t0=$(cpu_ticks "$pid")
+    if pgb "$p" "$TMP/$p.c8" -c 8 -j 2 -T "$BENCH_SECONDS"; then
+      TPS8[$p]+=" $(field tps "$TMP/$p.c8")"
+      if [[ -n $pid ]]; then
+        t1=$(cpu_ticks "$pid")
+        n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$TMP/$p.c8")
+        CPU8[$p]+=" $(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$n" 'BEGIN { printf "%.1f", d / hz * 1e6 / n }')"
+      fi
     fi
-  fi
-  if [[ -n $pid ]]; then
-    # One connection, N round trips, every syscall of every proxy thread.
-    strace -c -f -q -p "$pid" -o "$TMP/$p.strace" &
-    sp=$!
-    # Counting starts once strace is attached to the process.
-    for _ in $(seq 100); do
-      [[ $(awk '/^TracerPid:/ { print $2 }' "/proc/$pid/status") != 0 ]] && break
-      sleep 0.05
-    done
-    pgb "$p" "$TMP/$p.st" -c 1 -j 1 -t "$BENCH_ROUNDTRIPS" || true
-    kill -INT "$sp"
-    wait "$sp" 2> /dev/null || true
-    total=$(awk '$NF == "total" { print $4 }' "$TMP/$p.strace")
-    # pgbench -t N: N transactions after a connect; the connect's syscalls are
-    # spread over them, which is why N is large.
-    SYS[$p]=$(awk -v t="$total" -v n="$BENCH_ROUNDTRIPS" 'BEGIN { if (t > 0) printf "%.2f", t / n; else print "-" }')
-  fi
-  pgb "$p" "$TMP/$p.C8" -C -c 8 -j 2 -T "$BENCH_SECONDS" && CONN[$p]=$(field tps "$TMP/$p.C8")
-  pgb "$p" "$TMP/$p.C1" -C -c 1 -j 1 -T "$BENCH_SECONDS" && CLAT[$p]=$(awk -v l="$(field 'latency average' "$TMP/$p.C1")" 'BEGIN { printf "%.0f", l * 1000 }')
+    pgb "$p" "$TMP/$p.C8" -C -c 8 -j 2 -T "$BENCH_SECONDS" && CONN[$p]+=" $(field tps "$TMP/$p.C8")"
+    pgb "$p" "$TMP/$p.C1" -C -c 1 -j 1 -T "$BENCH_SECONDS" &&
+      CLAT[$p]+=" $(awk -v l="$(field 'latency average' "$TMP/$p.C1")" 'BEGIN { printf "%.0f", l * 1000 }')"
+  done
+done
+median() {  # VALUES...: their median, or - when there are none
+  printf '%s\n' "$@" | sort -g | awk 'NF { a[++n] = $1 } END {
+    if (n == 0) print "-"; else if (n % 2) print a[(n + 1) / 2]; else printf "%.1f\n", (a[n / 2] + a[n / 2 + 1]) / 2 }'
+}
+for p in "${PATHS[@]}"; do
+  # shellcheck disable=SC2086  # the lists are space-separated on purpose
+  {
+    LAT1[$p]=$(median ${LAT1[$p]:-})
+    TPS8[$p]=$(median ${TPS8[$p]:-})
+    CPU8[$p]=$(median ${CPU8[$p]:-})
+    CONN[$p]=$(median ${CONN[$p]:-})
+    CLAT[$p]=$(median ${CLAT[$p]:-})
+  }
 done
 
 # KiB per idle session: plaintext clients through a tcp listener to a TLS echo server.
@@ -425,7 +456,8 @@ else
 fi
 
 # ---------------------------------------------------------------- report
-printf '\npgbench -S -M prepared, md5_user, %s s per run, %s CPUs; PostgreSQL 15 TLS-only on 127.0.0.1\n' "$BENCH_SECONDS" "$(nproc)"
+printf '\npgbench -S -M prepared, md5_user, %s s per run, medians of %s rounds, %s CPUs; PostgreSQL 15 TLS-only on 127.0.0.1\n' \
+  "$BENCH_SECONDS" "$BENCH_ROUNDS" "$(nproc)"
 printf '%-14s %9s %8s %9s %6s %10s %12s %9s %6s %11s %8s\n' path "lat c1 µs" added "TPS c8" "×dir" "CPU µs/tx" syscalls/rt "conn/s" "×dir" "conn lat µs" added
 d_lat=${LAT1[direct]:-0}; d_tps=${TPS8[direct]:-0}; d_conn=${CONN[direct]:-0}; d_clat=${CLAT[direct]:-0}
 for p in "${PATHS[@]}"; do
