@@ -1,6 +1,7 @@
 #include "tls/connection.h"
 
 #include <openssl/err.h>
+#include <openssl/nid.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -12,6 +13,7 @@
 #include <climits>
 #include <cstring>
 #include <ctime>
+#include <iterator>
 
 #include "tls/session_cache.h"
 #include "tls/verified_chains.h"
@@ -101,6 +103,28 @@ int ConnIndex() {
   return index;
 }
 
+// The groups a client offers (BoringSSL's default order), with `group`
+// moved to the front so that the ClientHello's one key share is for it. A
+// group outside that set (the server cannot have chosen it) changes nothing.
+bool OfferKeyShareFirst(SSL* ssl, uint16_t group) {
+  struct Group {
+    uint16_t id;
+    int nid;
+  };
+  static constexpr Group kDefault[] = {
+      {SSL_CURVE_X25519, NID_X25519}, {SSL_CURVE_SECP256R1, NID_X9_62_prime256v1}, {SSL_CURVE_SECP384R1, NID_secp384r1}};
+  int nids[std::size(kDefault)];
+  size_t n = 0;
+  for (const Group& g : kDefault) {
+    if (g.id == group) nids[n++] = g.nid;
+  }
+  if (n == 0) return true;
+  for (const Group& g : kDefault) {
+    if (g.id != group) nids[n++] = g.nid;
+  }
+  return SSL_set1_curves(ssl, nids, n) == 1;
+}
+
 }  // namespace
 
 Connection::Connection(std::shared_ptr<Context> ctx, SSL* ssl, Io* io)
@@ -137,6 +161,10 @@ std::unique_ptr<Connection> Connection::NewClient(std::shared_ptr<Context> ctx,
       *error = "invalid server name '" + server_name + "'";
       return nullptr;
     }
+  }
+  if (uint16_t group = ctx->key_share_group(); group != 0 && !OfferKeyShareFirst(ssl, group)) {
+    *error = "setting the key share groups failed";
+    return nullptr;
   }
   if (!ip && !server_name.empty() && SSL_set_tlsext_host_name(ssl, server_name.c_str()) != 1) {
     *error = "invalid SNI name '" + server_name + "'";
@@ -329,6 +357,10 @@ Connection::HandshakeStatus Connection::Handshake() {
   if (ret == 1) {
     handshake_done_ = true;
     verified_ = ctx_->is_client() && SSL_get_verify_result(ssl_) == X509_V_OK;
+    if (ctx_->is_client() && SSL_used_hello_retry_request(ssl_)) {
+      hello_retried_ = true;
+      ctx_->LearnKeyShareGroup(SSL_get_curve_id(ssl_));
+    }
     return HandshakeStatus::kDone;
   }
   int err = SSL_get_error(ssl_, ret);

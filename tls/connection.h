@@ -83,6 +83,9 @@ class Connection {
   std::string cipher() const;
   std::string alpn() const;
   bool verified() const { return verified_; }
+  // Client: the server asked for another key share (TLS 1.3
+  // HelloRetryRequest) in this handshake.
+  bool hello_retried() const { return hello_retried_; }
   // Client, after the handshake: what became of session resumption.
   enum class Resumption : uint8_t {
     kOff,        // the context keeps no sessions
@@ -153,6 +156,7 @@ class Connection {
   std::string server_name_;
   bool handshake_done_ = false;
   bool verified_ = false;
+  bool hello_retried_ = false;
   bool shutdown_sent_ = false;
   bool cert_requested_ = false;
   bool offered_session_ = false;

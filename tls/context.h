@@ -5,6 +5,7 @@
 
 #include <openssl/base.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -125,6 +126,16 @@ class Context {
   VerifiedChains* verified_chains() const { return chain_verifier_ == nullptr ? verified_.get() : nullptr; }
   // Client: the earliest nextUpdate of the CRLs loaded (INT64_MAX without).
   int64_t crl_valid_until() const { return crl_valid_until_; }
+  // Client: key share prediction. A server that accepts only some groups
+  // answers a ClientHello whose key share it does not take with a
+  // HelloRetryRequest, a second round trip and a second key generation:
+  // PostgreSQL up to 17 does for every client that offers X25519 first
+  // (ssl_ecdh_curve = prime256v1). The group such a server chose is offered
+  // first from then on (0: none learned, the default order). Only the order
+  // changes, never the set offered; the server still chooses, and a server
+  // that wants another group asks again and is learned again.
+  uint16_t key_share_group() const { return key_share_group_.load(std::memory_order_relaxed); }
+  void LearnKeyShareGroup(uint16_t group) const { key_share_group_.store(group, std::memory_order_relaxed); }
 
  private:
   Context(SSL_CTX* ctx, bool client);
@@ -140,6 +151,7 @@ class Context {
   bssl::UniquePtr<X509_STORE> store_;
   std::unique_ptr<VerifiedChains> verified_;
   int64_t crl_valid_until_ = INT64_MAX;
+  mutable std::atomic<uint16_t> key_share_group_{0};
   bool presents_certificate_ = false;
   ChainVerifier chain_verifier_ = nullptr;
   void* chain_verifier_arg_ = nullptr;

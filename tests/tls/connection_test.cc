@@ -290,6 +290,39 @@ TEST_F(TlsConnectionTest, OnlyTheExactChainThatWasValidatedIsRemembered) {
   EXPECT_EQ(ctx->verified_chains()->size(), 1u);
 }
 
+// Key share prediction: a server that takes only P-256 (PostgreSQL up to
+// 17 by default) asks the first ClientHello, which offers X25519, for
+// another key share; the next handshake offers P-256 first and needs no
+// second round trip. A server that then wants X25519 only is learned again.
+TEST_F(TlsConnectionTest, TheKeyShareAServerAskedForIsOfferedFirstNextTime) {
+  std::shared_ptr<Context> ctx = ClientCtx();
+  EXPECT_EQ(ctx->key_share_group(), 0);
+  std::shared_ptr<Context> p256 = ServerCtx();
+  ASSERT_EQ(SSL_CTX_set1_curves_list(p256->ssl_ctx(), "P-256"), 1);
+  Connect(ctx, "localhost", p256);
+  ASSERT_EQ(client_hs_, HS::kDone);
+  EXPECT_TRUE(client_->hello_retried());
+  EXPECT_EQ(ctx->key_share_group(), SSL_CURVE_SECP256R1);
+  Reset();
+  Connect(ctx, "localhost", p256);
+  ASSERT_EQ(client_hs_, HS::kDone);
+  EXPECT_FALSE(client_->hello_retried());
+  EXPECT_EQ(SSL_get_curve_id(client_->ssl()), SSL_CURVE_SECP256R1);
+  // A server that takes any group takes the P-256 share it is offered.
+  Reset();
+  Connect(ctx, "localhost", ServerCtx());
+  ASSERT_EQ(client_hs_, HS::kDone);
+  EXPECT_FALSE(client_->hello_retried());
+  EXPECT_EQ(SSL_get_curve_id(client_->ssl()), SSL_CURVE_SECP256R1);
+  std::shared_ptr<Context> x25519 = ServerCtx();
+  ASSERT_EQ(SSL_CTX_set1_curves_list(x25519->ssl_ctx(), "X25519"), 1);
+  Reset();
+  Connect(ctx, "localhost", x25519);
+  ASSERT_EQ(client_hs_, HS::kDone);
+  EXPECT_TRUE(client_->hello_retried());
+  EXPECT_EQ(ctx->key_share_group(), SSL_CURVE_X25519);
+}
+
 TEST(VerifiedChainsTest, AVerdictEndsAtItsOwnLimitOrTheTtl) {
   VerifiedChains v;
   VerifiedChains::Key a{}, b{};
