@@ -101,46 +101,58 @@ TEST_F(FaultsTest, BackendThatEndsWithCloseNotifyIsOk) {
 // the first answers (one query: psql -c), to a server that closes without
 // close_notify before the client hangs up: the goodbye went up before the
 // relay, and the session still ended cleanly.
-TEST_F(FaultsTest, TerminateDuringThePostgresWatchIsAGoodbye) {
-  auto backend = Backend(TlsBackend::Mode::kPgTrustNoCloseNotify);
-  DbwardProcess d;
-  ASSERT_TRUE(d.Start("workers: 1\nlisteners:\n  - name: pg\n    protocol: postgres\n    listen: 127.0.0.1:0\n"
-                      "    backend: 127.0.0.1:" + std::to_string(backend->port()) + "\n    backend_tls:\n      ca_file: " +
-                      Cert("ca.pem") + "\n      server_name: localhost\nlog:\n  level: debug\n  audit: ${AUDIT}\n"))
-      << d.Log();
-  int fd = ConnectLoopback(d.port());
-  ASSERT_GE(fd, 0);
-  auto message = [](char type, const std::string& body) {
-    std::string m(1, type);
-    const uint32_t len = static_cast<uint32_t>(body.size() + 4);
-    for (int shift = 24; shift >= 0; shift -= 8) m.push_back(static_cast<char>(len >> shift));
-    return m + body;
-  };
-  // Reads until a ReadyForQuery has arrived.
-  auto until_ready = [fd](std::string* got) {
-    for (int i = 0; i < 100 && got->find(std::string("Z\0\0\0\5I", 6)) == std::string::npos; i++) {
-      char buf[4096];
-      pollfd p{fd, POLLIN, 0};
-      if (poll(&p, 1, 5000) != 1) return false;
-      ssize_t n = recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) return false;
-      got->append(buf, static_cast<size_t>(n));
-    }
-    return true;
-  };
+std::string PgListener(uint16_t backend_port) {
+  return "workers: 1\nlisteners:\n  - name: pg\n    protocol: postgres\n    listen: 127.0.0.1:0\n"
+         "    backend: 127.0.0.1:" + std::to_string(backend_port) + "\n    backend_tls:\n      ca_file: " +
+         Cert("ca.pem") + "\n      server_name: localhost\nlog:\n  level: debug\n  audit: ${AUDIT}\n";
+}
+
+// A PostgreSQL message: type, length, body.
+std::string PgMessage(char type, const std::string& body) {
+  std::string m(1, type);
+  const uint32_t len = static_cast<uint32_t>(body.size() + 4);
+  for (int shift = 24; shift >= 0; shift -= 8) m.push_back(static_cast<char>(len >> shift));
+  return m + body;
+}
+
+// Reads until a ReadyForQuery (idle) has arrived; false on EOF or silence.
+bool PgUntilReady(int fd, std::string* got) {
+  for (int i = 0; i < 100 && got->find(std::string("Z\0\0\0\5I", 6)) == std::string::npos; i++) {
+    char buf[4096];
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 5000) != 1) return false;
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return false;
+    got->append(buf, static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// A plaintext client through a postgres listener to a trust-login server:
+// the StartupMessage, the login's answers, then one query and its answer.
+void PgLoginAndQuery(int fd) {
   const std::string params = std::string("user\0trusted\0database\0app\0\0", 27);
   std::string startup(4, '\0');
   startup += std::string("\0\3\0\0", 4) + params;
   startup[3] = static_cast<char>(startup.size());
   ASSERT_TRUE(SendAll(fd, startup.data(), startup.size()));
   std::string got;
-  ASSERT_TRUE(until_ready(&got)) << got.size();
-  const std::string query = message('Q', std::string("select 1\0", 9));
+  ASSERT_TRUE(PgUntilReady(fd, &got)) << got.size();
+  const std::string query = PgMessage('Q', std::string("select 1\0", 9));
   ASSERT_TRUE(SendAll(fd, query.data(), query.size()));
   got.clear();
-  ASSERT_TRUE(until_ready(&got));
+  ASSERT_TRUE(PgUntilReady(fd, &got));
+}
+
+TEST_F(FaultsTest, TerminateDuringThePostgresWatchIsAGoodbye) {
+  auto backend = Backend(TlsBackend::Mode::kPgTrustNoCloseNotify);
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(PgListener(backend->port()))) << d.Log();
+  int fd = ConnectLoopback(d.port());
+  ASSERT_GE(fd, 0);
+  ASSERT_NO_FATAL_FAILURE(PgLoginAndQuery(fd));
   // Terminate, and the socket stays open: the server's FIN comes first.
-  const std::string terminate = message('X', "");
+  const std::string terminate = PgMessage('X', "");
   ASSERT_TRUE(SendAll(fd, terminate.data(), terminate.size()));
   std::string rest;
   RecvAll(fd, &rest, 1 << 20, 5000);  // dbward closes once the backend has
@@ -149,6 +161,26 @@ TEST_F(FaultsTest, TerminateDuringThePostgresWatchIsAGoodbye) {
   ASSERT_EQ(ev.size(), 1u) << d.Log();
   EXPECT_EQ(ev[0]["outcome"], "ok") << ev[0]["error"];
   EXPECT_EQ(ev[0]["cause"], "null");
+}
+
+// A server that resets the connection after the login, while the engine
+// still watches the first answers: the backend died under a connected
+// client, not a handshake that failed.
+TEST_F(FaultsTest, ABackendResetAfterThePostgresLoginIsAbrupt) {
+  auto backend = Backend(TlsBackend::Mode::kPgTrustThenReset);
+  DbwardProcess d;
+  ASSERT_TRUE(d.Start(PgListener(backend->port()))) << d.Log();
+  int fd = ConnectLoopback(d.port());
+  ASSERT_GE(fd, 0);
+  ASSERT_NO_FATAL_FAILURE(PgLoginAndQuery(fd));
+  std::string rest;
+  RecvAll(fd, &rest, 1 << 20, 5000);  // dbward closes once the backend has
+  close(fd);
+  auto ev = d.WaitAuditEvents(1);
+  ASSERT_EQ(ev.size(), 1u) << d.Log();
+  EXPECT_EQ(ev[0]["outcome"], "backend_closed_abruptly") << ev[0]["error"];
+  EXPECT_EQ(ev[0]["cause"], "backend_reset");
+  EXPECT_NE(ev[0]["error"].find("while the client was connected"), std::string::npos) << ev[0]["error"];
 }
 
 // A real process killed: openssl s_server, kill -9, with a session open.

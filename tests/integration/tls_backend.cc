@@ -105,7 +105,8 @@ void TlsBackend::Serve(int fd) {
     }
     return;
   }
-  if (options_.pg_ssl_request || options_.mode == Mode::kPgScram || options_.mode == Mode::kPgTrustNoCloseNotify) {
+  if (options_.pg_ssl_request || options_.mode == Mode::kPgScram || options_.mode == Mode::kPgTrustNoCloseNotify ||
+      options_.mode == Mode::kPgTrustThenReset) {
     uint8_t request[8];
     size_t got = 0;
     while (got < sizeof request) {
@@ -136,6 +137,11 @@ void TlsBackend::Serve(int fd) {
   if (options_.mode == Mode::kPgTrustNoCloseNotify) {
     ServePgTrust(ssl.get());
     shutdown(fd, SHUT_WR);  // no close_notify
+    return;
+  }
+  if (options_.mode == Mode::kPgTrustThenReset) {
+    ServePgTrust(ssl.get(), 1);
+    Reset(fd);
     return;
   }
   if (options_.mode == Mode::kPgScram) {
@@ -173,18 +179,22 @@ void TlsBackend::Serve(int fd) {
     return;
   }
   if (options_.mode == Mode::kEchoThenReset) {
-    linger l{1, 0};
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-    std::lock_guard<std::mutex> lock(mu_);
-    for (int& f : fds_) {
-      if (f == fd) f = -1;  // closed here, with a reset, not by the destructor
-    }
-    close(fd);
+    Reset(fd);
     return;
   }
   // The client finished sending: say goodbye properly, then close.
   SSL_shutdown(ssl.get());
   shutdown(fd, SHUT_WR);
+}
+
+void TlsBackend::Reset(int fd) {
+  linger l{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (int& f : fds_) {
+    if (f == fd) f = -1;  // closed here, with a reset, not by the destructor
+  }
+  close(fd);
 }
 
 namespace {
@@ -247,14 +257,14 @@ bool TlsBackend::ReadStartup(SSL* ssl) {
 }
 
 // The login answer a trust login gets, then queries.
-void TlsBackend::ServePgTrust(SSL* ssl) {
+void TlsBackend::ServePgTrust(SSL* ssl, size_t max_queries) {
   if (!ReadStartup(ssl)) return;
   std::vector<uint8_t> out;
   for (const auto& m : {pg::EncodeAuthenticationOk(), Msg('S', std::string("application_name\0\0", 18)),
                         Msg('K', std::string("\0\0\0\1\0\0\0\2", 8)), Msg('Z', "I")}) {
     out.insert(out.end(), m.begin(), m.end());
   }
-  if (WriteAll(ssl, out)) ServePgQueries(ssl);
+  if (WriteAll(ssl, out)) ServePgQueries(ssl, max_queries);
 }
 
 void TlsBackend::ServePgScram(SSL* ssl) {
@@ -309,11 +319,11 @@ void TlsBackend::ServePgScram(SSL* ssl) {
   ServePgQueries(ssl);
 }
 
-// Every Query gets one row, "1", until Terminate.
-void TlsBackend::ServePgQueries(SSL* ssl) {
+// Every Query gets one row, "1", until Terminate (or max_queries answers).
+void TlsBackend::ServePgQueries(SSL* ssl, size_t max_queries) {
   uint8_t type;
   std::vector<uint8_t> body;
-  while (ReadMessage(ssl, &type, &body)) {
+  for (size_t answered = 0; answered < max_queries && ReadMessage(ssl, &type, &body);) {
     if (type == 'X') return;
     if (type != 'Q') continue;
     // One text column: count, name, table OID, column, type OID 25 (text),
@@ -326,6 +336,7 @@ void TlsBackend::ServePgQueries(SSL* ssl) {
       answer.insert(answer.end(), m.begin(), m.end());
     }
     if (!WriteAll(ssl, answer)) return;
+    answered++;
   }
 }
 

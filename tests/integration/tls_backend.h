@@ -35,6 +35,9 @@ class TlsBackend {
     // with one row "1", and on Terminate closes TCP without close_notify,
     // as servers that never send one do.
     kPgTrustNoCloseNotify,
+    // The same server that answers the first Query and then resets the TCP
+    // connection (SO_LINGER 0), while dbward still watches the first answers.
+    kPgTrustThenReset,
   };
   struct Options {
     Mode mode = Mode::kEcho;
@@ -74,8 +77,9 @@ class TlsBackend {
   void Serve(int fd);
   void ServePgScram(SSL* ssl);
   bool ReadStartup(SSL* ssl);
-  void ServePgTrust(SSL* ssl);
-  void ServePgQueries(SSL* ssl);
+  void ServePgTrust(SSL* ssl, size_t max_queries = SIZE_MAX);
+  void ServePgQueries(SSL* ssl, size_t max_queries = SIZE_MAX);
+  void Reset(int fd);  // a TCP reset (SO_LINGER 0); the destructor will not close fd again
 
   Options options_;
   void* ctx_ = nullptr;  // SSL_CTX*
