@@ -303,7 +303,7 @@ EOF
 
 # --- measurements ----------------------------------------------------------
 
-add_row() { ROWS+=("$(printf '%s|%s|%s|%s|%s|%s|%s' "$@")"); }
+add_row() { ROWS+=("$(printf '%s|%s|%s|%s|%s|%s|%s|%s' "$@")"); }
 
 # run_loadgen DIRECTION CONNS BYTES PORT [EXTRA ARGS]: sets MBPS and
 # TOTAL_BYTES; returns non-zero (after saying why) if loadgen failed.
@@ -345,10 +345,10 @@ measure_direct() {
   log "direct $direction ${conns}x$bytes"
   if run_loadgen "$direction" "$conns" "$bytes" "$sink_port" \
       --tls --ca "$CA" --server-name localhost; then
-    add_row direct - "$direction" "$conns" "$MBPS" - -
+    add_row direct - "$direction" "$conns" "$MBPS" - - -
   else
     FAILED=1
-    add_row direct - "$direction" "$conns" FAIL - -
+    add_row direct - "$direction" "$conns" FAIL - - -
   fi
 }
 
@@ -374,13 +374,17 @@ measure_relay() {
   if run_loadgen "$direction" "$conns" "$bytes" "$port"; then
     ticks_after=$(cpu_ticks "$PROXY_PID")
     rss_kb=$(peak_rss_kb "$PROXY_PID")
+    # The proxy's CPU both ways: seconds per GB relayed, and MB relayed per
+    # CPU second (the same figure inverted; "-" when too little to count).
     add_row "$tool" "$workers" "$direction" "$conns" "$MBPS" \
       "$(awk -v t=$((ticks_after - ticks_before)) -v hz="$CLK_TCK" -v b="$TOTAL_BYTES" \
         'BEGIN { printf "%.2f", t / hz / (b / 1e9) }')" \
+      "$(awk -v t=$((ticks_after - ticks_before)) -v hz="$CLK_TCK" -v b="$TOTAL_BYTES" \
+        'BEGIN { if (t > 0) printf "%.0f", b / 1e6 / (t / hz); else print "-" }')" \
       "$(awk -v kb="$rss_kb" 'BEGIN { printf "%.1f", kb * 1024 / 1e6 }')"
   else
     FAILED=1
-    add_row "$tool" "$workers" "$direction" "$conns" FAIL - -
+    add_row "$tool" "$workers" "$direction" "$conns" FAIL - - -
     if ! kill -0 "$PROXY_PID" 2>/dev/null; then
       log "$tool exited during the run; its log:"
       tail -n 20 "$TMP/$name.log" | sed 's/^/    /' >&2 || true
@@ -454,7 +458,7 @@ for tool in $BENCH_TOOLS; do
         continue
       fi
       # stunnel has no worker setting: one process, a thread per connection.
-      if ! run_tool stunnel 1; then FAILED=1; add_row stunnel 1 - - FAIL - -; fi
+      if ! run_tool stunnel 1; then FAILED=1; add_row stunnel 1 - - FAIL - - -; fi
       ;;
     haproxy)
       if [[ -z $HAPROXY ]]; then
@@ -462,7 +466,7 @@ for tool in $BENCH_TOOLS; do
         continue
       fi
       for workers in $BENCH_WORKERS; do
-        if ! run_tool haproxy "$workers"; then FAILED=1; add_row haproxy "$workers" - - FAIL - -; fi
+        if ! run_tool haproxy "$workers"; then FAILED=1; add_row haproxy "$workers" - - FAIL - - -; fi
       done
       ;;
     *) die "unknown tool '$tool' in BENCH_TOOLS" ;;
@@ -471,8 +475,8 @@ done
 log "measurements took ${SECONDS}s"
 
 {
-  printf '%s|%s|%s|%s|%s|%s|%s\n' tool workers direction conns MB/s "proxy CPU s per GB" \
-    "peak RSS MB"
+  printf '%s|%s|%s|%s|%s|%s|%s|%s\n' tool workers direction conns MB/s "proxy CPU s per GB" \
+    "MB per proxy CPU s" "peak RSS MB"
   if ((${#ROWS[@]} > 0)); then printf '%s\n' "${ROWS[@]}"; fi
 } | awk -F'|' '
   { for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } }
