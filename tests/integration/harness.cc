@@ -26,6 +26,15 @@
 extern char** environ;
 
 namespace dbward::testing {
+namespace {
+
+// The test process plays client and server to dbward on many threads; when dbward
+// closes a leg, a write on it must fail with EPIPE rather than end every test in the
+// process (a scripted backend's close_notify after dbward hung up raised SIGPIPE on
+// CI). Children get the default disposition back in Spawn.
+const bool kSigpipeIgnored = [] { return signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
+
+}  // namespace
 
 std::string CertDir() { return test_certs::Dir(); }
 
@@ -102,8 +111,16 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path, c
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGPIPE);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
   pid_t pid;
-  int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
+  int rc = posix_spawnp(&pid, args[0], &fa, &attr, args.data(), environ);
+  posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&fa);
   return rc == 0 ? pid : -1;
 }

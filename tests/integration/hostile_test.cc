@@ -204,8 +204,6 @@ class HostileTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_FALSE(CertDir().empty()) << kNoCerts;
-    // The scripted backends write to sockets dbward may have closed.
-    signal(SIGPIPE, SIG_IGN);
   }
   static std::string Listener(const std::string& protocol, uint16_t backend_port) {
     return "workers: 2\n"

@@ -523,12 +523,6 @@ void Mysql8Backend::Fail(const std::string& why) {
 }
 
 void Mysql8Backend::Serve(int fd) {
-  // A client that hangs up makes SSL_write/SSL_shutdown raise SIGPIPE; keep it
-  // pending on this thread instead of letting it end the test process.
-  sigset_t pipe;
-  sigemptyset(&pipe);
-  sigaddset(&pipe, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
   {
     Conn conn(fd, options_.trace);
     uint32_t caps = 0;
