@@ -244,90 +244,46 @@ for p in "${PATHS[@]}"; do
   }
 done
 
-# KiB per idle session: plaintext clients through a tcp listener to a TLS echo server.
-"$TLS_SINK" --listen 127.0.0.1:0 --cert "$CERTS/server.pem" --key "$CERTS/server.key" --mode echo > "$TMP/sink.out" 2> "$TMP/sink.err" &
-LIVE[$!]=tls_sink
-for _ in $(seq 50); do grep -q "listening on" "$TMP/sink.out" && break; sleep 0.1; done
-SINK_PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$TMP/sink.out")
-idle_kib() {  # NAME BINARY
-  local name=$1 bin=$2 port
+# KiB per idle session at scale, against bench/tls_sink (a real PostgreSQL
+# cannot hold 10 000 sessions on this machine; the node-postgres row after
+# these is the cross-check against one):
+# - tcp: plaintext clients through a tcp listener to a TLS echo server, each
+#   byte echoed once;
+# - postgres: TLS on both legs; clients verify dbward's own certificate, log in
+#   to tls_sink --protocol postgres (a minimal PostgreSQL server: trust login,
+#   empty answers) over verified TLS and run one query each.
+# start_sink NAME TLS_SINK_ARGS...: its port lands in SINK_PORT.
+start_sink() {
+  local name=$1
+  shift
+  "$TLS_SINK" --listen 127.0.0.1:0 --cert "$CERTS/server.pem" --key "$CERTS/server.key" "$@" \
+    > "$TMP/$name.out" 2> "$TMP/$name.err" &
+  LIVE[$!]=$name
+  for _ in $(seq 50); do grep -q "listening on" "$TMP/$name.out" && break; sleep 0.1; done
+  SINK_PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$TMP/$name.out")
+}
+start_sink tls_sink --mode echo
+ECHO_PORT=$SINK_PORT
+start_sink tls_sink-postgres --protocol postgres --chunk 4096
+PGSINK_PORT=$SINK_PORT
+idle_kib() {  # NAME BINARY tcp|postgres BACKEND_PORT
+  local name=$1 bin=$2 protocol=$3 backend=$4 port client_tls=""
   port=$(free_port)
   mkdir -p "$TMP/$name"
-  cat > "$TMP/$name/idle.yaml" <<EOF
+  [[ $protocol == postgres ]] && client_tls="    client_tls:
+      cert_file: $CERTS/proxy.pem
+      key_file: $CERTS/proxy.key"
+  cat > "$TMP/$name/idle-$protocol.yaml" <<YAML
 workers: 2
 listeners:
   - name: idle
-    protocol: tcp
+    protocol: $protocol
     listen: 127.0.0.1:$port
-    backend: 127.0.0.1:$SINK_PORT
+    backend: 127.0.0.1:$backend
     backend_tls:
       ca_file: $CA
       server_name: localhost
-    max_connections: $((BENCH_IDLE + 1000))
-    max_handshakes: $((BENCH_IDLE + 1000))
-    max_handshakes_per_client: $((BENCH_IDLE + 1000))
-log:
-  level: warn
-  audit: off
-EOF
-  run_dbward "$name-idle" "$bin" "$TMP/$name/idle.yaml" "$port"
-  local pid=$RUN_PID
-  python3 - "$port" "$BENCH_IDLE" "$pid" <<'PY'
-import socket, sys
-port, n, pid = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-def rss():
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-# A first batch warms the allocator and the pools, as a running proxy is.
-socks = []
-def open_some(k):
-    for _ in range(k):
-        s = socket.create_connection(("127.0.0.1", port))
-        s.sendall(b"x")
-        socks.append(s)
-    for s in socks[-k:]:
-        assert s.recv(1) == b"x"
-open_some(200)
-before = rss()
-open_some(n)  # each has had its byte echoed: relaying, then idle
-after = rss()
-print(f"{(after - before) / n:.1f}")
-PY
-  kill "$pid"
-}
-IDLE_AFTER=$(idle_kib dbward "$DBWARD")
-IDLE_BEFORE=""
-[[ -n $DBWARD_BEFORE ]] && IDLE_BEFORE=$(idle_kib dbward-before "$DBWARD_BEFORE")
-
-# KiB per idle session with TLS on both legs, at scale: N TLS clients log in
-# to a postgres listener (dbward's own certificate, verified by the client)
-# whose backend is bench/tls_sink --protocol postgres over verified TLS (a
-# minimal PostgreSQL server: trust login, empty answers), run one query each
-# and stay idle. A real PostgreSQL cannot hold 10 000 sessions on this
-# machine; the node-postgres row after it is the cross-check against one.
-"$TLS_SINK" --listen 127.0.0.1:0 --cert "$CERTS/server.pem" --key "$CERTS/server.key" --protocol postgres --chunk 4096 \
-  > "$TMP/pgsink.out" 2> "$TMP/pgsink.err" &
-LIVE[$!]=tls_sink-postgres
-for _ in $(seq 50); do grep -q "listening on" "$TMP/pgsink.out" && break; sleep 0.1; done
-PGSINK_PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$TMP/pgsink.out")
-tls_idle_kib() {  # NAME BINARY
-  local name=$1 bin=$2 port
-  port=$(free_port)
-  mkdir -p "$TMP/$name"
-  cat > "$TMP/$name/tlsidle.yaml" <<YAML
-workers: 2
-listeners:
-  - name: tlsidle
-    protocol: postgres
-    listen: 127.0.0.1:$port
-    backend: 127.0.0.1:$PGSINK_PORT
-    backend_tls:
-      ca_file: $CA
-      server_name: localhost
-    client_tls:
-      cert_file: $CERTS/proxy.pem
-      key_file: $CERTS/proxy.key
+$client_tls
     max_connections: $((BENCH_IDLE + 1000))
     max_handshakes: $((BENCH_IDLE + 1000))
     max_handshakes_per_client: $((BENCH_IDLE + 1000))
@@ -335,15 +291,21 @@ log:
   level: warn
   audit: off
 YAML
-  run_dbward "$name-tlsidle" "$bin" "$TMP/$name/tlsidle.yaml" "$port"
+  run_dbward "$name-idle-$protocol" "$bin" "$TMP/$name/idle-$protocol.yaml" "$port"
   local pid=$RUN_PID
-  python3 - "$port" "$BENCH_IDLE" "$pid" "$CA" <<'PY'
+  python3 - "$protocol" "$port" "$BENCH_IDLE" "$pid" "$CA" <<'PY'
 import socket, ssl, struct, sys
-port, n, pid, ca = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+protocol, port, n, pid, ca = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 def rss():
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
+def open_tcp():  # its byte echoed: relaying, then idle
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"x")
+    if s.recv(1) != b"x":
+        raise SystemExit("FAIL the byte did not come back through dbward")
+    return s
 ctx = ssl.create_default_context(cafile=ca)  # verify-full against dbward's certificate
 def read_until_ready(s):
     buf = b""
@@ -361,8 +323,7 @@ def read_until_ready(s):
         if not chunk:
             raise SystemExit("FAIL connection closed before ReadyForQuery")
         buf += chunk
-socks = []
-def open_one():
+def open_postgres():  # logged in, one query answered: relaying, then idle
     raw = socket.create_connection(("127.0.0.1", port))
     # Without it the StartupMessage waits behind the client's TLS Finished
     # for a delayed ACK (40 ms a session).
@@ -377,20 +338,22 @@ def open_one():
     q = b"select 1\0"
     s.sendall(b"Q" + struct.pack("!I", 4 + len(q)) + q)
     read_until_ready(s)
-    socks.append(s)
-for _ in range(200):  # warms the allocator and the pools, as a running proxy is
-    open_one()
+    return s
+open_one = open_postgres if protocol == "postgres" else open_tcp
+socks = [open_one() for _ in range(200)]  # warms the allocator and the pools, as a running proxy is
 before = rss()
-for _ in range(n):  # logged in, one query answered: relaying, then idle
-    open_one()
+socks += [open_one() for _ in range(n)]
 after = rss()
 print(f"{(after - before) / n:.1f}")
 PY
   kill "$pid"
 }
-TLSIDLE_AFTER=$(tls_idle_kib dbward "$DBWARD")
+IDLE_AFTER=$(idle_kib dbward "$DBWARD" tcp "$ECHO_PORT")
+IDLE_BEFORE=""
+[[ -n $DBWARD_BEFORE ]] && IDLE_BEFORE=$(idle_kib dbward-before "$DBWARD_BEFORE" tcp "$ECHO_PORT")
+TLSIDLE_AFTER=$(idle_kib dbward "$DBWARD" postgres "$PGSINK_PORT")
 TLSIDLE_BEFORE=""
-[[ -n $DBWARD_BEFORE ]] && TLSIDLE_BEFORE=$(tls_idle_kib dbward-before "$DBWARD_BEFORE")
+[[ -n $DBWARD_BEFORE ]] && TLSIDLE_BEFORE=$(idle_kib dbward-before "$DBWARD_BEFORE" postgres "$PGSINK_PORT")
 
 # KiB per idle session with TLS on both legs: node-postgres clients over TLS to
 # dbward's own certificate, logged in and idle. PostgreSQL's max_connections
