@@ -47,7 +47,7 @@ void EchoOnceThenWaitForEof(uint16_t port) {
 }
 
 class FaultsTest : public ::testing::Test {
- protected:
+ public:
   void SetUp() override { ASSERT_FALSE(CertDir().empty()) << kNoCerts; }
   std::unique_ptr<TlsBackend> Backend(TlsBackend::Mode mode) {
     TlsBackend::Options o;
@@ -144,43 +144,47 @@ void PgLoginAndQuery(int fd) {
   ASSERT_TRUE(PgUntilReady(fd, &got));
 }
 
-TEST_F(FaultsTest, TerminateDuringThePostgresWatchIsAGoodbye) {
-  auto backend = Backend(TlsBackend::Mode::kPgTrustNoCloseNotify);
+// Logs in through dbward to a scripted PostgreSQL backend in MODE, runs one
+// query, sends Terminate if asked (the socket stays open: the server's FIN
+// comes first), reads until dbward closes and returns the session's audit event.
+JsonFields PgSessionAgainst(FaultsTest* t, TlsBackend::Mode mode, bool terminate) {
+  auto backend = t->Backend(mode);
   DbwardProcess d;
-  ASSERT_TRUE(d.Start(PgListener(backend->port()))) << d.Log();
+  EXPECT_TRUE(d.Start(PgListener(backend->port()))) << d.Log();
   int fd = ConnectLoopback(d.port());
-  ASSERT_GE(fd, 0);
-  ASSERT_NO_FATAL_FAILURE(PgLoginAndQuery(fd));
-  // Terminate, and the socket stays open: the server's FIN comes first.
-  const std::string terminate = PgMessage('X', "");
-  ASSERT_TRUE(SendAll(fd, terminate.data(), terminate.size()));
+  EXPECT_GE(fd, 0);
+  if (fd < 0) return {};
+  PgLoginAndQuery(fd);
+  if (::testing::Test::HasFatalFailure()) {
+    close(fd);
+    return {};
+  }
+  if (terminate) {
+    const std::string message = PgMessage('X', "");
+    EXPECT_TRUE(SendAll(fd, message.data(), message.size()));
+  }
   std::string rest;
   RecvAll(fd, &rest, 1 << 20, 5000);  // dbward closes once the backend has
   close(fd);
   auto ev = d.WaitAuditEvents(1);
-  ASSERT_EQ(ev.size(), 1u) << d.Log();
-  EXPECT_EQ(ev[0]["outcome"], "ok") << ev[0]["error"];
-  EXPECT_EQ(ev[0]["cause"], "null");
+  EXPECT_EQ(ev.size(), 1u) << d.Log();
+  return ev.empty() ? JsonFields{} : ev[0];
+}
+
+TEST_F(FaultsTest, TerminateDuringThePostgresWatchIsAGoodbye) {
+  auto ev = PgSessionAgainst(this, TlsBackend::Mode::kPgTrustNoCloseNotify, true);
+  EXPECT_EQ(ev["outcome"], "ok") << ev["error"];
+  EXPECT_EQ(ev["cause"], "null");
 }
 
 // A server that resets the connection after the login, while the engine
 // still watches the first answers: the backend died under a connected
 // client, not a handshake that failed.
 TEST_F(FaultsTest, ABackendResetAfterThePostgresLoginIsAbrupt) {
-  auto backend = Backend(TlsBackend::Mode::kPgTrustThenReset);
-  DbwardProcess d;
-  ASSERT_TRUE(d.Start(PgListener(backend->port()))) << d.Log();
-  int fd = ConnectLoopback(d.port());
-  ASSERT_GE(fd, 0);
-  ASSERT_NO_FATAL_FAILURE(PgLoginAndQuery(fd));
-  std::string rest;
-  RecvAll(fd, &rest, 1 << 20, 5000);  // dbward closes once the backend has
-  close(fd);
-  auto ev = d.WaitAuditEvents(1);
-  ASSERT_EQ(ev.size(), 1u) << d.Log();
-  EXPECT_EQ(ev[0]["outcome"], "backend_closed_abruptly") << ev[0]["error"];
-  EXPECT_EQ(ev[0]["cause"], "backend_reset");
-  EXPECT_NE(ev[0]["error"].find("while the client was connected"), std::string::npos) << ev[0]["error"];
+  auto ev = PgSessionAgainst(this, TlsBackend::Mode::kPgTrustThenReset, false);
+  EXPECT_EQ(ev["outcome"], "backend_closed_abruptly") << ev["error"];
+  EXPECT_EQ(ev["cause"], "backend_reset");
+  EXPECT_NE(ev["error"].find("while the client was connected"), std::string::npos) << ev["error"];
 }
 
 // A real process killed: openssl s_server, kill -9, with a session open.
