@@ -24,24 +24,28 @@ namespace dbward::proxy {
 namespace {
 
 // Reads a file that holds a secret straight into *out, sized once, so no
-// stream buffer or reallocation leaves a copy behind; false with errno set.
-bool ReadSecretFile(const std::string& path, std::string* out) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  struct stat st {};
-  int e = 0;
-  if (fstat(fd, &st) != 0) {
-    e = errno;
-  } else if (S_ISDIR(st.st_mode)) {
-    e = EISDIR;
-  } else if (!S_ISREG(st.st_mode)) {
-    e = EINVAL;
-  } else if (st.st_size > (64 << 20)) {
-    e = EFBIG;
+// stream buffer or reallocation leaves a copy behind; false with *why saying
+// what is wrong. Only a regular file will do (a Kubernetes Secret's symlinks
+// lead to one); the open does not wait, so a FIFO is refused at once instead
+// of stalling a start or a reload until something writes to it.
+bool ReadSecretFile(const std::string& path, std::string* out, std::string* why) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    *why = strerror(errno);
+    return false;
   }
-  if (e != 0) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    *why = strerror(errno);
+  } else if (S_ISDIR(st.st_mode)) {
+    *why = strerror(EISDIR);
+  } else if (!S_ISREG(st.st_mode)) {
+    *why = "not a regular file";
+  } else if (st.st_size > (64 << 20)) {
+    *why = strerror(EFBIG);
+  }
+  if (!why->empty()) {
     close(fd);
-    errno = e;
     return false;
   }
   out->assign(static_cast<size_t>(st.st_size), '\0');
@@ -50,11 +54,10 @@ bool ReadSecretFile(const std::string& path, std::string* out) {
     ssize_t n = read(fd, out->data() + got, out->size() - got);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      int e = errno;
+      *why = strerror(errno);
       OPENSSL_cleanse(out->data(), out->size());
       out->clear();
       close(fd);
-      errno = e;
       return false;
     }
     if (n == 0) break;
@@ -72,8 +75,9 @@ bool ReadPasswordFile(const std::string& path, std::string* out, std::string* er
   // short password's bytes in its own inline buffer.
   OPENSSL_cleanse(out->data(), out->size());
   out->clear();
-  if (!ReadSecretFile(path, out)) {
-    *error = "cannot read " + what + " " + path + ": " + strerror(errno);
+  std::string why;
+  if (!ReadSecretFile(path, out, &why)) {
+    *error = "cannot read " + what + " " + path + ": " + why;
     return false;
   }
   while (!out->empty() && (out->back() == '\n' || out->back() == '\r')) out->pop_back();
@@ -229,9 +233,10 @@ bool BuildTlsMaterial(const Config& config, const ListenerConfig& l, const TlsMa
     }
     if (!sc.auth_file.empty()) {
       std::string text;
-      if (!ReadSecretFile(sc.auth_file, &text)) {
+      std::string why;
+      if (!ReadSecretFile(sc.auth_file, &text, &why)) {
         *error = {config.path, sc.file_pos,
-                  "listener " + l.name + ": cannot read scram.auth_file " + sc.auth_file + ": " + strerror(errno)};
+                  "listener " + l.name + ": cannot read scram.auth_file " + sc.auth_file + ": " + why};
         return false;
       }
       int line = 0;

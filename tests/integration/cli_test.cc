@@ -2,6 +2,8 @@
 // FILE:LINE:COLUMN, and start-up refusing bad TLS material by name.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include "harness.h"
 
 namespace dbward::testing {
@@ -113,6 +115,20 @@ TEST_F(CliTest, CheckConfigReportsWrongKeyPasswordWithoutPrintingIt) {
   EXPECT_NE(out.find(path + ":10:26:"), std::string::npos) << out;
   EXPECT_NE(out.find("wrong password"), std::string::npos) << out;
   EXPECT_EQ(out.find("not the password"), std::string::npos) << out;
+}
+
+// A FIFO as key_password_file: refused at once by name, not waited on until
+// something writes to it (a start or a reload would hang there).
+TEST_F(CliTest, CheckConfigRefusesAFifoAsAPasswordFileAtOnce) {
+  std::string fifo = dir_.path() + "/key.pass";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  std::string path = dir_.Write(
+      "bad.yaml", Config("      cert_file: " + Cert("client.pem") + "\n      key_file: " + Cert("client.key") +
+                         "\n      key_password_file: " + fifo + "\n"));
+  std::string out;
+  EXPECT_EQ(RunCommand({DBWARD_BINARY, "check-config", path}, &out), 1);
+  EXPECT_NE(out.find(path + ":10:26:"), std::string::npos) << out;
+  EXPECT_NE(out.find("cannot read key password file " + fifo + ": not a regular file"), std::string::npos) << out;
 }
 
 TEST_F(CliTest, CheckConfigReportsEncryptedKeyWithoutPassword) {
