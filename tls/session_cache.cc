@@ -29,7 +29,8 @@ bssl::UniquePtr<SSL_SESSION> SessionCache::Take(const std::string& name, int64_t
   std::lock_guard<std::mutex> lock(mu_);
   auto it = by_name_.find(name);
   if (it == by_name_.end()) return nullptr;
-  auto& q = it->second;
+  it->second.used = ++clock_;
+  auto& q = it->second.sessions;
   bssl::UniquePtr<SSL_SESSION> out;
   while (!q.empty() && !out) {
     bssl::UniquePtr<SSL_SESSION>& newest = q.back();
@@ -53,10 +54,15 @@ void SessionCache::Put(const std::string& name, bssl::UniquePtr<SSL_SESSION> ses
   std::lock_guard<std::mutex> lock(mu_);
   auto it = by_name_.find(name);
   if (it == by_name_.end()) {
-    if (by_name_.size() >= kNames) return;
-    it = by_name_.emplace(name, std::deque<bssl::UniquePtr<SSL_SESSION>>{}).first;
+    if (by_name_.size() >= kNames) {
+      by_name_.erase(std::min_element(by_name_.begin(), by_name_.end(), [](const auto& a, const auto& b) {
+        return a.second.used < b.second.used;
+      }));
+    }
+    it = by_name_.emplace(name, Entry{}).first;
   }
-  auto& q = it->second;
+  it->second.used = ++clock_;
+  auto& q = it->second.sessions;
   // A TLS 1.2 server hands out one session per full handshake; the newest
   // replaces the others, since they all resume the same way.
   if (!SSL_SESSION_should_be_single_use(session.get())) q.clear();
@@ -67,7 +73,7 @@ void SessionCache::Put(const std::string& name, bssl::UniquePtr<SSL_SESSION> ses
 size_t SessionCache::size() const {
   std::lock_guard<std::mutex> lock(mu_);
   size_t n = 0;
-  for (const auto& [name, q] : by_name_) n += q.size();
+  for (const auto& [name, entry] : by_name_) n += entry.sessions.size();
   return n;
 }
 

@@ -20,6 +20,8 @@ class SessionCache {
   // A server hands out two TLS 1.3 tickets per handshake (OpenSSL's
   // default); four per name cover a burst of connections.
   static constexpr size_t kPerName = 4;
+  // Names beyond it (a TDS listener routed to many replicas over time) push
+  // out the name used least recently.
   static constexpr size_t kNames = 256;
   // Older sessions are not offered, whatever lifetime the server gave them:
   // a resumed leg's certificate was validated when its session was made.
@@ -34,8 +36,13 @@ class SessionCache {
   size_t size() const;
 
  private:
+  struct Entry {
+    std::deque<bssl::UniquePtr<SSL_SESSION>> sessions;
+    uint64_t used = 0;  // the clock_ of its last Take or Put
+  };
   mutable std::mutex mu_;
-  std::map<std::string, std::deque<bssl::UniquePtr<SSL_SESSION>>> by_name_;
+  std::map<std::string, Entry> by_name_;
+  uint64_t clock_ = 0;
 };
 
 }  // namespace dbward::tls

@@ -960,3 +960,31 @@ TEST_F(ResumptionTest, OldSessionsAreNotOffered) {
 }
 
 }  // namespace dbward::tls
+
+namespace dbward::tls {
+
+TEST_F(ResumptionTest, ANewNameInAFullCachePushesOutTheNameUsedLeastRecently) {
+  std::shared_ptr<Context> client = ResumingClient();
+  Once(client, "localhost", TicketServer(TLS1_2_VERSION));
+  ASSERT_EQ(client_hs_, HS::kDone);
+  SessionCache* cache = client->sessions();
+  const int64_t now = static_cast<int64_t>(::time(nullptr));
+  // A TLS 1.2 session stays when taken, so one session can fill every name.
+  bssl::UniquePtr<SSL_SESSION> session = cache->Take("localhost", now);
+  ASSERT_NE(session, nullptr);
+  auto copy = [&] {
+    SSL_SESSION_up_ref(session.get());
+    return bssl::UniquePtr<SSL_SESSION>(session.get());
+  };
+  for (size_t i = 0; i + 1 < SessionCache::kNames; ++i) cache->Put("replica" + std::to_string(i), copy());
+  ASSERT_EQ(cache->size(), SessionCache::kNames);
+  EXPECT_NE(cache->Take("localhost", now), nullptr);  // used again: now the most recent
+  cache->Put("replica-new", copy());
+  EXPECT_EQ(cache->size(), SessionCache::kNames);
+  EXPECT_NE(cache->Take("replica-new", now), nullptr);
+  EXPECT_EQ(cache->Take("replica0", now), nullptr);  // the least recently used went
+  EXPECT_NE(cache->Take("replica1", now), nullptr);
+  EXPECT_NE(cache->Take("localhost", now), nullptr);
+}
+
+}  // namespace dbward::tls
