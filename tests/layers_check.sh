@@ -3,7 +3,8 @@
 # compiled with include roots that resolve its own headers and those of the
 # layers below it, never those of a layer above. Each check compiles one
 # #include with the include flags the build really gives a source of that
-# layer (from compile_commands.json), from an empty directory.
+# layer (from compile_commands.json), from an empty directory. Blind means
+# the compiler could not find that header; any other error fails the check.
 # Usage: tests/layers_check.sh BUILD_DIR
 set -uo pipefail
 build=$(cd "${1:?usage: layers_check.sh BUILD_DIR}" && pwd)
@@ -41,10 +42,16 @@ expect() {  # expect sees|blind SOURCE HEADER
     failed=1
     return
   fi
-  if (cd "$tmp" && printf '#include "%s"\n' "$header" | "${cmd[@]}" -fsyntax-only -x c++ - > /dev/null 2>&1); then
+  local err=$tmp/err
+  if (cd "$tmp" && printf '#include "%s"\n' "$header" | "${cmd[@]}" -fsyntax-only -x c++ - > /dev/null 2> "$err"); then
     got=sees
+  elif grep -q "^<stdin>:1:[0-9]*: fatal error: $header: No such file or directory" "$err"; then
+    got=blind  # the header itself is out of reach, not something it includes
   else
-    got=blind
+    echo "FAIL: $source including $header fails for another reason:"
+    sed 's/^/    /' "$err" | head -n 5
+    failed=1
+    return
   fi
   if [[ $got == "$want" ]]; then
     echo "ok: $source $want $header"
