@@ -1,5 +1,7 @@
 #include "harness.h"
 
+#include <gtest/gtest.h>
+
 #include <variant>
 
 #include "proxy/common/audit_event.h"
@@ -35,6 +37,18 @@ namespace {
 const bool kSigpipeIgnored = [] { return signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
 
 }  // namespace
+
+JsonFields EventWhere(const std::vector<JsonFields>& events, const std::string& key, const std::string& value) {
+  const JsonFields* found = nullptr;
+  for (const auto& e : events) {
+    auto it = e.find(key);
+    if (it == e.end() || it->second != value) continue;
+    EXPECT_EQ(found, nullptr) << "more than one audit event has " << key << "=" << value;
+    found = &e;
+  }
+  EXPECT_NE(found, nullptr) << "no audit event has " << key << "=" << value;
+  return found ? *found : JsonFields{};
+}
 
 std::string CertDir() { return test_certs::Dir(); }
 

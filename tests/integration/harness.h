@@ -35,6 +35,9 @@ class TempDir {
 // carries a field the schema does not know, fails the test.
 using JsonFields = std::map<std::string, std::string>;
 JsonFields ParseAuditFields(const std::string& line);
+// The one event whose field key is value: sessions that overlap end, and are
+// written, in either order. Empty (and a test failure) when none or several are.
+JsonFields EventWhere(const std::vector<JsonFields>& events, const std::string& key, const std::string& value);
 // Any flat JSON object (a test client's output), with the same reader; empty
 // when it does not parse.
 JsonFields ParseJsonFields(const std::string& line);
