@@ -56,11 +56,9 @@ class AdminTest : public ::testing::Test {
     backend_ = std::make_unique<TlsBackend>(o);
     std::string error;
     ASSERT_TRUE(backend_->Start(&error)) << error;
-    admin_ = FreePort();
   }
   std::string Config(const std::string& top = "", const std::string& timeouts = "") {
-    return top + "admin:\n  listen: 127.0.0.1:" + std::to_string(admin_) +
-           "\n  backend_check_interval: 1h\n"
+    return top + "admin:\n  listen: 127.0.0.1:0\n  backend_check_interval: 1h\n"
            "workers: 1\n"
            "listeners:\n"
            "  - name: raw\n"
@@ -91,6 +89,7 @@ class AdminTest : public ::testing::Test {
 TEST_F(AdminTest, LivenessAnswersUnderAFloodOfIdleConnections) {
   DbwardProcess d;
   ASSERT_TRUE(d.Start(Config())) << d.Log();
+  admin_ = d.admin_port();
   ASSERT_EQ(WaitFor("/readyz", "200 ready\n"), "200 ready\n");
   // More idle connections than the admin server holds; none says anything.
   std::vector<int> idle;
@@ -119,6 +118,7 @@ TEST_F(AdminTest, LivenessAnswersUnderAFloodOfIdleConnections) {
 TEST_F(AdminTest, AConnectionThatSendsHalfARequestIsClosedWithinTwoSeconds) {
   DbwardProcess d;
   ASSERT_TRUE(d.Start(Config())) << d.Log();
+  admin_ = d.admin_port();
   int fd = ConnectLoopback(admin_);
   ASSERT_GE(fd, 0);
   ASSERT_TRUE(SendAll(fd, "GET /healthz HTTP/1.1\r\n", 23));
@@ -143,6 +143,7 @@ TEST_F(AdminSilentBackendTest, StartupWaitsForTheFirstBackendCheckWhateverItsVer
   // The check against a backend that accepts and never answers takes the
   // whole connect timeout: /startup says so until it is over.
   ASSERT_TRUE(d.Start(Config("", "    timeouts:\n      connect: 3s\n"))) << d.Log();
+  admin_ = d.admin_port();
   EXPECT_EQ(Get(admin_, "/startup"), "503 starting: the first backend check has not finished for listener(s) raw\n");
   EXPECT_EQ(Get(admin_, "/healthz"), "200 ok\n");
   EXPECT_EQ(WaitFor("/startup", "200 started\n"), "200 started\n");
@@ -153,6 +154,7 @@ TEST_F(AdminSilentBackendTest, StartupWaitsForTheFirstBackendCheckWhateverItsVer
 TEST_F(AdminTest, ShutdownDelayKeepsAcceptingWithReadinessFailingThenDrains) {
   DbwardProcess d;
   ASSERT_TRUE(d.Start(Config("shutdown_delay: 2500ms\ndrain_timeout: 5s\n"))) << d.Log();
+  admin_ = d.admin_port();
   ASSERT_EQ(WaitFor("/readyz", "200 ready\n"), "200 ready\n");
   auto start = std::chrono::steady_clock::now();
   ASSERT_EQ(kill(d.pid(), SIGTERM), 0);

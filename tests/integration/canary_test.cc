@@ -211,11 +211,11 @@ TEST_F(CanaryTest, AdminEndpointServesMetricsHealthAndReadiness) {
   Mysql8Backend backend(o);
   std::string error;
   ASSERT_TRUE(backend.Start(&error)) << error;
-  uint16_t admin = FreePort();
   DbwardProcess d;
-  std::string cfg = "admin:\n  listen: 127.0.0.1:" + std::to_string(admin) + "\n  backend_check_interval: 1s\n" +
+  std::string cfg = "admin:\n  listen: 127.0.0.1:0\n  backend_check_interval: 1s\n" +
                     Listener("mysql", backend.port(), "      sample: 1.0\n");
   ASSERT_TRUE(d.Start(cfg)) << d.Log();
+  const uint16_t admin = d.admin_port();
   auto get = [&](const std::string& path) {
     std::string out;
     RunCommand({"curl", "-s", "-w", "\n%{http_code}", "http://127.0.0.1:" + std::to_string(admin) + path}, &out);
@@ -255,11 +255,11 @@ TEST_F(CanaryTest, ReadinessFailsWhenTheBackendCertificateDoesNotValidate) {
   Mysql8Backend backend(o);
   std::string error;
   ASSERT_TRUE(backend.Start(&error)) << error;
-  uint16_t admin = FreePort();
   DbwardProcess d;
-  std::string cfg = "admin:\n  listen: 127.0.0.1:" + std::to_string(admin) + "\n  backend_check_interval: 1s\n" +
+  std::string cfg = "admin:\n  listen: 127.0.0.1:0\n  backend_check_interval: 1s\n" +
                     Listener("mysql", backend.port(), "      sample: 0\n");
   ASSERT_TRUE(d.Start(cfg)) << d.Log();
+  const uint16_t admin = d.admin_port();
   std::string out;
   for (int i = 0; i < 50; i++) {
     RunCommand({"curl", "-s", "-w", "\n%{http_code}", "http://127.0.0.1:" + std::to_string(admin) + "/readyz"}, &out);

@@ -161,12 +161,14 @@ bool DbwardProcess::Start(const std::string& config_yaml, int listeners) {
   pid_ = Spawn({DBWARD_BINARY, "run", "--config", path}, dir_.path() + "/stdout.log",
                dir_.path() + "/stderr.log");
   if (pid_ < 0) return false;
+  const bool has_admin = cfg.rfind("admin:", 0) == 0 || cfg.find("\nadmin:") != std::string::npos;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (std::chrono::steady_clock::now() < deadline) {
     std::string log = Log();
     ports_.clear();
-    // Lines read "listening on HOST:PORT (...)"; the port follows the last
-    // colon before the next space.
+    admin_port_ = 0;
+    // Lines read "listening on HOST:PORT (...)" ("admin listening on ..." for
+    // the admin server); the port follows the last colon before the next space.
     for (size_t at = log.find("listening on "); at != std::string::npos; at = log.find("listening on ", at + 1)) {
       size_t end = log.find(' ', at + 13);
       if (end == std::string::npos) break;
@@ -174,9 +176,14 @@ bool DbwardProcess::Start(const std::string& config_yaml, int listeners) {
       if (colon == std::string::npos || colon < at + 13) continue;
       std::string digits = log.substr(colon + 1, end - colon - 1);
       if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
-      ports_.push_back(static_cast<uint16_t>(std::stoi(digits)));
+      const auto port = static_cast<uint16_t>(std::stoi(digits));
+      if (at >= 6 && log.compare(at - 6, 6, "admin ") == 0) {
+        admin_port_ = port;
+      } else {
+        ports_.push_back(port);
+      }
     }
-    if (static_cast<int>(ports_.size()) >= listeners) return true;
+    if (static_cast<int>(ports_.size()) >= listeners && (!has_admin || admin_port_ != 0)) return true;
     int status;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;

@@ -47,9 +47,13 @@ class DbwardProcess {
   DbwardProcess() = default;
   ~DbwardProcess();
   // Writes config_yaml (with ${AUDIT} replaced by the audit file path) and
-  // starts `dbward run`; waits until every listener logged its port.
+  // starts `dbward run`; waits until every listener, and the admin server if
+  // the config has one, logged its port.
   bool Start(const std::string& config_yaml, int listeners = 1);
   uint16_t port(size_t i = 0) const { return ports_.at(i); }
+  // The admin server's port: give it "listen: 127.0.0.1:0" and read it here,
+  // rather than a FreePort() another test may take before dbward binds it.
+  uint16_t admin_port() const { return admin_port_; }
   pid_t pid() const { return pid_; }
   // Sends sig and waits up to timeout; returns the exit status or -1.
   int Stop(int sig = 15, std::chrono::milliseconds timeout = std::chrono::seconds(15));
@@ -69,6 +73,7 @@ class DbwardProcess {
   TempDir dir_;
   pid_t pid_ = -1;
   std::vector<uint16_t> ports_;
+  uint16_t admin_port_ = 0;
 };
 
 // Runs a command, capturing stdout+stderr; returns the exit status.

@@ -110,9 +110,9 @@ TEST_F(MysqlTest, TlsClientVerifyingDbwardCertificate) {
 // first backend leg is a full, verified handshake; the next ones resume its
 // session, so they skip the server's certificate and signature.
 TEST_F(MysqlTest, BackendLegsResumeTheSessionOfAVerifiedHandshake) {
-  uint16_t admin = FreePort();
   DbwardProcess d;
-  ASSERT_TRUE(d.Start("admin:\n  listen: 127.0.0.1:" + std::to_string(admin) + "\n" + Config({}))) << d.Log();
+  ASSERT_TRUE(d.Start("admin:\n  listen: 127.0.0.1:0\n" + Config({}))) << d.Log();
+  const uint16_t admin = d.admin_port();
   for (int i = 0; i < 3; i++) {
     std::string out;
     ASSERT_EQ(Cli(d.port(), {"-u", "native_user", "-pnative_pw", "--skip-ssl", "app"}, kSslVersion, &out), 0) << out;

@@ -643,15 +643,15 @@ TEST_F(PgTest, PgbenchSelectOnlyThroughDbward) {
 // client comes; connect-per-request clients take them.
 class PgWarmTest : public PgTest {
  protected:
-  // admin 0: no admin listener; backend_port 0: the test server.
-  std::string WarmConfig(const std::string& warm, uint16_t admin, uint16_t backend_port = 0,
+  // with_admin: an admin server on a port dbward picks; backend_port 0: the test server.
+  std::string WarmConfig(const std::string& warm, bool with_admin, uint16_t backend_port = 0,
                          const std::string& extra = "") {
     Options o;
     o.backend_port = backend_port;
     o.extra = "    warm_backends: " + warm + "\n" + extra;
     std::string c = Config(o);
     c.replace(c.find("workers: 2"), 10, "workers: 1");  // one pool, so the test knows which legs it has
-    return admin == 0 ? c : "admin:\n  listen: 127.0.0.1:" + std::to_string(admin) + "\n" + c;
+    return with_admin ? "admin:\n  listen: 127.0.0.1:0\n" + c : c;
   }
   std::string Metrics(uint16_t admin) {
     std::string out;
@@ -692,9 +692,9 @@ class PgWarmTest : public PgTest {
 };
 
 TEST_F(PgWarmTest, ConnectPerRequestClientsTakeVerifiedWarmLegs) {
-  uint16_t admin = FreePort();
   DbwardProcess d;
-  ASSERT_TRUE(d.Start(WarmConfig("{count: 2, max_age: 20s}", admin))) << d.Log();
+  ASSERT_TRUE(d.Start(WarmConfig("{count: 2, max_age: 20s}", true))) << d.Log();
+  const uint16_t admin = d.admin_port();
   ASSERT_TRUE(d.WaitLog("warm backend legs ready: 2 of 2")) << d.Log();
   EXPECT_NE(Metrics(admin).find("dbward_warm_backends_ready{listener=\"pg\",protocol=\"postgres\"} 2"),
             std::string::npos);
@@ -725,9 +725,9 @@ TEST_F(PgWarmTest, ConnectPerRequestClientsTakeVerifiedWarmLegs) {
 }
 
 TEST_F(PgWarmTest, NoLegFromBeforeAReloadOrClosedByTheServerOrPastMaxAgeIsHandedOut) {
-  uint16_t admin = FreePort();
   DbwardProcess d;
-  ASSERT_TRUE(d.Start(WarmConfig("{count: 1, max_age: 20s}", admin))) << d.Log();
+  ASSERT_TRUE(d.Start(WarmConfig("{count: 1, max_age: 20s}", true))) << d.Log();
+  const uint16_t admin = d.admin_port();
   ASSERT_TRUE(d.WaitLog("warm backend legs ready: 1 of 1")) << d.Log();
   // A reload: the leg was verified with the material from before it.
   kill(d.pid(), SIGHUP);
@@ -770,7 +770,7 @@ TEST_F(PgWarmTest, ALegTheServerNeverAnswersTimesOutAndIsSaid) {
   std::string error;
   ASSERT_TRUE(silent.Start(&error)) << error;
   DbwardProcess d;
-  ASSERT_TRUE(d.Start(WarmConfig("{count: 1}", 0, silent.port(), "    timeouts:\n      handshake: 500ms\n")))
+  ASSERT_TRUE(d.Start(WarmConfig("{count: 1}", false, silent.port(), "    timeouts:\n      handshake: 500ms\n")))
       << d.Log();
   ASSERT_TRUE(d.WaitLog("warm backend leg: no answer to SSLRequest or the TLS handshake within timeouts.handshake; "
                         "sessions connect on their own meanwhile"))
@@ -784,9 +784,9 @@ TEST_F(PgWarmTest, ALegTheServerNeverAnswersTimesOutAndIsSaid) {
 }
 
 TEST_F(PgWarmTest, LegsAreRecycledAtMaxAge) {
-  uint16_t admin = FreePort();
   DbwardProcess d;
-  ASSERT_TRUE(d.Start(WarmConfig("{count: 1, max_age: 1s}", admin))) << d.Log();
+  ASSERT_TRUE(d.Start(WarmConfig("{count: 1, max_age: 1s}", true))) << d.Log();
+  const uint16_t admin = d.admin_port();
   ASSERT_TRUE(d.WaitLog("warm backend leg closed unused (max_age)")) << d.Log();
   ASSERT_TRUE(d.WaitLog("warm backend legs ready: 1 of 1", std::chrono::seconds(10), 2)) << d.Log();
   std::string out;
@@ -796,6 +796,12 @@ TEST_F(PgWarmTest, LegsAreRecycledAtMaxAge) {
   ASSERT_EQ(ev.size(), 1u);
   EXPECT_EQ(ev[0]["outcome"], "ok") << ev[0]["error"];
   EXPECT_EQ(ev[0]["backend_warm"], "true") << "the leg made after the recycle";
+  const std::string m = Metrics(admin);
+  const std::string recycled =
+      "dbward_warm_backend_recycled_total{listener=\"pg\",protocol=\"postgres\",reason=\"max_age\"} ";
+  const size_t at = m.find(recycled);
+  ASSERT_NE(at, std::string::npos) << m;
+  EXPECT_GE(std::stoi(m.substr(at + recycled.size())), 1) << m;
 }
 
 }  // namespace

@@ -194,7 +194,6 @@ void ExpectValidatedRuleAudit(const DbwardProcess& d, std::vector<JsonFields>* l
 class PolicyPgTest : public ScriptedServerSuite<PostgresScript> {};
 
 TEST_F(PolicyPgTest, WarnRuleAuditsAndCountsDenyRuleRefusesInPsqlsWords) {
-  uint16_t admin = FreePort();
   DbwardProcess d;
   ASSERT_TRUE(d.Start(Config(Listener("pg", "postgres", port_,
                                       "    policy:\n"
@@ -206,8 +205,9 @@ TEST_F(PolicyPgTest, WarnRuleAuditsAndCountsDenyRuleRefusesInPsqlsWords) {
                                       "        match: {}\n"
                                       "        require: tls\n"
                                       "        action: deny\n"),
-                             "admin:\n  listen: 127.0.0.1:" + std::to_string(admin) + "\n")))
+                             "admin:\n  listen: 127.0.0.1:0\n")))
       << d.Log();
+  const uint16_t admin = d.admin_port();
   std::string out;
   // The warn rule: through, recorded, logged.
   ASSERT_EQ(Psql(d.port(), "user=md5_user password=md5_pw sslmode=disable", &out), 0) << out;

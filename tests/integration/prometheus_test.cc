@@ -61,17 +61,17 @@ class PrometheusTest : public ::testing::Test {
       std::string error;
       ASSERT_TRUE((*b)->Start(&error)) << error;
     }
-    admin_ = FreePort();
     auto listener = [](const std::string& name, uint16_t port) {
       return "  - name: " + name + "\n    protocol: tcp\n    listen: 127.0.0.1:0\n    backend: 127.0.0.1:" +
              std::to_string(port) + "\n    backend_tls:\n      ca_file: " + Cert("ca.pem") +
              "\n      server_name: localhost\n";
     };
-    ASSERT_TRUE(d_.Start("admin:\n  listen: 127.0.0.1:" + std::to_string(admin_) + "\n  backend_check_interval: 1h\n" +
+    ASSERT_TRUE(d_.Start(std::string("admin:\n  listen: 127.0.0.1:0\n  backend_check_interval: 1h\n") +
                              "workers: 1\nlisteners:\n" + listener("orders", good_->port()) +
                              listener("erp", wrong_->port()) + "log:\n  audit: ${AUDIT}\n",
                          2))
         << d_.Log();
+    admin_ = d_.admin_port();
     // Two relayed plaintext sessions.
     for (int i = 0; i < 2; i++) {
       int fd = ConnectLoopback(d_.port(0));

@@ -29,14 +29,14 @@ class ReportPageTest : public ::testing::Test {
     fixture_ = std::make_unique<TdsServer>(o);
     std::string error;
     ASSERT_TRUE(fixture_->Start(&error)) << error;
-    admin_ = FreePort();
-    ASSERT_TRUE(d_.Start("admin:\n  listen: 127.0.0.1:" + std::to_string(admin_) + "\n  backend_check_interval: 1h\n" +
+    ASSERT_TRUE(d_.Start(std::string("admin:\n  listen: 127.0.0.1:0\n  backend_check_interval: 1h\n") +
                          "workers: 1\nlisteners:\n  - name: erp-mssql\n    protocol: tds\n    listen: 127.0.0.1:0\n"
                          "    backend: 127.0.0.1:" + std::to_string(fixture_->port()) +
                          "\n    backend_tls:\n      ca_file: " + Cert("ca.pem") + "\n      server_name: localhost\n" +
                          "    client_tls:\n      cert_file: " + Cert("proxy.pem") + "\n      key_file: " +
                          Cert("proxy.key") + "\nlog:\n  audit: ${AUDIT}\n"))
         << d_.Log();
+    admin_ = d_.admin_port();
     std::string out;
     // jTDS by default (plaintext), FreeTDS encryption = off (login-only) and
     // = require (TLS), tedious encrypt: false with a hostile application name.
