@@ -208,8 +208,11 @@ done
 # Timings: BENCH_ROUNDS rounds, each measuring every path in turn, and the
 # median of each figure. A shared machine drifts (another guest, frequency):
 # in turns, a slow minute slows one round of every path, not all of one.
+# Each round starts one path further on, so no path always follows the same
+# one (and the connection churn of its -C runs).
 for round in $(seq "$BENCH_ROUNDS"); do
-  for p in "${PATHS[@]}"; do
+  order=("${PATHS[@]:$(((round - 1) % ${#PATHS[@]}))}" "${PATHS[@]:0:$(((round - 1) % ${#PATHS[@]}))}")
+  for p in "${order[@]}"; do
     log "round $round/$BENCH_ROUNDS: $p"
     pgb "$p" "$TMP/$p.c1" -c 1 -j 1 -T "$BENCH_SECONDS" &&
       LAT1[$p]+=" $(awk -v l="$(field 'latency average' "$TMP/$p.c1")" 'BEGIN { printf "%.1f", l * 1000 }')"
