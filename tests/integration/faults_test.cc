@@ -47,7 +47,7 @@ void EchoOnceThenWaitForEof(uint16_t port) {
 }
 
 class FaultsTest : public ::testing::Test {
- public:
+ protected:
   void SetUp() override { ASSERT_FALSE(CertDir().empty()) << kNoCerts; }
   std::unique_ptr<TlsBackend> Backend(TlsBackend::Mode mode) {
     TlsBackend::Options o;
@@ -59,6 +59,7 @@ class FaultsTest : public ::testing::Test {
     EXPECT_TRUE(b->Start(&error)) << error;
     return b;
   }
+  JsonFields PgSessionAgainst(TlsBackend::Mode mode, bool terminate);
 };
 
 TEST_F(FaultsTest, BackendWithoutCloseNotifyIsAbrupt) {
@@ -147,8 +148,8 @@ void PgLoginAndQuery(int fd) {
 // Logs in through dbward to a scripted PostgreSQL backend in MODE, runs one
 // query, sends Terminate if asked (the socket stays open: the server's FIN
 // comes first), reads until dbward closes and returns the session's audit event.
-JsonFields PgSessionAgainst(FaultsTest* t, TlsBackend::Mode mode, bool terminate) {
-  auto backend = t->Backend(mode);
+JsonFields FaultsTest::PgSessionAgainst(TlsBackend::Mode mode, bool terminate) {
+  auto backend = Backend(mode);
   DbwardProcess d;
   EXPECT_TRUE(d.Start(PgListener(backend->port()))) << d.Log();
   int fd = ConnectLoopback(d.port());
@@ -172,7 +173,7 @@ JsonFields PgSessionAgainst(FaultsTest* t, TlsBackend::Mode mode, bool terminate
 }
 
 TEST_F(FaultsTest, TerminateDuringThePostgresWatchIsAGoodbye) {
-  auto ev = PgSessionAgainst(this, TlsBackend::Mode::kPgTrustNoCloseNotify, true);
+  auto ev = PgSessionAgainst(TlsBackend::Mode::kPgTrustNoCloseNotify, true);
   EXPECT_EQ(ev["outcome"], "ok") << ev["error"];
   EXPECT_EQ(ev["cause"], "null");
 }
@@ -181,7 +182,7 @@ TEST_F(FaultsTest, TerminateDuringThePostgresWatchIsAGoodbye) {
 // still watches the first answers: the backend died under a connected
 // client, not a handshake that failed.
 TEST_F(FaultsTest, ABackendResetAfterThePostgresLoginIsAbrupt) {
-  auto ev = PgSessionAgainst(this, TlsBackend::Mode::kPgTrustThenReset, false);
+  auto ev = PgSessionAgainst(TlsBackend::Mode::kPgTrustThenReset, false);
   EXPECT_EQ(ev["outcome"], "backend_closed_abruptly") << ev["error"];
   EXPECT_EQ(ev["cause"], "backend_reset");
   EXPECT_NE(ev["error"].find("while the client was connected"), std::string::npos) << ev["error"];
