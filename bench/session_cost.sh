@@ -211,7 +211,8 @@ done
 # Each round starts one path further on, so no path always follows the same
 # one (and the connection churn of its -C runs).
 for round in $(seq "$BENCH_ROUNDS"); do
-  order=("${PATHS[@]:$(((round - 1) % ${#PATHS[@]}))}" "${PATHS[@]:0:$(((round - 1) % ${#PATHS[@]}))}")
+  k=$(((round - 1) % ${#PATHS[@]}))
+  order=("${PATHS[@]:k}" "${PATHS[@]:0:k}")
   for p in "${order[@]}"; do
     log "round $round/$BENCH_ROUNDS: $p"
     pgb "$p" "$TMP/$p.c1" -c 1 -j 1 -T "$BENCH_SECONDS" &&
