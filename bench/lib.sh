@@ -84,6 +84,34 @@ cpu_ticks() {
   echo $((f[11] + f[12]))
 }
 
+# server_ticks PID: CPU ticks of a forking server (PostgreSQL): the process,
+# the children it has reaped (cutime+cstime) and its live children. A child
+# alive at the first sample and reaped before the second counts its earlier
+# CPU twice; for short-lived backends that is a few ticks per run.
+server_ticks() {
+  local stat rest c sum
+  stat=$(< "/proc/$1/stat")
+  rest=${stat##*) }
+  read -r -a f <<< "$rest"
+  sum=$((f[11] + f[12] + f[13] + f[14]))
+  for c in $(pgrep -P "$1"); do
+    stat=$(cat "/proc/$c/stat" 2> /dev/null) || continue  # exited meanwhile: in cutime now
+    rest=${stat##*) }
+    read -r -a f <<< "$rest"
+    sum=$((sum + f[11] + f[12]))
+  done
+  echo "$sum"
+}
+
+# children_cpu: CHILD_MS = CPU milliseconds (user+system) of the shell's
+# finished children so far. The times builtin must run in this shell: in a
+# $(...) subshell it would count the subshell's children (none).
+children_cpu() {
+  times > "$TMP/times"
+  CHILD_MS=$(awk 'NR == 2 { ms = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); ms += (a[1] * 60 + a[2]) * 1000 }
+                            printf "%.0f\n", ms }' "$TMP/times")
+}
+
 # bench_pki: the throwaway PKI in $CERTS (CA = $CERTS/ca.pem).
 bench_pki() {
   CERTS=$TMP/certs

@@ -20,6 +20,10 @@
 #   syscalls/rt    strace -c -f on the proxy during -c 1 -t N (N round trips), total / N
 #   conn/s md5     pgbench -C -c 8 (a new connection per transaction), md5_user, and the ratio to direct
 #   conn lat µs    pgbench -C -c 1 latency (connect + one query), and added vs direct
+#   CPU per conn   during the -C -c 8 run, ms per connection of the PostgreSQL
+#                  server (postmaster and backends, live or reaped), the proxy
+#                  and pgbench; CPUs / their sum is the most connections per
+#                  second this machine can make on that path
 # and, for dbward, KiB per idle session (RSS growth / N): N idle plaintext
 # clients relayed to a TLS echo server (bench/tls_sink) through a tcp
 # listener; N TLS clients logged in through a postgres listener to
@@ -181,10 +185,12 @@ pgb() {  # PATH OUT ARGS...: pgbench -S -M prepared, md5_user
     { log "pgbench $* through $path failed:"; cat "$out" >&2; FAILED=1; return 1; }
 }
 field() { sed -n "s/^$1 = \([0-9.]*\).*/\1/p" "$2" | head -1; }
+per_conn() { awk -v ms="$1" -v n="$2" 'BEGIN { printf "%.2f", ms / n }'; }  # MS N: ms per connection
 
 # Syscalls per round trip: one connection, N round trips, every syscall of
 # every proxy thread (a count, not a timing: measured once).
-declare -A LAT1 TPS8 CPU8 SYS CONN CLAT
+declare -A LAT1 TPS8 CPU8 SYS CONN CLAT SRVMS PXYMS CLIMS
+PGPID=$(head -1 "$TMP/db/data/postmaster.pid")
 for p in "${PATHS[@]}"; do
   pid=${PID[$p]:-}
   [[ -n $pid ]] || continue
@@ -228,7 +234,21 @@ for round in $(seq "$BENCH_ROUNDS"); do
         CPU8[$p]+=" $(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$n" 'BEGIN { printf "%.1f", d / hz * 1e6 / n }')"
       fi
     fi
-    pgb "$p" "$TMP/$p.C8" -C -c 8 -j 2 -T "$BENCH_SECONDS" && CONN[$p]+=" $(field tps "$TMP/$p.C8")"
+    # What each connection costs the machine, by process: the server, the
+    # proxy, the client (pgbench).
+    s0=$(server_ticks "$PGPID")
+    [[ -n $pid ]] && t0=$(cpu_ticks "$pid")
+    children_cpu
+    c0=$CHILD_MS
+    if pgb "$p" "$TMP/$p.C8" -C -c 8 -j 2 -T "$BENCH_SECONDS"; then
+      CONN[$p]+=" $(field tps "$TMP/$p.C8")"
+      children_cpu
+      s1=$(server_ticks "$PGPID")
+      n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$TMP/$p.C8")
+      SRVMS[$p]+=" $(per_conn $(((s1 - s0) * 1000 / CLK_TCK)) "$n")"
+      CLIMS[$p]+=" $(per_conn $((CHILD_MS - c0)) "$n")"
+      [[ -n $pid ]] && PXYMS[$p]+=" $(per_conn $((($(cpu_ticks "$pid") - t0) * 1000 / CLK_TCK)) "$n")"
+    fi
     pgb "$p" "$TMP/$p.C1" -C -c 1 -j 1 -T "$BENCH_SECONDS" &&
       CLAT[$p]+=" $(awk -v l="$(field 'latency average' "$TMP/$p.C1")" 'BEGIN { printf "%.0f", l * 1000 }')"
   done
@@ -245,6 +265,9 @@ for p in "${PATHS[@]}"; do
     CPU8[$p]=$(median ${CPU8[$p]:-})
     CONN[$p]=$(median ${CONN[$p]:-})
     CLAT[$p]=$(median ${CLAT[$p]:-})
+    SRVMS[$p]=$(median ${SRVMS[$p]:-})
+    PXYMS[$p]=$(median ${PXYMS[$p]:-})
+    CLIMS[$p]=$(median ${CLIMS[$p]:-})
   }
 done
 
@@ -437,6 +460,23 @@ for p in "${PATHS[@]}"; do
       printf "%-14s %9s %8s %9.0f %6s %10s %12s %9.0f %6s %11s %8s\n", p, l, added, t, tr, c, s, cn, cr, cl, cadd
     }'
 done
+# Connect-per-request on one machine is bound by its CPUs: each connection
+# costs the server, the proxy and the client some CPU time, and at -c 8 all
+# CPUs are busy. The ceiling is CPUs / (the sum), whatever the proxy hides.
+printf '\nCPU per connection, pgbench -C -c 8, ms (medians): what one connect-per-request transaction costs this machine\n'
+printf '%-14s %9s %8s %9s %8s %14s %9s\n' path postgres proxy pgbench total "ceiling/s" "conn/s"
+for p in "${PATHS[@]}"; do
+  awk -v p="$p" -v s="${SRVMS[$p]:--}" -v x="${PXYMS[$p]:--}" -v c="${CLIMS[$p]:--}" -v cn="${CONN[$p]:--}" \
+    -v cpus="$(nproc)" 'BEGIN {
+      t = s + (x == "-" ? 0 : x) + c
+      printf "%-14s %9s %8s %9s %8.2f %14.0f %9s\n", p, s, x, c, t, (t > 0 ? cpus * 1000 / t : 0), cn
+    }'
+done
+awk -v s="${SRVMS[direct]:-0}" -v c="${CLIMS[direct]:-0}" -v w="${SRVMS[dbward-warm]:-0}" 'BEGIN {
+  if (s + c == 0) exit
+  printf "1.5x the direct rate on this machine needs at most %.2f ms of CPU per connection, all processes together;\n", (s + c) / 1.5
+  printf "PostgreSQL alone spends %.2f ms on each (%.2f ms on a warm leg), which no proxy in front of it removes.\n", s, w
+}'
 printf '\nKiB per idle session (plaintext client -> dbward -> TLS backend, %s sessions): %s' "$BENCH_IDLE" "$IDLE_AFTER"
 [[ -n $IDLE_BEFORE ]] && printf ' (before: %s)' "$IDLE_BEFORE"
 printf '\nKiB per idle session (TLS client -> dbward -> TLS backend, %s logged-in sessions to tls_sink --protocol postgres): %s' "$BENCH_IDLE" "$TLSIDLE_AFTER"
