@@ -630,8 +630,18 @@ ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
   if (n["warm_backends"]) {
     const YAML::Node& w = n["warm_backends"];
     if (l.protocol != Protocol::kPostgres) {
-      Fail(w, "warm_backends is for protocol: postgres (a MySQL greeting or a TDS PRELOGIN answer is "
-              "made for one client, so those legs cannot be made ready in advance yet)");
+      if (l.protocol == Protocol::kMysql) {
+        Fail(w, "warm_backends is for protocol: postgres: MariaDB and MySQL (by default) count every unused "
+                "leg closed before its login as a connection error and, after max_connect_errors of them (100 "
+                "by default), refuse dbward's address until FLUSH HOSTS; use session_resumption: true to make "
+                "backend handshakes cheap instead");
+      }
+      if (l.protocol == Protocol::kTds) {
+        Fail(w, "warm_backends is for protocol: postgres: dbward's PRELOGIN to a TDS server carries the "
+                "client's own options (instance name, MARS, trace ID), which a leg made in advance does not "
+                "have; use session_resumption: true to make backend handshakes cheap instead");
+      }
+      Fail(w, "warm_backends is for protocol: postgres (a tcp listener has no protocol step to do in advance)");
     }
     if (!w.IsMap()) Fail(w, "warm_backends must be a mapping, e.g. warm_backends: {count: 4, max_age: 20s}");
     CheckKeys(w, "warm_backends", {"count", "max_age"});

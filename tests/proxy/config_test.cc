@@ -931,8 +931,20 @@ TEST(ConfigWarmBackendsTest, PostgresOnlyWithACountAndAMaxAgeBelowTheServersTime
   EXPECT_EQ(ParseOk(pg + "    warm_backends: {count: 1, max_age: 5s}\n").listeners[0].warm_backends->max_age_ms, 5000u);
   EXPECT_FALSE(ParseOk(pg).listeners[0].warm_backends);
   EXPECT_EQ(ParseError(std::string(kMinimal) + "    warm_backends: {count: 4}\n"),
-            "/etc/dbward/x.yaml:8:20: warm_backends is for protocol: postgres (a MySQL greeting or a TDS PRELOGIN "
-            "answer is made for one client, so those legs cannot be made ready in advance yet)");
+            "/etc/dbward/x.yaml:8:20: warm_backends is for protocol: postgres (a tcp listener has no protocol "
+            "step to do in advance)");
+  std::string mysql = kMinimal;
+  mysql.replace(mysql.find("protocol: tcp"), 13, "protocol: mysql");
+  EXPECT_EQ(ParseError(mysql + "    warm_backends: {count: 4}\n"),
+            "/etc/dbward/x.yaml:8:20: warm_backends is for protocol: postgres: MariaDB and MySQL (by default) "
+            "count every unused leg closed before its login as a connection error and, after max_connect_errors "
+            "of them (100 by default), refuse dbward's address until FLUSH HOSTS; use session_resumption: true to "
+            "make backend handshakes cheap instead");
+  std::string tds = kMinimal;
+  tds.replace(tds.find("protocol: tcp"), 13, "protocol: tds");
+  EXPECT_NE(ParseError(tds + "    warm_backends: {count: 4}\n")
+                .find("carries the client's own options (instance name, MARS, trace ID)"),
+            std::string::npos);
   EXPECT_EQ(ParseError(pg + "    warm_backends: {max_age: 5s}\n"),
             "/etc/dbward/x.yaml:8:20: warm_backends needs count: how many verified backend legs to keep ready (1 to "
             "256)");
