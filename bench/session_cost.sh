@@ -469,7 +469,8 @@ for p in "${PATHS[@]}"; do
   awk -v p="$p" -v s="${SRVMS[$p]:--}" -v x="${PXYMS[$p]:--}" -v c="${CLIMS[$p]:--}" -v cn="${CONN[$p]:--}" \
     -v cpus="$(nproc)" 'BEGIN {
       t = s + (x == "-" ? 0 : x) + c
-      printf "%-14s %9s %8s %9s %8.2f %14.0f %9s\n", p, s, x, c, t, (t > 0 ? cpus * 1000 / t : 0), cn
+      printf "%-14s %9s %8s %9s %8.2f %14.0f %9s\n", p, s, x, c, t, (t > 0 ? cpus * 1000 / t : 0),
+        (cn == "-" ? cn : sprintf("%.0f", cn))
     }'
 done
 awk -v s="${SRVMS[direct]:-0}" -v c="${CLIMS[direct]:-0}" -v w="${SRVMS[dbward-warm]:-0}" 'BEGIN {

@@ -633,13 +633,13 @@ ListenerConfig ParseListener(const YAML::Node& n, const std::string& dir) {
       if (l.protocol == Protocol::kMysql) {
         Fail(w, "warm_backends is for protocol: postgres: MariaDB and MySQL (by default) count every unused "
                 "leg closed before its login as a connection error and, after max_connect_errors of them (100 "
-                "by default), refuse dbward's address until FLUSH HOSTS; use session_resumption: true to make "
-                "backend handshakes cheap instead");
+                "by default), refuse dbward's address until FLUSH HOSTS; session_resumption (on by default here) "
+                "makes backend handshakes cheap instead");
       }
       if (l.protocol == Protocol::kTds) {
         Fail(w, "warm_backends is for protocol: postgres: dbward's PRELOGIN to a TDS server carries the "
                 "client's own options (instance name, MARS, trace ID), which a leg made in advance does not "
-                "have; use session_resumption: true to make backend handshakes cheap instead");
+                "have; session_resumption (on by default here) makes backend handshakes cheap instead");
       }
       Fail(w, "warm_backends is for protocol: postgres (a tcp listener has no protocol step to do in advance)");
     }

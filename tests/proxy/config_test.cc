@@ -938,8 +938,8 @@ TEST(ConfigWarmBackendsTest, PostgresOnlyWithACountAndAMaxAgeBelowTheServersTime
   EXPECT_EQ(ParseError(mysql + "    warm_backends: {count: 4}\n"),
             "/etc/dbward/x.yaml:8:20: warm_backends is for protocol: postgres: MariaDB and MySQL (by default) "
             "count every unused leg closed before its login as a connection error and, after max_connect_errors "
-            "of them (100 by default), refuse dbward's address until FLUSH HOSTS; use session_resumption: true to "
-            "make backend handshakes cheap instead");
+            "of them (100 by default), refuse dbward's address until FLUSH HOSTS; session_resumption (on by default "
+            "here) makes backend handshakes cheap instead");
   std::string tds = kMinimal;
   tds.replace(tds.find("protocol: tcp"), 13, "protocol: tds");
   EXPECT_NE(ParseError(tds + "    warm_backends: {count: 4}\n")
