@@ -49,6 +49,15 @@ tls::IoResult Leg::Read(std::span<uint8_t> out) {
   }
 }
 
+std::vector<uint8_t> Leg::TakeBuffered() {
+  std::vector<uint8_t> out = std::move(unread_);
+  unread_.clear();
+  out.insert(out.end(), ahead_.get() + ahead_off_, ahead_.get() + ahead_len_);
+  ahead_.reset();
+  ahead_off_ = ahead_len_ = 0;
+  return out;
+}
+
 tls::IoResult Leg::ReadAhead(std::span<uint8_t> out) {
   // One scratch area per thread: what is left over after out is filled is
   // copied to a block of exactly its size.

@@ -36,14 +36,17 @@ class Leg final : public tls::Io {
   // that announced direct TLS) are handed back and read again first.
   void Unread(std::span<const uint8_t> bytes) { unread_.insert(unread_.end(), bytes.begin(), bytes.end()); }
   tls::Connection* tls() const { return tls_.get(); }
-  // In the relay: a small read BoringSSL asks for (a record header, the
-  // rest of a short record) takes up to kReadAhead bytes from the socket in
-  // the same recv, so a short record costs one recv instead of two. Only
-  // ciphertext is ever kept back, and only until BoringSSL asks for it.
+  // Once enabled (from the TLS handshake on, where the leg stays in TLS): a
+  // small read BoringSSL asks for (a record header, the rest of a short
+  // record) takes up to kReadAhead bytes from the socket in the same recv,
+  // so a short record costs one recv instead of two. Only ciphertext is
+  // ever kept back, and only until BoringSSL asks for it.
   void EnableReadAhead() { read_ahead_ = true; }
-  // Input that readiness on the socket will not announce: ciphertext read
-  // ahead, or records BoringSSL holds.
-  bool HasBufferedInput() const { return ahead_off_ < ahead_len_ || (tls_ && tls_->HasBufferedInput()); }
+  // Input that readiness on the socket will not announce: bytes handed back,
+  // ciphertext read ahead, or records BoringSSL holds.
+  bool HasBufferedInput() const {
+    return !unread_.empty() || ahead_off_ < ahead_len_ || (tls_ && tls_->HasBufferedInput());
+  }
   static constexpr size_t kReadAhead = 8192;
   // TDS login-only encryption: after LOGIN7 the leg goes back to plaintext
   // without a close_notify, exactly as the protocol says.
@@ -52,11 +55,14 @@ class Leg final : public tls::Io {
     tls_.reset();
     read_ahead_ = false;
   }
-  // A warm backend leg changes hands: its TLS and its socket go to a session.
+  // A warm backend leg changes hands: its TLS and its socket go to a session,
+  // and so does ciphertext already off the socket (TakeBuffered, which the
+  // new leg Unread()s), or the next record would be lost.
   std::unique_ptr<tls::Connection> TakeTls() {
     read_ahead_ = false;
     return std::move(tls_);
   }
+  std::vector<uint8_t> TakeBuffered();
   void ReleaseFd() { fd_ = -1; }
 
  private:

@@ -312,6 +312,7 @@ void Session::AdoptWarmBackend(WarmHandoff leg) {
   record_.backend_not_after = conn.PeerNotAfterUnix();
   record_.backend_warm = true;
   warm_ready_ = FactsOf(conn);
+  backend_.Unread(leg.buffered);
   backend_.AttachTls(std::move(leg.tls));
   backend_.EnableReadAhead();  // warm legs are PostgreSQL: TLS to the end
   backend_leg_ = BackendLeg::kOpen;

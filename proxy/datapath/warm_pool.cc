@@ -60,10 +60,12 @@ class WarmPool::Leg final : Connector::Callbacks, Watch::Handler, engine::Upgrad
   // (authentication_timeout, a shutdown). TLS records it may send that carry
   // no data (a session ticket) are taken and the leg stays.
   bool Alive() {
-    uint8_t b;
-    ssize_t n = ::recv(leg_.fd(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
-    if (n <= 0) return false;
+    if (!leg_.HasBufferedInput()) {
+      uint8_t b;
+      ssize_t n = ::recv(leg_.fd(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+      if (n <= 0) return false;
+    }
     uint8_t buf[512];
     return leg_.Recv(buf).kind == tls::IoResult::kWantRead;
   }
@@ -73,6 +75,7 @@ class WarmPool::Leg final : Connector::Callbacks, Watch::Handler, engine::Upgrad
     h.fd = leg_.fd();
     h.watch = watch_;
     h.tls = leg_.TakeTls();
+    h.buffered = leg_.TakeBuffered();
     h.address = address_;
     h.server_name = pool_->listener_->config.backend_tls.server_name;
     leg_.ReleaseFd();
@@ -186,6 +189,9 @@ class WarmPool::Leg final : Connector::Callbacks, Watch::Handler, engine::Upgrad
           return;
         }
         leg_.AttachTls(std::move(conn));
+        // The server's flight is several records: each costs one recv, not
+        // a header and a body apiece.
+        leg_.EnableReadAhead();
         state_ = State::kTlsHandshake;
         continue;
       }

@@ -31,6 +31,7 @@ struct WarmHandoff {
   int fd = -1;
   Watch* watch = nullptr;
   std::unique_ptr<tls::Connection> tls;
+  std::vector<uint8_t> buffered;  // ciphertext the leg read ahead: the session reads it first
   std::string address;      // what was connected to
   std::string server_name;  // the name the certificate was verified for
 };
