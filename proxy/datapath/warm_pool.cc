@@ -189,8 +189,8 @@ class WarmPool::Leg final : Connector::Callbacks, Watch::Handler, engine::Upgrad
           return;
         }
         leg_.AttachTls(std::move(conn));
-        // The server's flight is several records: each costs one recv, not
-        // a header and a body apiece.
+        // The server's flight is several records: with the read-ahead they
+        // come off the socket together, not as a header and a body apiece.
         leg_.EnableReadAhead();
         state_ = State::kTlsHandshake;
         continue;
