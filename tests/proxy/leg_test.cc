@@ -89,6 +89,15 @@ class LegTlsTest : public ::testing::Test {
     ASSERT_TRUE(server_->Write(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>("second"), 6)).ok());
   }
 
+  // Handshake done, read-ahead on, two records from the server and the
+  // first one read.
+  void ReadFirstOfTwoRecords() {
+    ASSERT_NO_FATAL_FAILURE(Handshake());
+    leg_.EnableReadAhead();
+    ASSERT_NO_FATAL_FAILURE(ServerSendsTwoRecords());
+    ASSERT_EQ(RecvString(leg_), "first");
+  }
+
   static std::string RecvString(Leg& leg) {
     uint8_t buf[64];
     tls::IoResult r = leg.Recv(buf);
@@ -102,10 +111,7 @@ class LegTlsTest : public ::testing::Test {
 };
 
 TEST_F(LegTlsTest, ReadAheadTakesAShortRecordInOneRecvAndKeepsTheNextOneForLater) {
-  ASSERT_NO_FATAL_FAILURE(Handshake());
-  leg_.EnableReadAhead();
-  ASSERT_NO_FATAL_FAILURE(ServerSendsTwoRecords());
-  EXPECT_EQ(RecvString(leg_), "first");
+  ASSERT_NO_FATAL_FAILURE(ReadFirstOfTwoRecords());
   // The second record came off the socket with the first: nothing on the
   // socket says so, the leg does.
   EXPECT_TRUE(leg_.HasBufferedInput());
@@ -116,10 +122,7 @@ TEST_F(LegTlsTest, ReadAheadTakesAShortRecordInOneRecvAndKeepsTheNextOneForLater
 }
 
 TEST_F(LegTlsTest, ALegThatChangesHandsTakesTheCiphertextItReadAheadAlong) {
-  ASSERT_NO_FATAL_FAILURE(Handshake());
-  leg_.EnableReadAhead();
-  ASSERT_NO_FATAL_FAILURE(ServerSendsTwoRecords());
-  ASSERT_EQ(RecvString(leg_), "first");
+  ASSERT_NO_FATAL_FAILURE(ReadFirstOfTwoRecords());
   ASSERT_TRUE(leg_.HasBufferedInput());
 
   // As a warm leg goes to a session: the socket, the TLS connection and the
