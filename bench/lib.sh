@@ -74,31 +74,34 @@ wait_listen() {
   die "$name did not listen on $port within 10 s"
 }
 
-# CPU ticks (utime+stime, all threads) of PID; fields after the ")" of comm.
+# stat_fields PID: F = the fields of /proc/PID/stat after the ")" of comm, so
+# F[0] is field 3 (state): utime is F[11], stime F[12], cutime F[13] and
+# cstime F[14]. False when PID has exited.
+stat_fields() {
+  local stat
+  { stat=$(< "/proc/$1/stat"); } 2> /dev/null || return 1
+  read -r -a F <<< "${stat##*) }"
+}
+
+# CPU ticks (utime+stime, all threads) of PID.
 cpu_ticks() {
-  local stat rest
-  stat=$(< "/proc/$1/stat")
-  rest=${stat##*) }
-  # rest starts at field 3 (state): utime is field 14 -> index 11, stime 12.
-  read -r -a f <<< "$rest"
-  echo $((f[11] + f[12]))
+  stat_fields "$1" || return 1
+  echo $((F[11] + F[12]))
 }
 
 # server_ticks PID: CPU ticks of a forking server (PostgreSQL): the process,
-# the children it has reaped (cutime+cstime) and its live children. A child
-# alive at the first sample and reaped before the second counts its earlier
-# CPU twice; for short-lived backends that is a few ticks per run.
+# the children it has reaped (cutime+cstime) and its live children. Between
+# two samples a child's CPU moves from the live sum into cutime when it is
+# reaped, so the difference is exact, but for a child reaped in the instant
+# between the two reads of one sample: counted in neither then, in full at the
+# next (a few ticks at most).
 server_ticks() {
-  local stat rest c sum
-  stat=$(< "/proc/$1/stat")
-  rest=${stat##*) }
-  read -r -a f <<< "$rest"
-  sum=$((f[11] + f[12] + f[13] + f[14]))
+  local c sum
+  stat_fields "$1" || return 1
+  sum=$((F[11] + F[12] + F[13] + F[14]))
   for c in $(pgrep -P "$1"); do
-    stat=$(cat "/proc/$c/stat" 2> /dev/null) || continue  # exited meanwhile: in cutime now
-    rest=${stat##*) }
-    read -r -a f <<< "$rest"
-    sum=$((sum + f[11] + f[12]))
+    stat_fields "$c" || continue  # exited since pgrep
+    sum=$((sum + F[11] + F[12]))
   done
   echo "$sum"
 }

@@ -186,6 +186,7 @@ pgb() {  # PATH OUT ARGS...: pgbench -S -M prepared, md5_user
 }
 field() { sed -n "s/^$1 = \([0-9.]*\).*/\1/p" "$2" | head -1; }
 per_conn() { awk -v ms="$1" -v n="$2" 'BEGIN { printf "%.2f", ms / n }'; }  # MS N: ms per connection
+processed() { sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$1"; }  # pgbench OUT
 
 # Syscalls per round trip: one connection, N round trips, every syscall of
 # every proxy thread (a count, not a timing: measured once).
@@ -230,7 +231,7 @@ for round in $(seq "$BENCH_ROUNDS"); do
       TPS8[$p]+=" $(field tps "$TMP/$p.c8")"
       if [[ -n $pid ]]; then
         t1=$(cpu_ticks "$pid")
-        n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$TMP/$p.c8")
+        n=$(processed "$TMP/$p.c8")
         CPU8[$p]+=" $(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$n" 'BEGIN { printf "%.1f", d / hz * 1e6 / n }')"
       fi
     fi
@@ -244,7 +245,7 @@ for round in $(seq "$BENCH_ROUNDS"); do
       CONN[$p]+=" $(field tps "$TMP/$p.C8")"
       children_cpu
       s1=$(server_ticks "$PGPID")
-      n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$TMP/$p.C8")
+      n=$(processed "$TMP/$p.C8")
       SRVMS[$p]+=" $(per_conn $(((s1 - s0) * 1000 / CLK_TCK)) "$n")"
       CLIMS[$p]+=" $(per_conn $((CHILD_MS - c0)) "$n")"
       [[ -n $pid ]] && PXYMS[$p]+=" $(per_conn $((($(cpu_ticks "$pid") - t0) * 1000 / CLK_TCK)) "$n")"
