@@ -959,10 +959,6 @@ TEST_F(ResumptionTest, OldSessionsAreNotOffered) {
   EXPECT_EQ(cache->size(), 0u);
 }
 
-}  // namespace dbward::tls
-
-namespace dbward::tls {
-
 TEST_F(ResumptionTest, ANewNameInAFullCachePushesOutTheNameUsedLeastRecently) {
   std::shared_ptr<Context> client = ResumingClient();
   Once(client, "localhost", TicketServer(TLS1_2_VERSION));
