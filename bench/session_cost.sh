@@ -24,6 +24,10 @@
 #                  server (postmaster and backends, live or reaped), the proxy
 #                  and pgbench; CPUs / their sum is the most connections per
 #                  second this machine can make on that path
+#   across a network  pgbench -C -c 1 (rate, latency) and -C -c 4 (rate) with
+#                  bench/delay_link between the client host and PostgreSQL
+#                  (BENCH_RTT_US), for direct, dbward, dbward-warm, pgbouncer
+#                  and stunnel
 # and, for dbward, KiB per idle session (RSS growth / N): N idle plaintext
 # clients relayed to a TLS echo server (bench/tls_sink) through a tcp
 # listener; N TLS clients logged in through a postgres listener to
@@ -32,7 +36,7 @@
 #
 # Usage: bench/session_cost.sh BUILD_DIR     (dbward is BUILD_DIR/dbward)
 # Environment: BENCH_SECONDS=5 (per run), BENCH_ROUNDS=3 (medians of the rounds),
-#   BENCH_ROUNDTRIPS=3000, BENCH_IDLE=10000,
+#   BENCH_ROUNDTRIPS=3000, BENCH_IDLE=10000, BENCH_RTT_US=1000 (the emulated network),
 #   DBWARD_BEFORE=/path/to/older/dbward, BENCH_KEEP_TMP=1
 set -euo pipefail
 
@@ -48,12 +52,14 @@ DBWARD_BEFORE=${DBWARD_BEFORE:-}
 PGBOUNCER=${PGBOUNCER:-/usr/sbin/pgbouncer}
 STUNNEL=${STUNNEL:-/usr/bin/stunnel4}
 TLS_SINK=${TLS_SINK:-$BUILD/bench/tls_sink}
+DELAY_LINK=${DELAY_LINK:-$BUILD/bench/delay_link}
+BENCH_RTT_US=${BENCH_RTT_US:-1000}
 
 BENCH_NAME=session_cost
 DB_SCRIPT=pg-server.sh
 # shellcheck source=bench/lib.sh
 source "$REPO/bench/lib.sh"
-for b in "$DBWARD" "$PGBOUNCER" "$STUNNEL" "$TLS_SINK"; do [[ -x $b ]] || die "$b not found"; done
+for b in "$DBWARD" "$PGBOUNCER" "$STUNNEL" "$TLS_SINK" "$DELAY_LINK"; do [[ -x $b ]] || die "$b not found"; done
 for c in pgbench psql strace python3 ss; do command -v $c > /dev/null || die "$c not found"; done
 # Each relayed session holds two descriptors in dbward: the idle count is
 # bounded by the open-file limit, which root may raise.
@@ -83,17 +89,19 @@ run_dbward() {
 }
 
 # dbward: one config per variant (its own process, so CPU and syscalls are its own).
-start_dbward() {  # NAME BINARY EXTRA_LISTENER_LINES
-  local name=$1 bin=$2 extra=$3 port
+# Its pid lands in PID[$STAGE NAME], its port in PORT[NAME], or NET_PORT[NAME]
+# for the paths across the emulated network (STAGE=net-).
+start_dbward() {  # NAME BINARY EXTRA_LISTENER_LINES [BACKEND_PORT]
+  local name=$1 bin=$2 extra=$3 backend=${4:-$PGPORT} dir=$TMP/$STAGE$1 port
   port=$(free_port)
-  mkdir -p "$TMP/$name"
-  cat > "$TMP/$name/dbward.yaml" <<EOF
+  mkdir -p "$dir"
+  cat > "$dir/dbward.yaml" <<EOF
 workers: 2
 listeners:
   - name: pg
     protocol: postgres
     listen: 127.0.0.1:$port
-    backend: 127.0.0.1:$PGPORT
+    backend: 127.0.0.1:$backend
     backend_tls:
       verify: full
       ca_file: $CA
@@ -103,11 +111,15 @@ log:
   level: warn
   audit: off
 EOF
-  run_dbward "$name" "$bin" "$TMP/$name/dbward.yaml" "$port"
-  PID[$name]=$RUN_PID
-  PORT[$name]=$port
+  run_dbward "$STAGE$name" "$bin" "$dir/dbward.yaml" "$port"
+  PID[$STAGE$name]=$RUN_PID
+  set_port "$name" "$port"
 }
-declare -A PID PORT
+declare -A PID PORT NET_PORT
+STAGE=
+set_port() { if [[ -n $STAGE ]]; then NET_PORT[$1]=$2; else PORT[$1]=$2; fi; }  # NAME PORT
+path_port() { if [[ -n $STAGE ]]; then echo "${NET_PORT[$1]}"; else echo "${PORT[$1]}"; fi; }  # NAME
+PORT[direct]=$PGPORT
 PATHS=(direct)
 if [[ -n $DBWARD_BEFORE ]]; then
   start_dbward dbward-before "$DBWARD_BEFORE" ""
@@ -118,64 +130,73 @@ start_dbward dbward-warm "$DBWARD" "    warm_backends: {count: 8, max_age: 20s}"
 PATHS+=(dbward dbward-warm)
 
 # pgbouncer (session pool; md5_user from an auth_file)
-PGB=$TMP/pgbouncer
-mkdir -p "$PGB"
-PORT[pgbouncer]=$(free_port)
 MD5_SECRET=$(su_psql -d postgres -Atc "select passwd from pg_shadow where usename = 'md5_user'")
-printf '"md5_user" "%s"\n' "$MD5_SECRET" > "$PGB/userlist.txt"
-cat > "$PGB/pgbouncer.ini" <<EOF
+start_pgbouncer() {  # NAME BACKEND_PORT: as start_dbward
+  local name=$1 backend=$2 dir=$TMP/$STAGE$1 port
+  port=$(free_port)
+  mkdir -p "$dir"
+  printf '"md5_user" "%s"\n' "$MD5_SECRET" > "$dir/userlist.txt"
+  cat > "$dir/pgbouncer.ini" <<EOF
 [databases]
-app = host=127.0.0.1 port=$PGPORT dbname=app
+app = host=127.0.0.1 port=$backend dbname=app
 [pgbouncer]
 listen_addr = 127.0.0.1
-listen_port = ${PORT[pgbouncer]}
+listen_port = $port
 unix_socket_dir =
 auth_type = md5
-auth_file = $PGB/userlist.txt
+auth_file = $dir/userlist.txt
 pool_mode = session
 max_client_conn = 200
 default_pool_size = 20
 server_tls_sslmode = verify-full
 server_tls_ca_file = $CA
-logfile = $PGB/pgbouncer.log
+logfile = $dir/pgbouncer.log
 log_connections = 0
 log_disconnections = 0
 EOF
-chown -R postgres: "$PGB"
-if [[ $(id -u) -eq 0 ]]; then PGB_USER=(-u postgres); else PGB_USER=(); fi
-"$PGBOUNCER" "${PGB_USER[@]}" "$PGB/pgbouncer.ini" > "$PGB/stdout.log" 2>&1 &
-LIVE[$!]=pgbouncer
-PID[pgbouncer]=$!
-wait_listen "${PORT[pgbouncer]}" "$!" pgbouncer "$PGB/stdout.log"
+  chown -R postgres: "$dir"
+  local as_postgres=()
+  [[ $(id -u) -eq 0 ]] && as_postgres=(-u postgres)
+  "$PGBOUNCER" "${as_postgres[@]}" "$dir/pgbouncer.ini" > "$dir/stdout.log" 2>&1 &
+  LIVE[$!]=$STAGE$name
+  PID[$STAGE$name]=$!
+  set_port "$name" "$port"
+  wait_listen "$port" "$!" "$STAGE$name" "$dir/stdout.log"
+}
+start_pgbouncer pgbouncer "$PGPORT"
 
 # stunnel
-ST=$TMP/stunnel
-mkdir -p "$ST"
-PORT[stunnel]=$(free_port)
-cat > "$ST/stunnel.conf" <<EOF
+start_stunnel() {  # NAME BACKEND_PORT: as start_dbward
+  local name=$1 backend=$2 dir=$TMP/$STAGE$1 port
+  port=$(free_port)
+  mkdir -p "$dir"
+  cat > "$dir/stunnel.conf" <<EOF
 foreground = yes
 pid =
 debug = warning
-output = $ST/stunnel.log
+output = $dir/stunnel.log
 [pg]
 client = yes
-accept = 127.0.0.1:${PORT[stunnel]}
-connect = 127.0.0.1:$PGPORT
+accept = 127.0.0.1:$port
+connect = 127.0.0.1:$backend
 protocol = pgsql
 verifyChain = yes
 CAfile = $CA
 checkHost = localhost
 EOF
-"$STUNNEL" "$ST/stunnel.conf" > "$ST/stdout.log" 2>&1 &
-LIVE[$!]=stunnel
-PID[stunnel]=$!
-wait_listen "${PORT[stunnel]}" "$!" stunnel "$ST/stdout.log"
+  "$STUNNEL" "$dir/stunnel.conf" > "$dir/stdout.log" 2>&1 &
+  LIVE[$!]=$STAGE$name
+  PID[$STAGE$name]=$!
+  set_port "$name" "$port"
+  wait_listen "$port" "$!" "$STAGE$name" "$dir/stdout.log"
+}
+start_stunnel stunnel "$PGPORT"
 PATHS+=(pgbouncer stunnel)
 
 target() {  # PATH -> conninfo
   case $1 in
-    direct) conninfo localhost "$PGPORT" md5_user "hostaddr=127.0.0.1 $DIRECT_TLS" ;;
-    *) conninfo 127.0.0.1 "${PORT[$1]}" md5_user "sslmode=disable" ;;
+    direct) conninfo localhost "$(path_port direct)" md5_user "hostaddr=127.0.0.1 $DIRECT_TLS" ;;
+    *) conninfo 127.0.0.1 "$(path_port "$1")" md5_user "sslmode=disable" ;;
   esac
 }
 pgb() {  # PATH OUT ARGS...: pgbench -S -M prepared, md5_user
@@ -271,6 +292,51 @@ for p in "${PATHS[@]}"; do
     CLIMS[$p]=$(median ${CLIMS[$p]:-})
   }
 done
+
+# Connect per request across a network. On one machine the client, the proxy
+# and the server share the CPUs, and at -c 8 they are all busy (the table
+# above). Where dbward is meant to stand, beside the application, the server
+# is a network away: every round trip of the connection's set-up costs the
+# client time, and the server's CPUs are its own. bench/delay_link stands for
+# that network between the client host (pgbench and each proxy) and
+# PostgreSQL, BENCH_RTT_US round trip; -c 1 and -c 4 keep this machine's CPUs
+# from being the bound.
+log "connect per request across a ${BENCH_RTT_US} µs round trip (bench/delay_link)"
+"$DELAY_LINK" --listen 127.0.0.1:0 --to "127.0.0.1:$PGPORT" --rtt-us "$BENCH_RTT_US" > "$TMP/delay_link.out" 2>&1 &
+LIVE[$!]=delay_link
+for _ in $(seq 50); do grep -q "listening on" "$TMP/delay_link.out" && break; sleep 0.1; done
+LINK_PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$TMP/delay_link.out")
+[[ -n $LINK_PORT ]] || die "delay_link did not start: $(cat "$TMP/delay_link.out")"
+STAGE=net-
+NET_PORT[direct]=$LINK_PORT
+start_dbward dbward "$DBWARD" "" "$LINK_PORT"
+start_dbward dbward-warm "$DBWARD" "    warm_backends: {count: 8, max_age: 20s}" "$LINK_PORT"
+start_pgbouncer pgbouncer "$LINK_PORT"
+start_stunnel stunnel "$LINK_PORT"
+NET_PATHS=(direct dbward dbward-warm pgbouncer stunnel)
+declare -A NCONN1 NLAT1 NCONN4
+for round in $(seq "$BENCH_ROUNDS"); do
+  k=$(((round - 1) % ${#NET_PATHS[@]}))
+  order=("${NET_PATHS[@]:k}" "${NET_PATHS[@]:0:k}")
+  for p in "${order[@]}"; do
+    log "round $round/$BENCH_ROUNDS across the network: $p"
+    if pgb "$p" "$TMP/net-$p.C1" -C -c 1 -j 1 -T "$BENCH_SECONDS"; then
+      NCONN1[$p]+=" $(field tps "$TMP/net-$p.C1")"
+      NLAT1[$p]+=" $(awk -v l="$(field 'latency average' "$TMP/net-$p.C1")" 'BEGIN { printf "%.0f", l * 1000 }')"
+    fi
+    pgb "$p" "$TMP/net-$p.C4" -C -c 4 -j 2 -T "$BENCH_SECONDS" && NCONN4[$p]+=" $(field tps "$TMP/net-$p.C4")"
+  done
+done
+for p in "${NET_PATHS[@]}"; do
+  # shellcheck disable=SC2086  # the lists are space-separated on purpose
+  {
+    NCONN1[$p]=$(median ${NCONN1[$p]:-})
+    NLAT1[$p]=$(median ${NLAT1[$p]:-})
+    NCONN4[$p]=$(median ${NCONN4[$p]:-})
+  }
+  kill "${PID[net-$p]:-}" 2> /dev/null || true
+done
+STAGE=
 
 # KiB per idle session at scale, against bench/tls_sink (a real PostgreSQL
 # cannot hold 10 000 sessions on this machine; the node-postgres row after
@@ -479,6 +545,18 @@ awk -v s="${SRVMS[direct]:-0}" -v c="${CLIMS[direct]:-0}" -v w="${SRVMS[dbward-w
   printf "1.5x the direct rate on this machine needs at most %.2f ms of CPU per connection, all processes together;\n", (s + c) / 1.5
   printf "PostgreSQL alone spends %.2f ms on each (%.2f ms on a warm leg), which no proxy in front of it removes.\n", s, w
 }'
+printf '\nConnect per request across a %s µs round trip (bench/delay_link between the client host and PostgreSQL), medians\n' "$BENCH_RTT_US"
+printf '%-14s %9s %6s %11s %8s %9s %6s\n' path "conn/s c1" "×dir" "conn lat µs" added "conn/s c4" "×dir"
+for p in "${NET_PATHS[@]}"; do
+  awk -v p="$p" -v c1="${NCONN1[$p]:--}" -v d1="${NCONN1[direct]:-0}" -v l="${NLAT1[$p]:--}" -v dl="${NLAT1[direct]:-0}" \
+    -v c4="${NCONN4[$p]:--}" -v d4="${NCONN4[direct]:-0}" 'BEGIN {
+      r1 = (c1 == "-" || d1 == 0) ? "-" : sprintf("%.2f", c1 / d1)
+      r4 = (c4 == "-" || d4 == 0) ? "-" : sprintf("%.2f", c4 / d4)
+      add = (l == "-" || p == "direct") ? "-" : sprintf("%+d", l - dl)
+      printf "%-14s %9s %6s %11s %8s %9s %6s\n", p, (c1 == "-" ? c1 : sprintf("%.0f", c1)), r1, l, add,
+        (c4 == "-" ? c4 : sprintf("%.0f", c4)), r4
+    }'
+done
 printf '\nKiB per idle session (plaintext client -> dbward -> TLS backend, %s sessions): %s' "$BENCH_IDLE" "$IDLE_AFTER"
 [[ -n $IDLE_BEFORE ]] && printf ' (before: %s)' "$IDLE_BEFORE"
 printf '\nKiB per idle session (TLS client -> dbward -> TLS backend, %s logged-in sessions to tls_sink --protocol postgres): %s' "$BENCH_IDLE" "$TLSIDLE_AFTER"
